@@ -1,0 +1,39 @@
+# Yiwangtong — one command per chore. Needs only python3 (3.11+) on the machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: help run test lint format bench migrate demo clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+run: $(STAMP)  ## migrate, seed the demo data and serve on 127.0.0.1:8000 (embedded mode)
+	$(PY) -m api.cli serve
+
+test: $(STAMP) lint  ## lint, then the whole suite (PostgreSQL/Redis when YWT_TEST_DATABASE_URL/YWT_TEST_REDIS_URL are set)
+	$(PY) -m pytest
+
+lint: $(STAMP)  ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)  ## ruff format and autofix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+migrate: $(STAMP)  ## apply database migrations
+	$(PY) -m api.cli migrate
+
+bench: $(STAMP)  ## wrk against the service and a bare Sanic app, figures and ratios
+	$(PY) bench/run.py
+
+clean:  ## remove the virtualenv and local data
+	rm -rf $(VENV) data

@@ -1,0 +1,150 @@
+"""create_app(settings) -> Sanic: configuration, listeners, middleware, error handlers, routes."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+
+import orjson
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse
+
+from api.catalog.service import CatalogCache
+from api.config import ConfigError, Settings, load_settings
+from api.db import close_database, open_database, ping_database
+from api.errors import problem, register_error_handlers
+from api.http import json_bytes
+from api.kv import make_redis
+from api.logs import setup_logging
+from api.routes import api_v1
+
+access_log = logging.getLogger("ywt.access")
+log = logging.getLogger("ywt.app")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
+
+
+def create_app(settings: Settings | None = None) -> Sanic:
+    if settings is None:
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            # the one line an operator needs, no traceback
+            print(exc, file=sys.stderr)
+            raise SystemExit(2) from None
+    setup_logging(settings.app.log_level)
+
+    app = Sanic(settings.app.name, dumps=_dumps)
+    app.ctx.settings = settings
+    _configure(app, settings)
+    register_error_handlers(app)
+    app.blueprint(api_v1())
+    _register_health(app)
+    _register_middleware(app)
+    app.register_listener(open_resources, "before_server_start")
+    app.register_listener(close_resources, "after_server_stop")
+    return app
+
+
+def _dumps(obj: object, **_: object) -> str:
+    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _configure(app: Sanic, settings: Settings) -> None:
+    app.config.REQUEST_MAX_SIZE = settings.server.max_body_bytes
+    app.config.ACCESS_LOG = False
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.DEBUG = settings.server.debug and settings.embedded
+    app.config.PROXIES_COUNT = 0
+    app.config.REAL_IP_HEADER = None
+    app.config.OAS_URL_PREFIX = "/docs"
+    app.config.OAS_UI_DEFAULT = "swagger"
+    app.config.OAS_UI_REDOC = False
+    app.config.OAS_AUTODOC = False
+    app.config.OAS_IGNORE_HEAD = True
+    app.config.OAS_IGNORE_OPTIONS = True
+    app.config.CORS = bool(settings.server.cors_origins)
+    app.config.CORS_ORIGINS = ",".join(settings.server.cors_origins)
+    app.config.HEALTH = False
+    app.ext.openapi.describe(
+        "Yiwangtong 一网通 API",
+        version="1",
+        description="一网通办：统一身份认证、电子证照、社区通办、消息推送、便民查询。错误一律为 RFC 9457 problem+json。",
+    )
+    app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer", bearer_format="JWT")
+
+
+async def open_resources(app: Sanic) -> None:
+    """Per worker process: database pool, Redis client, outside-system clients."""
+    settings: Settings = app.ctx.settings
+    await open_database(settings)
+    app.ctx.redis = make_redis(settings)
+    app.ctx.catalog_cache = CatalogCache(app.ctx.redis, settings.catalog.cache_ttl)
+
+
+async def close_resources(app: Sanic) -> None:
+    redis = getattr(app.ctx, "redis", None)
+    if redis is not None:
+        await redis.aclose()
+    await close_database()
+
+
+def _register_health(app: Sanic) -> None:
+    @app.get("/healthz")
+    async def healthz(request: Request) -> HTTPResponse:
+        """The process is up."""
+        return json_bytes(b'{"status":"ok"}')
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> HTTPResponse:
+        """The database and Redis answer; 503 names the one that doesn't."""
+        down = []
+        try:
+            await ping_database()
+        except Exception:  # noqa: BLE001 — any failure means not ready
+            down.append("database")
+        try:
+            await request.app.ctx.redis.ping()
+        except Exception:  # noqa: BLE001
+            down.append("redis")
+        if down:
+            return problem(
+                request,
+                503,
+                "not_ready",
+                "服务未就绪",
+                "不可用：" + "、".join(down),
+                extra={"unavailable": down},
+            )
+        return json_bytes(b'{"status":"ready","database":"ok","redis":"ok"}')
+
+
+def _register_middleware(app: Sanic) -> None:
+    @app.on_request(priority=100)
+    async def start(request: Request) -> None:
+        given = request.headers.get("x-request-id", "")
+        request.ctx.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request.ctx.started = time.perf_counter()
+
+    @app.on_response(priority=100)
+    async def finish(request: Request, response: HTTPResponse) -> None:
+        request_id = getattr(request.ctx, "request_id", None) or uuid.uuid4().hex
+        response.headers["X-Request-ID"] = request_id
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        started = getattr(request.ctx, "started", None)
+        latency = round((time.perf_counter() - started) * 1000, 2) if started else None
+        # the path only: query strings may carry personal data
+        access_log.info(
+            "",
+            extra={
+                "fields": {
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status,
+                    "latency_ms": latency,
+                    "request_id": request_id,
+                }
+            },
+        )

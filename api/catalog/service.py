@@ -1,0 +1,234 @@
+"""Catalogue reads. Answers are serialised once and kept in Redis under the catalogue's version;
+every catalogue change bumps the version, so no stale answer outlives a change."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Awaitable, Callable
+
+import orjson
+from redis.asyncio import Redis
+
+from api.catalog.schemas import (
+    DepartmentList,
+    DepartmentOut,
+    FeeOut,
+    ItemGuide,
+    ItemList,
+    ItemsQuery,
+    ItemSummary,
+    MaterialOut,
+    PointList,
+    PointOut,
+    PointsQuery,
+)
+from api.errors import InvalidInput, NotFoundError
+from api.http import decode_cursor, encode_cursor
+from models import catalog as db
+
+VERSION_KEY = "catalog:version"
+
+
+class CatalogCache:
+    def __init__(self, redis: Redis, ttl: int) -> None:
+        self.redis = redis
+        self.ttl = ttl
+
+    async def get_or_build(self, key: str, build: Callable[[], Awaitable[bytes]]) -> bytes:
+        version = await self.redis.get(VERSION_KEY) or b"0"
+        full_key = f"catalog:{version.decode()}:{key}"
+        cached = await self.redis.get(full_key)
+        if cached is not None:
+            return cached
+        body = await build()
+        await self.redis.set(full_key, body, ex=self.ttl)
+        return body
+
+    async def invalidate(self) -> None:
+        await self.redis.incr(VERSION_KEY)
+
+
+def _dump(model: DepartmentList | ItemList | ItemGuide | PointList | PointOut) -> bytes:
+    return orjson.dumps(model.model_dump(mode="json"))
+
+
+def _department(dep: db.Department) -> DepartmentOut:
+    return DepartmentOut(code=dep.code, name=dep.name, phone=dep.phone)
+
+
+def _summary_fields(item: db.ServiceItem) -> dict:
+    return {
+        "code": item.code,
+        "name": item.name,
+        "department": _department(item.department),
+        "kind": item.kind,
+        "promised_days": item.promised_days,
+        "statutory_days": item.statutory_days,
+        "fee": None if item.fee_fen is None else FeeOut(amount_fen=item.fee_fen, basis=item.fee_basis),
+        "channels": item.channels,
+        "community_level": item.community_level,
+        "delivery_modes": item.delivery_modes,
+    }
+
+
+async def list_departments(cache: CatalogCache) -> bytes:
+    async def build() -> bytes:
+        deps = await db.departments_ordered()
+        return _dump(DepartmentList(items=[_department(d) for d in deps]))
+
+    return await cache.get_or_build("departments", build)
+
+
+async def list_items(cache: CatalogCache, query: ItemsQuery, limit: int) -> bytes:
+    after = decode_cursor(query.cursor, "after")
+    key = "items:" + _digest([query.q, query.department, query.kind, query.community_level, after, limit])
+
+    async def build() -> bytes:
+        department_id = None
+        if query.department:
+            dep = await db.department_by_code(query.department)
+            if dep is None:
+                raise _unknown("department", "没有这个部门")
+            department_id = dep.id
+        rows = await db.items_page(
+            q=query.q,
+            department_id=department_id,
+            kind=query.kind,
+            community_level=query.community_level,
+            after_code=str(after) if after is not None else None,
+            limit=limit + 1,
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor({"after": rows[-1].code}) if more else None
+        return _dump(
+            ItemList(items=[ItemSummary(**_summary_fields(i)) for i in rows], next_cursor=next_cursor)
+        )
+
+    return await cache.get_or_build(key, build)
+
+
+async def get_item(cache: CatalogCache, code: str) -> bytes:
+    async def build() -> bytes:
+        item = await db.item_with_guide(code)
+        if item is None:
+            raise NotFoundError("没有这个事项", code="item_not_found")
+        materials = sorted(item.materials, key=lambda m: m.position)
+        return _dump(
+            ItemGuide(
+                **_summary_fields(item),
+                legal_basis=item.legal_basis,
+                scope=item.scope,
+                conditions=item.conditions,
+                process=item.process,
+                materials=[
+                    MaterialOut(
+                        code=m.code,
+                        name=m.name,
+                        basis=m.basis,
+                        form=m.form,
+                        copies=m.copies,
+                        required=m.required,
+                        notes=m.notes,
+                        sample=m.sample,
+                    )
+                    for m in materials
+                ],
+            )
+        )
+
+    if len(code) > 64:
+        raise NotFoundError("没有这个事项", code="item_not_found")
+    return await cache.get_or_build("item:" + code, build)
+
+
+def _point(point: db.ServicePoint, distance_m: int | None = None) -> PointOut:
+    community = point.community
+    return PointOut(
+        code=point.code,
+        name=point.name,
+        level=point.level,
+        district={"code": point.district.code, "name": point.district.name},
+        community=None if community is None else {"code": community.code, "name": community.name},
+        address=point.address,
+        latitude=point.latitude,
+        longitude=point.longitude,
+        phone=point.phone,
+        opening_hours=point.opening_hours,
+        services=point.services,
+        distance_m=distance_m,
+    )
+
+
+def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> int:
+    """Great-circle distance in metres (haversine, mean Earth radius)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return round(2 * 6371008.8 * math.asin(math.sqrt(a)))
+
+
+async def list_points(cache: CatalogCache, query: PointsQuery, limit: int) -> bytes:
+    position_key = "offset" if query.near else "after"
+    position = decode_cursor(query.cursor, position_key)
+    if query.near and position is not None and (not isinstance(position, int) or position < 0):
+        raise _unknown("cursor", "无效的分页游标", code="invalid_cursor")
+    key = "points:" + _digest([query.district, query.community, query.service, query.near, position, limit])
+
+    async def build() -> bytes:
+        district_id = community_id = None
+        if query.district:
+            district = await db.district_by_code(query.district)
+            if district is None:
+                raise _unknown("district", "没有这个区县")
+            district_id = district.id
+        if query.community:
+            community = await db.community_by_code(query.community)
+            if community is None:
+                raise _unknown("community", "没有这个社区")
+            community_id = community.id
+        qs = db.points_filtered(district_id=district_id, community_id=community_id, service=query.service)
+        if query.near:
+            lat, lng = (float(p) for p in query.near.split(","))
+            # a city has a few hundred points at most: rank them all, then page by offset
+            ranked = sorted(
+                ((distance_m(lat, lng, p.latitude, p.longitude), p.code, p) for p in await qs),
+                key=lambda t: (t[0], t[1]),
+            )
+            start = position or 0
+            window = ranked[start : start + limit]
+            more = start + limit < len(ranked)
+            items = [_point(p, d) for d, _, p in window]
+            next_cursor = encode_cursor({"offset": start + limit}) if more else None
+        else:
+            if position is not None:
+                qs = qs.filter(code__gt=str(position))
+            rows = await qs.limit(limit + 1)
+            more = len(rows) > limit
+            rows = rows[:limit]
+            items = [_point(p) for p in rows]
+            next_cursor = encode_cursor({"after": rows[-1].code}) if more else None
+        return _dump(PointList(items=items, next_cursor=next_cursor))
+
+    return await cache.get_or_build(key, build)
+
+
+async def get_point(cache: CatalogCache, code: str) -> bytes:
+    async def build() -> bytes:
+        point = await db.point_by_code(code)
+        if point is None:
+            raise NotFoundError("没有这个服务网点", code="point_not_found")
+        return _dump(_point(point))
+
+    if len(code) > 32:
+        raise NotFoundError("没有这个服务网点", code="point_not_found")
+    return await cache.get_or_build("point:" + code, build)
+
+
+def _digest(parts: list) -> str:
+    return hashlib.blake2b(orjson.dumps(parts), digest_size=12).hexdigest()
+
+
+def _unknown(field: str, message: str, code: str = "unknown_filter_value") -> InvalidInput:
+    return InvalidInput(message, code=code, errors=[{"field": field, "message": message}])

@@ -1,0 +1,155 @@
+"""python -m api.cli COMMAND — migrate, seed, load-catalog, serve (and more as areas arrive)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from api.config import PROJECT_ROOT, ConfigError, Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+async def _with_db(settings: Settings, work):  # noqa: ANN001, ANN202
+    from api.db import close_database, open_database
+
+    await open_database(settings)
+    try:
+        return await work()
+    finally:
+        await close_database()
+
+
+def cmd_migrate(settings: Settings) -> int:
+    from api.db import migrate
+
+    asyncio.run(migrate(settings))
+    print("migrations applied")
+    return 0
+
+
+def _print_report(report) -> None:  # noqa: ANN001
+    if not report.ok:
+        print(f"catalogue NOT loaded: {len(report.errors)} error(s)", file=sys.stderr)
+        for err in report.errors:
+            print(f"  {err}", file=sys.stderr)
+        return
+    sections = sorted({*report.created, *report.updated, *report.unchanged})
+    parts = [
+        f"{s}: {report.created.get(s, 0)} created, {report.updated.get(s, 0)} updated, {report.unchanged.get(s, 0)} unchanged"
+        for s in sections
+    ]
+    print("catalogue loaded — " + "; ".join(parts))
+
+
+async def _load_catalog(settings: Settings, path: Path) -> int:
+    from api.catalog.importer import load_file
+
+    report = await _with_db(settings, lambda: load_file(path))
+    _print_report(report)
+    if report.ok and report.changed:
+        await _invalidate_catalog_cache(settings)
+    return 0 if report.ok else 1
+
+
+async def _invalidate_catalog_cache(settings: Settings) -> None:
+    if settings.memory_redis:
+        return  # an in-process cache lives and dies with the server; its answers expire after catalog.cache_ttl
+    from api.catalog.service import VERSION_KEY
+    from api.kv import make_redis
+
+    redis = make_redis(settings)
+    try:
+        await redis.incr(VERSION_KEY)
+    finally:
+        await redis.aclose()
+
+
+async def _seed(settings: Settings) -> None:
+    from models.catalog import ServiceItem
+
+    async def work() -> None:
+        if await ServiceItem.all().count() == 0:
+            from api.catalog.importer import load_file
+
+            _print_report(await load_file(settings.path(settings.catalog.seed_file)))
+        else:
+            print("catalogue present, not seeded again")
+
+    await _with_db(settings, work)
+
+
+def cmd_serve(settings: Settings) -> int:
+    from api.db import migrate
+
+    asyncio.run(migrate(settings))
+    if settings.embedded and settings.app.seed_demo:
+        asyncio.run(_seed(settings))
+    workers = 1 if settings.memory_redis else settings.server.workers
+    if workers > 1:
+        sanic = str(Path(sys.executable).with_name("sanic"))
+        os.execv(
+            sanic,
+            [
+                sanic,
+                "api.app:create_app",
+                "--factory",
+                "--host",
+                settings.server.host,
+                "--port",
+                str(settings.server.port),
+                "--workers",
+                str(workers),
+                "--no-access-logs",
+            ],
+        )
+    from api.app import create_app
+
+    app = create_app(settings)
+    print(f"serving on http://{settings.server.host}:{settings.server.port} (docs at /docs)", flush=True)
+    app.run(
+        host=settings.server.host,
+        port=settings.server.port,
+        single_process=True,
+        access_log=False,
+        motd=False,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m api.cli", description="Yiwangtong command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("seed", help="load the demo catalogue if the database has none")
+    load = sub.add_parser("load-catalog", help="validate a catalogue file and upsert it (all or nothing)")
+    load.add_argument("file", type=Path)
+    sub.add_parser("serve", help="migrate, seed (embedded mode) and serve")
+    args = parser.parse_args(argv)
+    if getattr(args, "file", None) is not None:
+        args.file = args.file.resolve()  # relative to where the operator stands, before we move
+    os.chdir(PROJECT_ROOT)
+    settings = _settings()
+    if args.command == "migrate":
+        return cmd_migrate(settings)
+    if args.command == "seed":
+        asyncio.run(_seed(settings))
+        return 0
+    if args.command == "load-catalog":
+        return asyncio.run(_load_catalog(settings, args.file))
+    if args.command == "serve":
+        return cmd_serve(settings)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""Typed settings: defaults from config.toml, overridden by YWT_<SECTION>__<KEY> environment variables.
+
+Settings are validated once at start; a bad value raises ConfigError whose message is one line naming the
+variable (or key) and the problem, so the start stops with a clear line and no traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config.toml"
+ENV_PREFIX = "YWT_"
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; str(err) is one line naming it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any, info: Any) -> Any:
+        # environment variables arrive as text; a list setting takes "a,b,c"
+        field = cls.model_fields.get(info.field_name)
+        if (
+            isinstance(value, str)
+            and field is not None
+            and getattr(field.annotation, "__origin__", None) is list
+        ):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class AppSection(_Section):
+    mode: Literal["embedded", "production"] = "embedded"
+    name: str = "ywt"
+    data_dir: Path = Path("data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    seed_demo: bool = True
+
+
+class ServerSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=256)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    trusted_proxies: list[str] = []
+    cors_origins: list[str] = []
+    debug: bool = False
+
+
+class DatabaseSection(_Section):
+    url: str = "sqlite://data/ywt.sqlite3"
+    pool_max: int = Field(10, ge=1, le=500)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in {"sqlite", "postgres", "postgresql", "asyncpg"}:
+            raise ValueError("must be a sqlite://… or postgres://… URL")
+        if scheme != "sqlite" and not urlsplit(value).hostname:
+            raise ValueError("a postgres URL needs a host")
+        return value
+
+
+class RedisSection(_Section):
+    url: str = "memory://"
+    timeout: float = Field(2.0, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value != "memory://" and urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError('must be "memory://" or a redis://… URL')
+        return value
+
+
+class CatalogSection(_Section):
+    cache_ttl: int = Field(300, ge=1)
+    seed_file: Path = Path("seeds/catalog.json")
+
+
+class PaginationSection(_Section):
+    default_limit: int = Field(20, ge=1)
+    max_limit: int = Field(100, ge=1)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    app: AppSection = AppSection()
+    server: ServerSection = ServerSection()
+    database: DatabaseSection = DatabaseSection()
+    redis: RedisSection = RedisSection()
+    catalog: CatalogSection = CatalogSection()
+    pagination: PaginationSection = PaginationSection()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.pagination.default_limit > self.pagination.max_limit:
+            raise ValueError("pagination.default_limit is larger than pagination.max_limit")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return self.app.mode == "embedded"
+
+    @property
+    def memory_redis(self) -> bool:
+        return self.redis.url == "memory://"
+
+    def path(self, relative: Path) -> Path:
+        """A configured path, relative ones taken from the project root."""
+        return relative if relative.is_absolute() else PROJECT_ROOT / relative
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path(self.app.data_dir)
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite file anchored at the project root."""
+        url = self.database.url
+        if url.startswith("sqlite://") and url != "sqlite://:memory:":
+            file = Path(url.removeprefix("sqlite://"))
+            if not file.is_absolute():
+                return "sqlite://" + str(PROJECT_ROOT / file)
+        return url
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    overrides: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].partition("__")
+        overrides.setdefault(section.lower(), {})[key.lower()] = value
+    return overrides
+
+
+def _one_line(err: ValidationError, from_env: dict[str, dict[str, str]]) -> str:
+    first = err.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    section, key = (loc + ["", ""])[:2]
+    if section in from_env and key in from_env[section]:
+        where = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+    elif first["type"] == "extra_forbidden" and section in from_env:
+        where = f"{ENV_PREFIX}{section.upper()}__{key.upper()}" if key else section
+    else:
+        where = ".".join(loc) or "settings"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown setting"
+    return f"configuration error: {where}: {message}"
+
+
+def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read config.toml, apply YWT_* overrides, validate. Raises ConfigError with one line."""
+    file = config_file or Path(os.environ.get("YWT_CONFIG_FILE", DEFAULT_CONFIG_FILE))
+    try:
+        data: dict[str, Any] = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration error: {file}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration error: {file}: {exc}") from None
+    env = _env_overrides(os.environ if environ is None else environ)
+    for section, values in env.items():
+        if section not in Settings.model_fields:
+            name = next(iter(values))
+            raise ConfigError(
+                f"configuration error: {ENV_PREFIX}{section.upper()}__{name.upper()}: unknown section"
+            )
+        data.setdefault(section, {}).update(values)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, env)) from None

@@ -1,0 +1,72 @@
+"""Tortoise ORM configuration: one app, "models", whose migrations live in migrations/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import Tortoise, connections
+
+from api.config import Settings
+
+MODEL_MODULES = [
+    "models.catalog",
+]
+
+
+def tortoise_config(settings: Settings) -> dict[str, Any]:
+    url = settings.database_url
+    if url.startswith(("postgres://", "postgresql://")):
+        url = "asyncpg://" + url.split("://", 1)[1]
+        sep = "&" if "?" in url else "?"
+        if "maxsize=" not in url:
+            url += f"{sep}minsize=1&maxsize={settings.database.pool_max}"
+    return {
+        "connections": {"default": url},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "migrations": "migrations",
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "Asia/Shanghai",
+    }
+
+
+async def open_database(settings: Settings) -> None:
+    if settings.database_url.startswith("sqlite://"):
+        from pathlib import Path
+
+        Path(settings.database_url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
+    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+
+
+async def close_database() -> None:
+    await Tortoise.close_connections()
+
+
+async def ping_database() -> None:
+    """Raise if the database does not answer a trivial query."""
+    await connections.get("default").execute_query("SELECT 1")
+
+
+async def migrate(settings: Settings) -> None:
+    """Apply every migration in migrations/ (what `make migrate` and `make run` do)."""
+    from tortoise.migrations.api import migrate as run_migrations
+
+    if settings.database_url.startswith("sqlite://"):
+        from pathlib import Path
+
+        Path(settings.database_url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
+    await run_migrations(config=tortoise_config(settings))
+    await Tortoise.close_connections()
+
+
+def __getattr__(name: str) -> Any:
+    # `tortoise makemigrations` reads TORTOISE_ORM=api.db.TORTOISE_ORM; built on demand, never at import
+    if name == "TORTOISE_ORM":
+        from api.config import load_settings
+
+        return tortoise_config(load_settings())
+    raise AttributeError(name)

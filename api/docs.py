@@ -1,0 +1,91 @@
+"""One decorator that describes a route in the OpenAPI document from our pydantic models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sanic_ext import openapi
+from sanic_ext.extensions.openapi.types import Schema
+
+T = TypeVar("T")
+
+ERROR_TEXT = {
+    400: "请求有误",
+    401: "未登录或令牌无效",
+    403: "无权进行此操作",
+    404: "资源不存在",
+    409: "与当前状态冲突",
+    413: "请求体过大",
+    422: "输入不符合要求",
+    429: "请求过于频繁",
+    503: "依赖的服务暂时不可用",
+}
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with our stable `code` and the request id."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    request_id: str | None
+    errors: list[FieldError] | None = None
+
+
+def _param_schema(spec: dict[str, Any]) -> Schema:
+    options = [s for s in spec.get("anyOf", [spec]) if s.get("type") != "null"]
+    chosen = dict(options[0]) if options else {"type": "string"}
+    chosen.pop("title", None)
+    if "const" in chosen:
+        chosen["enum"] = [chosen.pop("const")]
+    return Schema(**chosen)
+
+
+def documented(
+    summary: str,
+    *,
+    tag: str,
+    query: type[BaseModel] | None = None,
+    body: type[BaseModel] | None = None,
+    ok: type[BaseModel] | None = None,
+    status: int = 200,
+    errors: tuple[int, ...] = (),
+    secured: bool = False,
+    content_type: str = "application/json",
+) -> Callable[[T], T]:
+    def decorate(handler: T) -> T:
+        wrapped: Any = handler
+        wrapped = openapi.summary(summary)(wrapped)
+        wrapped = openapi.tag(tag)(wrapped)
+        if query is not None:
+            schema = query.model_json_schema()
+            for name, prop in schema.get("properties", {}).items():
+                wrapped = openapi.parameter(
+                    name,
+                    _param_schema(prop),
+                    "query",
+                    description=prop.get("description", ""),
+                    required=name in schema.get("required", []),
+                )(wrapped)
+        if body is not None:
+            wrapped = openapi.body({content_type: body}, required=True)(wrapped)
+        if ok is not None:
+            wrapped = openapi.response(status, {"application/json": ok}, "成功")(wrapped)
+        else:
+            wrapped = openapi.response(status, None, "成功")(wrapped)
+        for code in sorted({*errors, 422 if (query or body) else 0} - {0}):
+            wrapped = openapi.response(code, {"application/problem+json": Problem}, ERROR_TEXT[code])(wrapped)
+        if secured:
+            wrapped = openapi.secured("bearer")(wrapped)
+        return wrapped
+
+    return decorate

@@ -1,0 +1,228 @@
+"""Expected failures as typed errors, and the one place every error becomes RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sanic import Request, Sanic
+from sanic.exceptions import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    SanicException,
+)
+from sanic.response import HTTPResponse
+from sanic_ext.exceptions import ValidationError as SanicExtValidationError
+from tortoise.exceptions import DBConnectionError
+
+log = logging.getLogger("ywt.errors")
+
+PROBLEM_TYPE_BASE = "https://ywt.example.gov.cn/problems/"
+
+
+class AppError(Exception):
+    """An expected failure with its HTTP status, stable code and a message for people (Chinese)."""
+
+    status: int = 400
+    code: str = "bad_request"
+    title: str = "请求有误"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class InvalidInput(AppError):
+    status = 422
+    code = "validation_failed"
+    title = "输入不符合要求"
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+    title = "未登录或登录已失效"
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+    title = "无权进行此操作"
+
+
+class NotFoundError(AppError):
+    status = 404
+    code = "not_found"
+    title = "资源不存在"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+    title = "与当前状态冲突"
+
+
+class TooManyRequests(AppError):
+    status = 429
+    code = "rate_limited"
+    title = "请求过于频繁，请稍后再试"
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, int(retry_after)))})
+
+
+class ServiceUnavailable(AppError):
+    status = 503
+    code = "service_unavailable"
+    title = "服务暂时不可用"
+
+
+class UpstreamError(AppError):
+    status = 502
+    code = "upstream_error"
+    title = "外部系统返回了无法识别的结果"
+
+
+class UpstreamTimeout(AppError):
+    status = 504
+    code = "upstream_timeout"
+    title = "外部系统响应超时"
+
+
+def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Pydantic errors -> [{field, message}] in our words, nothing about pydantic internals."""
+    out = []
+    for err in errors:
+        field = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query")) or "body"
+        out.append({"field": field, "message": _message_for(err)})
+    return out
+
+
+_MESSAGES = {
+    "missing": "必填",
+    "extra_forbidden": "不允许的字段",
+    "string_too_short": "太短",
+    "string_too_long": "太长",
+    "string_pattern_mismatch": "格式不正确",
+    "int_parsing": "应为整数",
+    "int_type": "应为整数",
+    "float_parsing": "应为数字",
+    "bool_parsing": "应为 true 或 false",
+    "greater_than_equal": "数值太小",
+    "less_than_equal": "数值太大",
+    "greater_than": "数值太小",
+    "less_than": "数值太大",
+    "literal_error": "不是允许的取值",
+    "enum": "不是允许的取值",
+    "json_invalid": "不是合法的 JSON",
+    "model_type": "应为 JSON 对象",
+    "dict_type": "应为 JSON 对象",
+    "list_type": "应为列表",
+    "string_type": "应为字符串",
+}
+
+
+def _message_for(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    if kind == "value_error":
+        # our own validators raise ValueError with a Chinese message meant for people
+        return str(err.get("ctx", {}).get("error", "取值不正确"))
+    if kind == "literal_error" and "expected" in err.get("ctx", {}):
+        return f"不是允许的取值，可选：{err['ctx']['expected']}"
+    return _MESSAGES.get(kind, "取值不正确")
+
+
+def problem(
+    request: Request | None,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> HTTPResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": getattr(getattr(request, "ctx", None), "request_id", None),
+    }
+    if errors is not None:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    return HTTPResponse(
+        orjson.dumps(body), status=status, headers=headers, content_type="application/problem+json"
+    )
+
+
+_SANIC_CODES: list[tuple[type[SanicException], str, str]] = [
+    (NotFound, "not_found", "资源不存在"),
+    (MethodNotAllowed, "method_not_allowed", "不支持该请求方法"),
+    (PayloadTooLarge, "payload_too_large", "请求体过大"),
+    (RequestTimeout, "request_timeout", "请求超时"),
+    (BadRequest, "bad_request", "请求有误"),
+]
+
+
+def register_error_handlers(app: Sanic) -> None:
+    """Route every exception through one function that answers problem+json."""
+
+    @app.exception(Exception)
+    async def _handle(request: Request, exc: Exception) -> HTTPResponse:
+        return to_problem(request, exc)
+
+
+def to_problem(request: Request | None, exc: Exception) -> HTTPResponse:
+    if isinstance(exc, AppError):
+        return problem(
+            request, exc.status, exc.code, exc.title, exc.detail, exc.errors, exc.headers, exc.extra
+        )
+    if isinstance(exc, SanicExtValidationError):
+        errors = getattr(getattr(exc, "extra", None), "get", lambda *_: None)("errors")
+        return problem(
+            request, 422, "validation_failed", "输入不符合要求", "请求内容不符合要求", errors or []
+        )
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        log.error("redis unavailable: %s", type(exc).__name__)
+        return problem(
+            request, 503, "redis_unavailable", "服务暂时不可用", "缓存服务(Redis)暂时不可用，请稍后再试"
+        )
+    if isinstance(exc, DBConnectionError | ConnectionError | OSError):
+        log.error("database unavailable: %s", type(exc).__name__)
+        return problem(request, 503, "database_unavailable", "服务暂时不可用", "数据库暂时不可用，请稍后再试")
+    if isinstance(exc, SanicException):
+        status = int(getattr(exc, "status_code", 500) or 500)
+        if status < 500:
+            for kind, code, title in _SANIC_CODES:
+                if isinstance(exc, kind):
+                    headers = dict(getattr(exc, "headers", {}) or {})
+                    return problem(request, status, code, title, title, headers=headers)
+            return problem(request, status, "bad_request", "请求有误", "请求有误")
+    log.exception("unhandled error")
+    return problem(request, 500, "internal_error", "服务器内部错误", "服务器内部错误，请凭请求编号联系运维")

@@ -1,0 +1,80 @@
+"""Small HTTP helpers shared by every area: strict query parsing, opaque cursors, JSON answers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from sanic import Request
+from sanic.response import HTTPResponse
+
+from api.errors import InvalidInput, field_errors
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class QueryModel(BaseModel):
+    """Base for query-string models: unknown parameters are refused, a parameter given twice is refused."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class PageQuery(QueryModel):
+    limit: int | None = None
+    cursor: str | None = None
+
+    @field_validator("limit")
+    @classmethod
+    def _positive(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError("limit 至少为 1")
+        return value
+
+
+def parse_query(request: Request, model: type[M]) -> M:
+    raw: dict[str, Any] = {}
+    for key, values in request.args.items():
+        if len(values) > 1:
+            raise InvalidInput(errors=[{"field": key, "message": "参数重复"}])
+        raw[key] = values[0]
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(errors=field_errors(exc.errors())) from None
+
+
+def page_limit(request: Request, asked: int | None) -> int:
+    """The page size: the default when not asked, capped at the configured maximum."""
+    pagination = request.app.ctx.settings.pagination
+    return pagination.default_limit if asked is None else min(asked, pagination.max_limit)
+
+
+def encode_cursor(position: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(position)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, expected_key: str) -> Any:
+    """The position inside an opaque cursor; a cursor we did not make is a 422."""
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        position = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeEncodeError, orjson.JSONDecodeError):
+        position = None
+    if not isinstance(position, dict) or expected_key not in position:
+        raise InvalidInput(
+            "分页游标无效", code="invalid_cursor", errors=[{"field": "cursor", "message": "无效的分页游标"}]
+        )
+    return position[expected_key]
+
+
+def json_bytes(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
+    return HTTPResponse(body, status=status, headers=headers, content_type="application/json")
+
+
+def json_model(model: BaseModel, status: int = 200) -> HTTPResponse:
+    return json_bytes(orjson.dumps(model.model_dump(mode="json")), status)

@@ -1,0 +1,1 @@
+"""Tortoise models, one entity (or a tight family) per file, with the queries that read them."""

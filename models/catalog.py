@@ -1,0 +1,197 @@
+"""The standardised catalogue: districts, departments, communities, service points, service items."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
+
+POINT_SERVICES = (
+    "appointment",
+    "extended_hours",
+    "green_channel",
+    "door_to_door",
+    "joint_handling",
+    "online",
+    "weekend_lunchtime",
+)
+
+
+class District(Model):
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=12, unique=True)
+    name = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "district"
+
+
+class Department(Model):
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=128)
+    phone = fields.CharField(max_length=32, default="")
+
+    class Meta:
+        table = "department"
+
+
+class Community(Model):
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=12, unique=True)
+    name = fields.CharField(max_length=128)
+    kind = fields.CharField(max_length=16)  # community | village
+    district: fields.ForeignKeyRelation[District] = fields.ForeignKeyField(
+        "models.District", related_name="communities", on_delete=fields.RESTRICT
+    )
+
+    class Meta:
+        table = "community"
+
+
+class ServicePoint(Model):
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=32, unique=True)
+    name = fields.CharField(max_length=128)
+    level = fields.CharField(max_length=16)  # city | community
+    district: fields.ForeignKeyRelation[District] = fields.ForeignKeyField(
+        "models.District", related_name="points", on_delete=fields.RESTRICT
+    )
+    community: fields.ForeignKeyNullableRelation[Community] = fields.ForeignKeyField(
+        "models.Community", related_name="points", null=True, on_delete=fields.RESTRICT
+    )
+    address = fields.CharField(max_length=256)
+    latitude = fields.FloatField()
+    longitude = fields.FloatField()
+    phone = fields.CharField(max_length=32, default="")
+    opening_hours = fields.CharField(max_length=256, default="")
+    # ",appointment,door_to_door," — comma-wrapped so a plain LIKE filters one service on any database
+    service_tags = fields.CharField(max_length=256, default=",")
+
+    class Meta:
+        table = "service_point"
+
+    @property
+    def services(self) -> list[str]:
+        return [tag for tag in self.service_tags.split(",") if tag]
+
+    @staticmethod
+    def tags_for(services: list[str]) -> str:
+        ordered = [s for s in POINT_SERVICES if s in set(services)]
+        return "," + ",".join(ordered) + "," if ordered else ","
+
+
+class ServiceItem(Model):
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=128, db_index=True)
+    department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="items", on_delete=fields.RESTRICT
+    )
+    kind = fields.CharField(max_length=16)  # same_day | committed
+    statutory_days = fields.IntField()
+    promised_days = fields.IntField()
+    legal_basis = fields.TextField()
+    fee_fen = fields.IntField(null=True)  # null: free of charge
+    fee_basis = fields.TextField(default="")
+    channels = fields.JSONField(default=list)  # online | counter | community
+    community_level = fields.BooleanField(default=False, db_index=True)
+    scope = fields.CharField(max_length=32, default="city_wide")
+    delivery_modes = fields.JSONField(default=list)  # pickup | mail | grid_worker
+    conditions = fields.JSONField(default=list)
+    process = fields.JSONField(default=list)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    materials: fields.ReverseRelation[ItemMaterial]
+
+    class Meta:
+        table = "service_item"
+
+
+class ItemMaterial(Model):
+    id = fields.IntField(primary_key=True)
+    item: fields.ForeignKeyRelation[ServiceItem] = fields.ForeignKeyField(
+        "models.ServiceItem", related_name="materials", on_delete=fields.CASCADE
+    )
+    position = fields.IntField()
+    code = fields.CharField(max_length=32)
+    name = fields.CharField(max_length=128)
+    basis = fields.TextField(default="")
+    form = fields.CharField(max_length=16)  # original | copy | electronic
+    copies = fields.IntField(default=1)
+    required = fields.BooleanField(default=True)
+    notes = fields.TextField(default="")
+    sample = fields.CharField(max_length=256, null=True)
+
+    class Meta:
+        table = "item_material"
+        unique_together = (("item", "code"),)
+
+
+# ---- queries -------------------------------------------------------------------------------------------
+
+
+def departments_ordered() -> QuerySet[Department]:
+    return Department.all().order_by("code")
+
+
+async def department_by_code(code: str) -> Department | None:
+    return await Department.get_or_none(code=code)
+
+
+async def district_by_code(code: str) -> District | None:
+    return await District.get_or_none(code=code)
+
+
+async def community_by_code(code: str) -> Community | None:
+    return await Community.get_or_none(code=code)
+
+
+def items_page(
+    *,
+    q: str | None,
+    department_id: int | None,
+    kind: str | None,
+    community_level: bool | None,
+    after_code: str | None,
+    limit: int,
+) -> QuerySet[ServiceItem]:
+    """Items matching the filters, ordered by code, starting after `after_code` (keyset)."""
+    qs = ServiceItem.all().select_related("department")
+    if q:
+        from tortoise.expressions import Q
+
+        qs = qs.filter(Q(name__icontains=q) | Q(code__icontains=q))
+    if department_id is not None:
+        qs = qs.filter(department_id=department_id)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if community_level is not None:
+        qs = qs.filter(community_level=community_level)
+    if after_code:
+        qs = qs.filter(code__gt=after_code)
+    return qs.order_by("code").limit(limit)
+
+
+async def item_with_guide(code: str) -> ServiceItem | None:
+    item = await ServiceItem.get_or_none(code=code).select_related("department")
+    if item is not None:
+        await item.fetch_related("materials")
+    return item
+
+
+def points_filtered(
+    *, district_id: int | None, community_id: int | None, service: str | None
+) -> QuerySet[ServicePoint]:
+    qs = ServicePoint.all().select_related("district", "community")
+    if district_id is not None:
+        qs = qs.filter(district_id=district_id)
+    if community_id is not None:
+        qs = qs.filter(community_id=community_id)
+    if service:
+        qs = qs.filter(service_tags__contains=f",{service},")
+    return qs.order_by("code")
+
+
+async def point_by_code(code: str) -> ServicePoint | None:
+    return await ServicePoint.get_or_none(code=code).select_related("district", "community")
