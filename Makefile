@@ -19,7 +19,7 @@ run: $(STAMP)  ## migrate, seed the demo data and serve on 127.0.0.1:8000 (embed
 	$(PY) -m api.cli serve
 
 test: $(STAMP) lint  ## lint, then the whole suite (PostgreSQL/Redis when YWT_TEST_DATABASE_URL/YWT_TEST_REDIS_URL are set)
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 lint: $(STAMP)  ## ruff check and format check
 	$(VENV)/bin/ruff check .

@@ -91,6 +91,35 @@ class CatalogSection(_Section):
     seed_file: Path = Path("seeds/catalog.json")
 
 
+class _Provider(_Section):
+    provider: Literal["sandbox", "http"] = "sandbox"
+    base_url: str = ""
+    timeout: float = Field(5.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _http_needs_url(self) -> _Provider:
+        if self.provider == "http" and urlsplit(self.base_url).scheme not in {"http", "https"}:
+            raise ValueError("provider http needs base_url (http:// or https://)")
+        return self
+
+
+class SmsSection(_Provider):
+    api_key: str = ""
+    sign_name: str = "新余一网通"
+
+
+class PopulationSection(_Provider):
+    api_key: str = ""
+
+
+class WechatSection(_Provider):
+    base_url: str = "https://api.weixin.qq.com"
+    app_id: str = "wx0000000000sandbox"
+    app_secret: str = ""
+    token: str = ""
+    encoding_aes_key: str = ""
+
+
 class PaginationSection(_Section):
     default_limit: int = Field(20, ge=1)
     max_limit: int = Field(100, ge=1)
@@ -105,6 +134,9 @@ class Settings(BaseModel):
     redis: RedisSection = RedisSection()
     catalog: CatalogSection = CatalogSection()
     pagination: PaginationSection = PaginationSection()
+    sms: SmsSection = SmsSection()
+    population: PopulationSection = PopulationSection()
+    wechat: WechatSection = WechatSection()
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
