@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: help run test lint format bench migrate demo clean
+.PHONY: help run test lint format bench migrate migrations demo clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ format: $(STAMP)  ## ruff format and autofix
 
 migrate: $(STAMP)  ## apply database migrations
 	$(PY) -m api.cli migrate
+
+migrations: $(STAMP)  ## generate a migration from model changes (review it; never edit one that landed)
+	TORTOISE_ORM=api.db.TORTOISE_ORM $(VENV)/bin/tortoise makemigrations
 
 bench: $(STAMP)  ## wrk against the service and a bare Sanic app, figures and ratios
 	$(PY) bench/run.py

@@ -10,12 +10,13 @@ import uuid
 
 import orjson
 from sanic import Request, Sanic
+from sanic.exceptions import PayloadTooLarge
 from sanic.response import HTTPResponse
 
 from api.catalog.service import CatalogCache
 from api.config import ConfigError, Settings, load_settings
 from api.db import close_database, open_database, ping_database
-from api.errors import problem, register_error_handlers
+from api.errors import problem, register_error_handlers, request_id_of
 from api.http import json_bytes
 from api.kv import make_redis
 from api.logs import setup_logging
@@ -122,6 +123,16 @@ def _register_health(app: Sanic) -> None:
 
 
 def _register_middleware(app: Sanic) -> None:
+    max_body = app.ctx.settings.server.max_body_bytes
+
+    @app.signal("http.routing.before")
+    async def refuse_oversize_body(request: Request, **_: object) -> None:
+        # Sanic checks the size only while reading the body of a matched route; an oversize body
+        # announced in Content-Length is refused before routing, whatever the path or method
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > max_body:
+            raise PayloadTooLarge("请求体过大")
+
     @app.on_request(priority=100)
     async def start(request: Request) -> None:
         given = request.headers.get("x-request-id", "")
@@ -130,7 +141,7 @@ def _register_middleware(app: Sanic) -> None:
 
     @app.on_response(priority=100)
     async def finish(request: Request, response: HTTPResponse) -> None:
-        request_id = getattr(request.ctx, "request_id", None) or uuid.uuid4().hex
+        request_id = request_id_of(request)
         response.headers["X-Request-ID"] = request_id
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         started = getattr(request.ctx, "started", None)

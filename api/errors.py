@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import orjson
@@ -154,6 +155,16 @@ def _message_for(err: dict[str, Any]) -> str:
     return _MESSAGES.get(kind, "取值不正确")
 
 
+def request_id_of(request: Request | None) -> str | None:
+    """The request's id; made here when an error came before the request middleware ran."""
+    if request is None:
+        return None
+    request_id = getattr(request.ctx, "request_id", None)
+    if request_id is None:
+        request_id = request.ctx.request_id = uuid.uuid4().hex
+    return request_id
+
+
 def problem(
     request: Request | None,
     status: int,
@@ -170,7 +181,7 @@ def problem(
         "status": status,
         "detail": detail,
         "code": code,
-        "request_id": getattr(getattr(request, "ctx", None), "request_id", None),
+        "request_id": request_id_of(request),
     }
     if errors is not None:
         body["errors"] = errors

@@ -1,0 +1,134 @@
+"""HTTP conventions every client can rely on: problem+json, request ids, health, readiness, docs."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fakeredis import FakeAsyncRedis, FakeServer
+
+from tests.factories import load_catalog
+
+
+async def test_every_response_carries_a_request_id(client):
+    for path in ("/healthz", "/api/v1/items", "/nowhere"):
+        r = await client.get(path)
+        assert len(r.headers["x-request-id"]) >= 8
+
+
+async def test_a_caller_request_id_is_echoed_and_a_forged_one_replaced(client):
+    r = await client.get("/healthz", headers={"X-Request-ID": "abc12345-trace"})
+    assert r.headers["x-request-id"] == "abc12345-trace"
+    r = await client.get("/healthz", headers={"X-Request-ID": "x\r\nSet-Cookie: a=b"})
+    assert "\n" not in r.headers["x-request-id"] and r.headers["x-request-id"] != "x"
+
+
+async def test_unknown_route_is_404_problem(client):
+    r = await client.get("/api/v1/nothing-here")
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["code"] == "not_found" and body["status"] == 404 and body["type"].endswith("/not_found")
+    assert body["request_id"] == r.headers["x-request-id"]
+
+
+async def test_wrong_method_is_405_problem(client):
+    r = await client.delete("/api/v1/items")
+    assert r.status_code == 405
+    assert r.json()["code"] == "method_not_allowed"
+
+
+async def test_healthz_and_readyz(client):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    r = await client.get("/readyz")
+    assert r.status_code == 200 and r.json()["database"] == "ok" and r.json()["redis"] == "ok"
+
+
+async def test_an_unexpected_error_is_500_with_request_id_and_nothing_internal(client, monkeypatch):
+    from api.catalog import service
+
+    async def broken(*_args, **_kwargs):
+        raise RuntimeError('SELECT * FROM "account" WHERE secret=hunter2')
+
+    monkeypatch.setattr(service, "get_item", broken)
+    r = await client.get("/api/v1/items/ANY")
+    assert r.status_code == 500
+    body = r.json()
+    assert body["code"] == "internal_error" and body["request_id"] == r.headers["x-request-id"]
+    assert "SELECT" not in r.text and "hunter2" not in r.text and "Traceback" not in r.text
+
+
+async def test_redis_outage_is_503_naming_redis_and_the_service_recovers_without_restart(client, app):
+    await load_catalog()
+    server = FakeServer()
+    outage = FakeAsyncRedis(server=server)
+    real_redis, real_cache_redis = app.ctx.redis, app.ctx.catalog_cache.redis
+    app.ctx.redis = app.ctx.catalog_cache.redis = outage
+    try:
+        server.connected = False
+        r = await client.get("/readyz")
+        assert r.status_code == 503 and r.json()["unavailable"] == ["redis"]
+        r = await client.get("/api/v1/items/360500-MZ-001")
+        assert r.status_code == 503
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "redis_unavailable" and "Traceback" not in r.text
+        server.connected = True  # Redis is back: the same process answers again
+        assert (await client.get("/readyz")).status_code == 200
+        assert (await client.get("/api/v1/items/360500-MZ-001")).status_code == 200
+    finally:
+        app.ctx.redis, app.ctx.catalog_cache.redis = real_redis, real_cache_redis
+
+
+async def test_database_outage_is_named_by_readyz(client, monkeypatch):
+    import api.app
+
+    async def down():
+        raise ConnectionRefusedError("connection refused")
+
+    monkeypatch.setattr(api.app, "ping_database", down)
+    r = await client.get("/readyz")
+    assert r.status_code == 503 and r.json()["unavailable"] == ["database"]
+
+
+async def test_access_log_is_json_lines_without_query_values(client, caplog):
+    caplog.set_level(logging.INFO, logger="ywt.access")
+    r = await client.get("/api/v1/items?q=张三的身份证")
+    lines = [rec for rec in caplog.records if rec.name == "ywt.access"]
+    assert lines, "no access log line"
+    fields = lines[-1].fields
+    assert (
+        fields["method"] == "GET" and fields["path"] == "/api/v1/items" and fields["status"] == r.status_code
+    )
+    assert fields["request_id"] == r.headers["x-request-id"] and fields["latency_ms"] >= 0
+    from api.logs import JsonLines
+
+    line = JsonLines().format(lines[-1])
+    assert orjson.loads(line)["path"] == "/api/v1/items" and "张三" not in line
+
+
+async def test_openapi_describes_every_route_with_its_schemas(client, app):
+    r = await client.get("/docs/openapi.json")
+    assert r.status_code == 200
+    spec = r.json()
+    assert spec["openapi"].startswith("3.")
+    documented = {(path, method.upper()) for path, ops in spec["paths"].items() for method in ops}
+    routed = set()
+    for route in app.router.routes:
+        if route.path.startswith("docs"):
+            continue
+        path = "/" + route.path.replace("<", "{").replace(">", "}")
+        path = path.replace(":str}", "}").replace(":int}", "}")
+        for method in route.methods - {"HEAD", "OPTIONS"}:
+            routed.add((path, method))
+    assert routed - documented == set(), "routes missing from the OpenAPI document"
+    assert documented - routed == set(), "OpenAPI documents routes that do not exist"
+    item = spec["paths"]["/api/v1/items/{code}"]["get"]
+    assert "200" in item["responses"] and "404" in item["responses"]
+    assert "application/json" in item["responses"]["200"]["content"]
+    params = {p["name"] for p in spec["paths"]["/api/v1/items"]["get"]["parameters"]}
+    assert {"q", "department", "kind", "community_level", "limit", "cursor"} <= params
+
+
+async def test_docs_ui_is_served(client):
+    r = await client.get("/docs")
+    assert r.status_code == 200 and "html" in r.headers["content-type"]

@@ -1,0 +1,117 @@
+"""The real server, started the way `make run` starts it: seeded catalogue, 413 on a huge body."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from api.config import PROJECT_ROOT
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "YWT_SERVER__PORT": str(port),
+        "YWT_APP__DATA_DIR": str(tmp),
+        "YWT_DATABASE__URL": f"sqlite://{tmp}/ywt.sqlite3",
+        "YWT_REDIS__URL": "memory://",
+    }
+    log = open(tmp / "server.log", "w+")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("server did not become ready in 60 s")
+        if proc.poll() is not None:
+            log.seek(0)
+            pytest.fail("server exited: " + log.read()[-2000:])
+        yield base, tmp / "server.log"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_first_start_seeds_the_city_catalogue(server):
+    base, _ = server
+    items, cursor = [], None
+    while True:
+        page = httpx.get(
+            base + "/api/v1/items", params={"limit": 100, **({"cursor": cursor} if cursor else {})}
+        ).json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(items) >= 40
+    assert sum(1 for i in items if i["community_level"]) >= 30
+    departments = httpx.get(base + "/api/v1/departments").json()["items"]
+    assert len(departments) >= 10
+    points = httpx.get(base + "/api/v1/points", params={"limit": 100}).json()["items"]
+    assert sum(1 for p in points if p["level"] == "community") >= 53
+    assert any(p["code"] == "CITY-CENTER" for p in points)
+    districts = {p["district"]["name"] for p in points}
+    assert districts == {"渝水区", "分宜县", "仙女湖区", "高新区", "孔目江生态经济区"}
+
+
+def test_a_20_mb_body_is_refused_with_413_problem(server):
+    base, _ = server
+    r = httpx.post(
+        base + "/api/v1/items",
+        content=b"x" * (20 * 1024 * 1024),
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 413
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "payload_too_large"
+    assert r.json()["request_id"] == r.headers["x-request-id"]
+
+
+def test_near_query_over_real_http(server):
+    base, _ = server
+    r = httpx.get(base + "/api/v1/points", params={"near": "27.8175,114.9170", "limit": 3})
+    distances = [p["distance_m"] for p in r.json()["items"]]
+    assert r.status_code == 200 and distances == sorted(distances) and len(distances) == 3
+
+
+def test_access_log_lines_are_json_and_hold_no_query_values(server):
+    base, log_path = server
+    httpx.get(base + "/api/v1/items", params={"q": "13800000001"})
+    time.sleep(0.2)
+    lines = [line for line in log_path.read_text().splitlines() if '"ywt.access"' in line]
+    assert lines and all(line.startswith("{") for line in lines)
+    assert "13800000001" not in log_path.read_text()
