@@ -1,6 +1,6 @@
 """The baseline: a bare Sanic app with one JSON route, served the way the service serves itself.
 
-python bench/bare_app.py --port 8001   (always on 127.0.0.1, one process, no access log, no motd)
+python bench/bare_app.py --port 8001   (always 127.0.0.1, one process, no access log, no motd, no sanic-ext)
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from sanic import Request, Sanic
 from sanic.response import HTTPResponse, json
 
 app = Sanic("bare")
+app.config.AUTO_EXTEND = (
+    False  # no sanic-ext (openapi, injection…) even though it is installed: bare means bare
+)
 
 
 @app.get("/")

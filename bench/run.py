@@ -216,6 +216,7 @@ class Server:
     def __init__(self, name: str, cmd: list[str], env: dict[str, str], log: Path) -> None:
         self.name = name
         self.log = log
+        self.ready = False  # set once it has answered; decides how it is stopped
         self._log_file = log.open("wb")
         print(f"starting {name}: {' '.join(cmd)}", flush=True)
         self.proc = subprocess.Popen(
@@ -243,13 +244,17 @@ class Server:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
+        """TERM (a ready server shuts down cleanly), then KILL whatever is left of its process group.
+
+        A server that never became ready gets KILL straight away: Sanic may lose a TERM sent mid-start.
+        """
         try:
-            if self.proc.poll() is None:
+            if self.ready and self.proc.poll() is None:
                 self._signal(signal.SIGTERM)
                 try:
-                    self.proc.wait(timeout=10)
+                    self.proc.wait(timeout=5)
                 except subprocess.TimeoutExpired:
-                    print(f"{self.name} did not stop within 10 s of SIGTERM: killing it", file=sys.stderr)
+                    print(f"{self.name} did not stop within 5 s of SIGTERM: killing it", file=sys.stderr)
             # whatever is left of its group (workers), and the leader if it ignored TERM
             self._signal(signal.SIGKILL)
             try:
@@ -306,6 +311,7 @@ def wait_for_service(server: Server, base: str) -> str:
     wait_until(
         server, deadline, lambda: True if http_get(base + "/readyz")[0] == 200 else None, "200 from /readyz"
     )
+    server.ready = True  # up: from now on it is stopped with TERM first
 
     def first_item() -> str | None:
         status, body = http_get(base + "/api/v1/items?limit=1")
@@ -320,6 +326,7 @@ def wait_for_service(server: Server, base: str) -> str:
 def wait_for_bare(server: Server, base: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     wait_until(server, deadline, lambda: True if http_get(base + "/")[0] == 200 else None, "200 from /")
+    server.ready = True
 
 
 def process_tree(root: int) -> list[int]:
@@ -575,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
         RESULTS_FILE.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"\nwritten to {RESULTS_FILE.relative_to(PROJECT_ROOT)}")
+        print(f"\nwritten to {RESULTS_FILE}")
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
