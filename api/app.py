@@ -18,9 +18,11 @@ from api.config import ConfigError, Settings, load_settings
 from api.db import close_database, open_database, ping_database
 from api.errors import problem, register_error_handlers, request_id_of
 from api.http import json_bytes
+from api.identity.build import build_identity
 from api.kv import make_redis
 from api.logs import setup_logging
-from api.routes import api_v1
+from api.routes import api_v1, root
+from integrations import build_integrations
 
 access_log = logging.getLogger("ywt.access")
 log = logging.getLogger("ywt.app")
@@ -41,7 +43,9 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.ctx.settings = settings
     _configure(app, settings)
     register_error_handlers(app)
-    app.blueprint(api_v1())
+    app.blueprint(api_v1(embedded=settings.embedded))
+    for blueprint in root():
+        app.blueprint(blueprint)
     _register_health(app)
     _register_middleware(app)
     app.register_listener(open_resources, "before_server_start")
@@ -83,9 +87,16 @@ async def open_resources(app: Sanic) -> None:
     await open_database(settings)
     app.ctx.redis = make_redis(settings)
     app.ctx.catalog_cache = CatalogCache(app.ctx.redis, settings.catalog.cache_ttl)
+    app.ctx.integrations = build_integrations(settings, app.ctx.redis)
+    app.ctx.identity = build_identity(settings, app.ctx.redis, app.ctx.integrations)
+    app.ctx.tokens = app.ctx.identity.tokens
+    app.ctx.jwks_body = orjson.dumps(app.ctx.tokens.keys.jwks())
 
 
 async def close_resources(app: Sanic) -> None:
+    integrations = getattr(app.ctx, "integrations", None)
+    if integrations is not None:
+        await integrations.close()
     redis = getattr(app.ctx, "redis", None)
     if redis is not None:
         await redis.aclose()

@@ -120,6 +120,23 @@ class WechatSection(_Provider):
     encoding_aes_key: str = ""
 
 
+class SecuritySection(_Section):
+    issuer: str = "https://ywt.xinyu.gov.cn"
+    audience: str = "ywt-api"
+    access_ttl: int = Field(900, ge=60, le=900)
+    refresh_ttl_days: int = Field(30, ge=1, le=90)
+    keys_dir: Path = Path("keys")
+    sms_code_ttl: int = Field(300, ge=60, le=300)
+    sms_resend_after: int = Field(60, ge=1, le=600)
+    sms_max_per_phone_per_day: int = Field(10, ge=1)
+    sms_max_per_ip_per_hour: int = Field(30, ge=1)
+    sms_max_wrong_tries: int = Field(5, ge=1, le=10)
+    token_max_per_ip_per_minute: int = Field(30, ge=1)
+    token_max_per_phone_per_hour: int = Field(20, ge=1)
+    real_name_max_per_day: int = Field(5, ge=1)
+    binding_ticket_ttl: int = Field(600, ge=60, le=3600)
+
+
 class PaginationSection(_Section):
     default_limit: int = Field(20, ge=1)
     max_limit: int = Field(100, ge=1)
@@ -134,6 +151,7 @@ class Settings(BaseModel):
     redis: RedisSection = RedisSection()
     catalog: CatalogSection = CatalogSection()
     pagination: PaginationSection = PaginationSection()
+    security: SecuritySection = SecuritySection()
     sms: SmsSection = SmsSection()
     population: PopulationSection = PopulationSection()
     wechat: WechatSection = WechatSection()
@@ -159,6 +177,11 @@ class Settings(BaseModel):
     @property
     def data_dir(self) -> Path:
         return self.path(self.app.data_dir)
+
+    @property
+    def keys_dir(self) -> Path:
+        keys = self.security.keys_dir
+        return keys if keys.is_absolute() else self.data_dir / keys
 
     @property
     def database_url(self) -> str:

@@ -10,6 +10,7 @@ from api.config import Settings
 
 MODEL_MODULES = [
     "models.catalog",
+    "models.identity",
 ]
 
 

@@ -78,3 +78,30 @@ def json_bytes(body: bytes, status: int = 200, headers: dict[str, str] | None = 
 
 def json_model(model: BaseModel, status: int = 200) -> HTTPResponse:
     return json_bytes(orjson.dumps(model.model_dump(mode="json")), status)
+
+
+def parse_body(request: Request, model: type[M]) -> M:
+    """A JSON body validated strictly: wrong Content-Type 415, bad JSON or shape 422 naming the fields."""
+    content_type = (request.content_type or "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        from api.errors import AppError
+
+        raise AppError("请求体应为 application/json", status=415, code="unsupported_media_type")
+    try:
+        raw = orjson.loads(request.body or b"null")
+    except orjson.JSONDecodeError:
+        raise InvalidInput(
+            "请求体不是合法的 JSON",
+            code="invalid_json",
+            errors=[{"field": "body", "message": "不是合法的 JSON"}],
+        ) from None
+    if not isinstance(raw, dict):
+        raise InvalidInput(errors=[{"field": "body", "message": "应为 JSON 对象"}])
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(errors=field_errors(exc.errors())) from None
+
+
+def no_content() -> HTTPResponse:
+    return HTTPResponse(status=204)

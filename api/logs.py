@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import orjson
 
+from api.pii import ScrubFilter
+
 
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -22,8 +24,9 @@ class JsonLines(logging.Formatter):
         message = record.getMessage()
         if message:
             line["message"] = message
-        if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:
+            # ScrubFilter leaves a scrubbed exc_text; format the exception only when it did not run
+            line["error"] = record.exc_text or self.formatException(record.exc_info)
         return orjson.dumps(line, default=str).decode()
 
 
@@ -33,5 +36,7 @@ def setup_logging(level: str) -> None:
     if not any(isinstance(h.formatter, JsonLines) for h in root.handlers):
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(JsonLines())
+        # on the handler, so records from every child logger (ywt.auth, ywt.errors …) pass through it
+        handler.addFilter(ScrubFilter())
         root.addHandler(handler)
     root.propagate = True

@@ -14,7 +14,9 @@ exception messages nor log lines ever carry a URL's query, a header or the provi
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 from typing import Any, TypeVar
 
 import httpx
@@ -30,16 +32,44 @@ M = TypeVar("M", bound=BaseModel)
 DEFAULT_MAX_BYTES = 1_000_000
 
 
+class _RedactQuery(logging.Filter):
+    """httpx logs every request at INFO with its full URL, query included (the WeChat app secret and access
+    token travel there): the URLs in its records lose their query before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(_without_query(a) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+def _without_query(url: httpx.URL) -> str:
+    return str(url.copy_with(query=None)) + ("?<redacted>" if url.query else "")
+
+
+def _guard_httpx_log() -> None:
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _RedactQuery) for f in logger.filters):
+        logger.addFilter(_RedactQuery())
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One verifying TLS context per process (certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR when set):
+    loading the CA bundle costs tens of milliseconds, so every client shares it."""
+    return httpx.create_ssl_context(verify=True)
+
+
 def make_client(base_url: str, timeout: float) -> httpx.AsyncClient:
     """An httpx client for one provider: TLS verified, no redirects, `timeout` on every phase.
 
     Build it in a `before_server_start` listener (one per worker process), never at import.
     A private CA can be trusted through the SSL_CERT_FILE / SSL_CERT_DIR environment variables.
     """
+    _guard_httpx_log()
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(timeout, connect=timeout, read=timeout, write=timeout, pool=timeout),
-        verify=True,
+        verify=tls_context(),
         follow_redirects=False,
         headers={"User-Agent": "yiwangtong/1"},
     )
@@ -82,7 +112,9 @@ async def call_json(
             async with client.stream(method, url, **kwargs) as response:
                 status = response.status_code
                 if 300 <= status < 400:
-                    log.warning("upstream %s %s answered a redirect (%s), not followed", method, where, status)
+                    log.warning(
+                        "upstream %s %s answered a redirect (%s), not followed", method, where, status
+                    )
                     raise UpstreamError(f"{name}返回了重定向（HTTP {status}），已拒绝跟随")
                 if not 200 <= status < 300:
                     log.warning("upstream %s %s answered HTTP %s", method, where, status)
@@ -94,7 +126,9 @@ async def call_json(
                 async for chunk in response.aiter_bytes():
                     body += chunk
                     if len(body) > max_bytes:
-                        log.warning("upstream %s %s sent more than %s bytes, cut off", method, where, max_bytes)
+                        log.warning(
+                            "upstream %s %s sent more than %s bytes, cut off", method, where, max_bytes
+                        )
                         raise UpstreamError(f"{name}返回的内容过大")
     except (TimeoutError, httpx.TimeoutException):
         log.warning("upstream %s %s timed out", method, where)

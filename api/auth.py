@@ -1,0 +1,222 @@
+"""Access tokens (EdDSA JWT, ≤ 15 min, kid from our own keyring) and @require(roles, real_name_level).
+
+Verification pins the algorithm, requires iss aud sub iat exp jti typ, and takes the key only by `kid` from
+our ring: `jku`, `x5u`, `jwk` and `x5c` headers are refused, never followed."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+
+import jwt
+from redis.asyncio import Redis
+from sanic import Request
+
+from api.errors import Forbidden, Unauthorized
+from api.keys import SigningKeys
+
+log = logging.getLogger("ywt.auth")
+
+ALGORITHM = "EdDSA"
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "exp", "jti", "typ"]
+FORBIDDEN_HEADERS = ("jku", "x5u", "jwk", "x5c")
+REVOKED_SESSION_KEY = "session:revoked:{}"
+
+H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
+
+
+@dataclass(frozen=True)
+class Principal:
+    account_id: int
+    roles: frozenset[str]
+    real_name_level: int
+    channel: str
+    session: str
+    jti: str
+
+    @property
+    def role(self) -> str:
+        """The role that acts (the strongest one held), written into events and audit rows."""
+        for role in ("admin", "staff", "grid_worker", "resident"):
+            if role in self.roles:
+                return role
+        return ""
+
+
+class TokenService:
+    def __init__(self, keys: SigningKeys, issuer: str, audience: str, access_ttl: int) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.access_ttl = access_ttl
+
+    def issue_access(
+        self, *, account_id: int, roles: frozenset[str], real_name_level: int, channel: str, session: str
+    ) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(account_id),
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.access_ttl,
+            "jti": uuid.uuid4().hex,
+            "typ": "access",
+            "roles": sorted(roles),
+            "rnl": real_name_level,
+            "ch": channel,
+            "sid": session,
+        }
+        return jwt.encode(
+            claims,
+            self.keys.private[self.keys.current],
+            algorithm=ALGORITHM,
+            headers={"kid": self.keys.current},
+        )
+
+    def verify_access(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise _denied("malformed_token") from None
+        if header.get("alg") != ALGORITHM:
+            raise _denied("wrong_algorithm")
+        if any(name in header for name in FORBIDDEN_HEADERS):
+            raise _denied("foreign_key_header")
+        key = self.keys.public.get(str(header.get("kid")))
+        if key is None:
+            raise _denied("unknown_kid")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise _denied("expired") from None
+        except jwt.PyJWTError as exc:
+            raise _denied(type(exc).__name__) from None
+        if claims.get("typ") != "access":
+            raise _denied("wrong_token_type")
+        try:
+            return Principal(
+                account_id=int(claims["sub"]),
+                roles=frozenset(claims.get("roles") or ()),
+                real_name_level=int(claims.get("rnl") or 0),
+                channel=str(claims.get("ch") or ""),
+                session=str(claims.get("sid") or ""),
+                jti=str(claims["jti"]),
+            )
+        except (TypeError, ValueError):
+            raise _denied("bad_claims") from None
+
+
+def _denied(reason: str) -> Unauthorized:
+    err = Unauthorized(
+        "访问令牌无效或已过期",
+        code="invalid_token",
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+    err.reason = reason  # type: ignore[attr-defined]
+    return err
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("需要登录", code="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+async def session_revoked(redis: Redis, session: str) -> bool:
+    return bool(session) and await redis.exists(REVOKED_SESSION_KEY.format(session)) == 1
+
+
+async def authenticate(request: Request) -> Principal:
+    """The caller behind the bearer token: a valid token of a live session of an active account."""
+    from models.identity import active_account
+
+    try:
+        principal = request.app.ctx.tokens.verify_access(bearer_token(request))
+        if await session_revoked(request.app.ctx.redis, principal.session):
+            raise _denied("session_revoked")
+        account = await active_account(principal.account_id)
+        if account is None:
+            raise _denied("account_inactive")
+    except Unauthorized as exc:
+        log_auth_event(request, "auth.denied", status=401, reason=getattr(exc, "reason", exc.code))
+        raise
+    request.ctx.principal = principal
+    request.ctx.account = account
+    return principal
+
+
+def require(*roles: str, real_name_level: int = 0) -> Callable[[H], H]:
+    """Only a signed-in caller holding one of `roles` (any role when none given) and the real-name level."""
+
+    def decorate(handler: H) -> H:
+        @wraps(handler)
+        async def guarded(request: Request, *args: Any, **kwargs: Any) -> Any:
+            principal = await authenticate(request)
+            if roles and not principal.roles.intersection(roles):
+                log_auth_event(
+                    request, "authz.denied", status=403, reason="role", account=principal.account_id
+                )
+                raise Forbidden("当前角色无权进行此操作", code="forbidden")
+            if principal.real_name_level < real_name_level:
+                log_auth_event(
+                    request, "authz.denied", status=403, reason="real_name", account=principal.account_id
+                )
+                raise Forbidden("请先完成实名认证", code="real_name_required")
+            return await handler(request, *args, **kwargs)
+
+        guarded.__ywt_roles__ = roles or ("*",)  # type: ignore[attr-defined]
+        return guarded  # type: ignore[return-value]
+
+    return decorate
+
+
+def public(handler: H) -> H:
+    """Marks a route that needs no sign-in (the security matrix test checks every route is one or the other)."""
+    handler.__ywt_roles__ = ()  # type: ignore[attr-defined]
+    return handler
+
+
+def log_auth_event(request: Request, event: str, **fields: Any) -> None:
+    log.warning(
+        event,
+        extra={
+            "fields": {
+                "event": event,
+                "request_id": getattr(request.ctx, "request_id", None),
+                "path": request.path,
+                "ip": client_ip(request),
+                **fields,
+            }
+        },
+    )
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address; X-Forwarded-For is believed only when the peer is a configured proxy."""
+    peer = request.ip
+    proxies = request.app.ctx.settings.server.trusted_proxies
+    if peer and peer in proxies:
+        forwarded = [
+            part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()
+        ]
+        # walk from the nearest hop outwards, skipping our own proxies
+        for hop in reversed(forwarded):
+            if hop not in proxies:
+                return hop
+    return peer or ""

@@ -1,0 +1,206 @@
+"""Identity shapes. Requests are strict: unknown fields are refused, clients never set roles or levels."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from api.http import PageQuery
+from api.pii import is_mainland_mobile
+
+Channel = Literal["app", "wechat", "handheld"]
+Role = Literal["resident", "grid_worker", "staff", "admin"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _phone(value: str) -> str:
+    if not is_mainland_mobile(value):
+        raise ValueError("应为11位中国大陆手机号")
+    return value
+
+
+Phone = Annotated[str, Field(min_length=11, max_length=11, description="中国大陆手机号")]
+
+
+class SmsCodeIn(_In):
+    phone: Phone
+    purpose: Literal["login", "reset_password", "bind"]
+
+    _check_phone = field_validator("phone")(_phone)
+
+
+class SmsCodeOut(BaseModel):
+    expires_in: int
+    resend_after: int
+
+
+class TokenIn(_In):
+    """One body for every grant; which fields are needed depends on grant_type."""
+
+    grant_type: Literal["sms_code", "password", "wechat_code", "refresh_token"]
+    phone: Phone | None = None
+    code: str | None = Field(None, min_length=1, max_length=256)
+    password: str | None = Field(None, min_length=1, max_length=128)
+    channel: Channel | None = None
+    binding_ticket: str | None = Field(None, min_length=10, max_length=128)
+    refresh_token: str | None = Field(None, min_length=10, max_length=256)
+
+    @field_validator("phone")
+    @classmethod
+    def _check_phone(cls, value: str | None) -> str | None:
+        return None if value is None else _phone(value)
+
+
+class BindingOut(BaseModel):
+    channel: Literal["wechat"]
+    external_id: str = Field(description="openid, masked")
+    has_unionid: bool
+    created_at: datetime
+
+
+class AccountOut(BaseModel):
+    id: int
+    phone: str | None = Field(description="masked")
+    roles: list[Role]
+    real_name_level: int = Field(
+        description="1 phone verified, 2 verified with the population database, 3 seen in person"
+    )
+    name: str | None = Field(description="masked")
+    id_number: str | None = Field(description="masked")
+    bindings: list[BindingOut]
+    department: str | None = None
+    points: list[str] = []
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    account: AccountOut
+
+
+class LogoutIn(_In):
+    refresh_token: str = Field(min_length=10, max_length=256)
+
+
+class PasswordIn(_In):
+    new_password: str = Field(min_length=8, max_length=64)
+    old_password: str | None = Field(None, max_length=128)
+    sms_code: str | None = Field(
+        None, pattern=r"^\d{6}$", description="a fresh reset_password code instead of the old password"
+    )
+
+    @field_validator("new_password")
+    @classmethod
+    def _strong(cls, value: str) -> str:
+        if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
+            raise ValueError("密码需同时包含字母和数字")
+        return value
+
+
+class RealNameIn(_In):
+    name: str = Field(min_length=2, max_length=32)
+    id_number: str = Field(min_length=15, max_length=18)
+
+
+class WeChatCodeIn(_In):
+    code: str = Field(min_length=1, max_length=256)
+
+
+class BindingList(BaseModel):
+    items: list[BindingOut]
+
+
+# ---- staff side ----------------------------------------------------------------------------------------
+
+
+class AdminAccountIn(_In):
+    phone: Phone
+    roles: list[Literal["grid_worker", "staff", "admin"]] = Field(min_length=1, max_length=3)
+    department: str | None = Field(None, max_length=64, description="department code, required for staff")
+    points: list[str] = Field(
+        default_factory=list, max_length=50, description="service point codes, required for grid workers"
+    )
+    password: str | None = Field(None, min_length=8, max_length=64)
+
+    @field_validator("phone")
+    @classmethod
+    def _check_phone(cls, value: str) -> str:
+        return _phone(value)
+
+
+class ResidentQuery(PageQuery):
+    id_number: str = Field(min_length=15, max_length=18)
+
+
+class ResidentOut(BaseModel):
+    id: int
+    name: str | None
+    id_number: str | None
+    phone: str | None
+    real_name_level: int
+
+
+class InPersonIn(_In):
+    id_number: str = Field(
+        min_length=15, max_length=18, description="read from the ID card in front of the clerk"
+    )
+
+
+class AuditQuery(PageQuery):
+    account: int | None = Field(None, ge=1)
+    from_: datetime | None = Field(None, alias="from")
+    to: datetime | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor: int | None
+    actor_role: str
+    action: str
+    subject: int | None
+    request_id: str
+    detail: dict
+
+
+class AuditList(BaseModel):
+    items: list[AuditOut]
+    next_cursor: str | None
+
+
+class SandboxSmsOut(BaseModel):
+    phone: str
+    text: str
+    code: str | None
+    sent_at: str
+
+
+class SandboxSmsList(BaseModel):
+    items: list[SandboxSmsOut]
+
+
+class SandboxSmsQuery(_In):
+    phone: Phone
+
+
+class SandboxWeChatCodeIn(_In):
+    openid: str | None = Field(None, min_length=6, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    unionid: str | None = Field(None, min_length=6, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+
+
+class SandboxWeChatCodeOut(BaseModel):
+    code: str
+    openid: str
+
+
+class Jwks(BaseModel):
+    keys: list[dict]

@@ -1,0 +1,116 @@
+"""Sessions: a family of refresh tokens, each used once. Reusing a used one revokes the whole family
+(someone holds a copy), and so do logout, password change, disabling and deletion."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from api.auth import REVOKED_SESSION_KEY
+from api.errors import Unauthorized
+from api.identity.deps import Identity
+from models import identity as db
+
+log = logging.getLogger("ywt.auth")
+
+
+@dataclass
+class IssuedSession:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    account: db.Account
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invalid_grant(detail: str = "凭证无效或已过期") -> Unauthorized:
+    return Unauthorized(detail, code="invalid_grant")
+
+
+async def _new_refresh(ident: Identity, account: db.Account, family: str, channel: str) -> str:
+    token = secrets.token_urlsafe(32)
+    issued = now()
+    await db.RefreshToken.create(
+        family=family,
+        account_id=account.id,
+        token_hash=_hash(token),
+        channel=channel,
+        issued_at=issued,
+        expires_at=issued + timedelta(days=ident.settings.security.refresh_ttl_days),
+    )
+    return token
+
+
+def _access(ident: Identity, account: db.Account, channel: str, family: str) -> str:
+    return ident.tokens.issue_access(
+        account_id=account.id,
+        roles=account.role_set,
+        real_name_level=account.real_name_level,
+        channel=channel,
+        session=family,
+    )
+
+
+async def start_session(ident: Identity, account: db.Account, channel: str) -> IssuedSession:
+    family = uuid.uuid4().hex
+    refresh = await _new_refresh(ident, account, family, channel)
+    return IssuedSession(_access(ident, account, channel, family), refresh, ident.tokens.access_ttl, account)
+
+
+async def refresh_session(ident: Identity, refresh_token: str) -> IssuedSession:
+    row = await db.refresh_by_hash(_hash(refresh_token))
+    if row is None:
+        raise invalid_grant()
+    moment = now()
+    if row.revoked_at is not None or row.expires_at <= moment:
+        raise invalid_grant()
+    if not await db.claim_refresh(row.id, moment):
+        # used before: a copy is in someone else's hands — end the whole session
+        await revoke_families(ident, [row.family])
+        log.warning(
+            "auth.refresh_reuse", extra={"fields": {"event": "auth.refresh_reuse", "account": row.account_id}}
+        )
+        raise invalid_grant("刷新令牌已被使用，会话已注销，请重新登录")
+    account = await db.active_account(row.account_id)
+    if account is None:
+        await revoke_families(ident, [row.family])
+        raise invalid_grant()
+    refresh = await _new_refresh(ident, account, row.family, row.channel)
+    return IssuedSession(
+        _access(ident, account, row.channel, row.family), refresh, ident.tokens.access_ttl, account
+    )
+
+
+async def revoke_families(ident: Identity, families: list[str]) -> None:
+    """Revoke refresh tokens in the database and the families' live access tokens through Redis."""
+    moment = now()
+    for family in families:
+        await db.revoke_family(family, moment)
+    if families:
+        ttl = ident.tokens.access_ttl
+        async with ident.redis.pipeline(transaction=False) as pipe:
+            for family in families:
+                pipe.set(REVOKED_SESSION_KEY.format(family), b"1", ex=ttl)
+            await pipe.execute()
+
+
+async def logout(ident: Identity, refresh_token: str) -> None:
+    row = await db.refresh_by_hash(_hash(refresh_token))
+    if row is not None:
+        await revoke_families(ident, [row.family])
+
+
+async def revoke_all(ident: Identity, account_id: int) -> None:
+    families = await db.live_families_of(account_id)
+    await revoke_families(ident, families)

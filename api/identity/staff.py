@@ -1,0 +1,182 @@
+"""The staff side of identity: admins create staff accounts, clerks find and check residents in person,
+every read of a resident's personal data goes to the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tortoise.transactions import in_transaction
+
+from api.auth import Principal
+from api.errors import Conflict, InvalidInput, NotFoundError
+from api.http import decode_cursor, encode_cursor
+from api.identity import sessions
+from api.identity.deps import Identity
+from api.identity.schemas import AccountOut, AdminAccountIn, AuditList, AuditOut, ResidentOut
+from api.identity.service import account_view, decrypt_phone
+from api.pii import id_number_problem, mask_id_number, mask_name, mask_phone, normalize_id_number
+from models import catalog as catalog_db
+from models import identity as db
+
+
+async def audit(
+    principal: Principal,
+    action: str,
+    *,
+    subject: int | None,
+    request_id: str,
+    ip: str,
+    detail: dict | None = None,
+) -> None:
+    await db.AuditLog.create(
+        actor_id=principal.account_id,
+        actor_role=principal.role,
+        action=action,
+        subject_id=subject,
+        request_id=request_id,
+        ip=ip,
+        detail=detail or {},
+    )
+
+
+async def create_account(
+    ident: Identity, body: AdminAccountIn, principal: Principal, request_id: str, ip: str
+) -> AccountOut:
+    department_id = None
+    if "staff" in body.roles:
+        if not body.department:
+            raise InvalidInput(errors=[{"field": "department", "message": "窗口人员必须属于一个部门"}])
+    if body.department:
+        department = await catalog_db.department_by_code(body.department)
+        if department is None:
+            raise InvalidInput(errors=[{"field": "department", "message": "没有这个部门"}])
+        department_id = department.id
+    point_ids = []
+    if "grid_worker" in body.roles and not body.points:
+        raise InvalidInput(errors=[{"field": "points", "message": "网格员至少负责一个服务网点"}])
+    for code in body.points:
+        point = await catalog_db.point_by_code(code)
+        if point is None:
+            raise InvalidInput(errors=[{"field": "points", "message": f"没有这个服务网点：{code[:32]}"}])
+        point_ids.append(point.id)
+    phone_index = ident.phone_index(body.phone)
+    async with in_transaction():
+        if await db.account_by_phone_index(phone_index) is not None:
+            raise Conflict("该手机号已有账号", code="phone_taken")
+        account = await db.Account.create(
+            phone_index=phone_index,
+            phone_enc=ident.cipher.encrypt(body.phone, f"phone:{phone_index}"),
+            password_hash=ident.hasher.hash(body.password) if body.password else None,
+            roles=",".join(sorted(set(body.roles))),
+            department_id=department_id,
+            real_name_level=1,
+        )
+        for point_id in sorted(set(point_ids)):
+            await db.AccountPoint.create(account_id=account.id, point_id=point_id)
+        await audit(
+            principal,
+            "account.created",
+            subject=account.id,
+            request_id=request_id,
+            ip=ip,
+            detail={"roles": sorted(body.roles)},
+        )
+    return await account_view(ident, account)
+
+
+async def find_resident(
+    ident: Identity, id_number: str, principal: Principal, request_id: str, ip: str
+) -> ResidentOut:
+    normalized = normalize_id_number(id_number)
+    problem = id_number_problem(normalized)
+    if problem is not None:
+        raise InvalidInput(
+            f"身份证号码无效：{problem}",
+            code="invalid_id_number",
+            errors=[{"field": "id_number", "message": problem}],
+        )
+    record = await db.real_name_by_id_index(ident.id_number_index(normalized))
+    found = record is not None and record.account.status == "active"
+    await audit(
+        principal,
+        "resident.lookup",
+        subject=record.account_id if found and record else None,
+        request_id=request_id,
+        ip=ip,
+        detail={"found": found, "id_number": mask_id_number(normalized)},
+    )
+    if not found or record is None:
+        raise NotFoundError("没有找到该居民", code="resident_not_found")
+    account = record.account
+    return ResidentOut(
+        id=account.id,
+        name=mask_name(ident.cipher.decrypt(record.name_enc, f"realname:{account.id}:name")),
+        id_number=mask_id_number(normalized),
+        phone=mask_phone(decrypt_phone(ident, account)),
+        real_name_level=account.real_name_level,
+    )
+
+
+async def verify_in_person(
+    ident: Identity, resident_id: int, id_number: str, principal: Principal, request_id: str, ip: str
+) -> ResidentOut:
+    account = await db.active_account(resident_id)
+    record = await db.real_name_of(resident_id) if account is not None else None
+    if account is None or "resident" not in account.role_set:
+        raise NotFoundError("没有找到该居民", code="resident_not_found")
+    if record is None:
+        raise Conflict("该居民尚未完成实名认证", code="real_name_required")
+    if ident.id_number_index(normalize_id_number(id_number)) != record.id_number_index:
+        await audit(
+            principal, "resident.in_person_mismatch", subject=resident_id, request_id=request_id, ip=ip
+        )
+        raise InvalidInput(
+            "证件号码与账号实名信息不一致",
+            code="id_card_mismatch",
+            errors=[{"field": "id_number", "message": "与实名信息不一致"}],
+        )
+    async with in_transaction():
+        await db.RealNameRecord.filter(id=record.id).update(
+            level=3, in_person_by_id=principal.account_id, in_person_at=sessions.now()
+        )
+        await db.Account.filter(id=resident_id).update(real_name_level=3)
+        await audit(
+            principal, "resident.in_person_verified", subject=resident_id, request_id=request_id, ip=ip
+        )
+    id_plain = ident.cipher.decrypt(record.id_number_enc, f"realname:{resident_id}:id_number")
+    return ResidentOut(
+        id=resident_id,
+        name=mask_name(ident.cipher.decrypt(record.name_enc, f"realname:{resident_id}:name")),
+        id_number=mask_id_number(id_plain),
+        phone=mask_phone(decrypt_phone(ident, account)),
+        real_name_level=3,
+    )
+
+
+async def audit_entries(
+    account: int | None, start: datetime | None, end: datetime | None, cursor: str | None, limit: int
+) -> AuditList:
+    before = decode_cursor(cursor, "before")
+    if before is not None and not isinstance(before, int):
+        raise InvalidInput(
+            "分页游标无效", code="invalid_cursor", errors=[{"field": "cursor", "message": "无效的分页游标"}]
+        )
+    rows = await db.audit_query(account, start, end, before, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return AuditList(
+        items=[
+            AuditOut(
+                id=r.id,
+                at=r.at,
+                actor=r.actor_id,
+                actor_role=r.actor_role,
+                action=r.action,
+                subject=r.subject_id,
+                request_id=r.request_id,
+                detail=r.detail,
+            )
+            for r in rows
+        ],
+        next_cursor=encode_cursor({"before": rows[-1].id}) if more else None,
+    )

@@ -1,0 +1,40 @@
+"""Fixtures for the outside-system tests: a fake provider on 127.0.0.1, an isolated fakeredis, settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from fakeredis import FakeAsyncRedis
+from fakeredis import FakeServer as FakeRedisServer
+
+from api.config import Settings, load_settings
+from tests.integrations.fakeserver import FakeServer
+
+PROXY_VARS = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"]
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy from the environment must not stand between the clients and the fake on 127.0.0.1."""
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeServer]:
+    server = FakeServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[FakeAsyncRedis]:
+    client = FakeAsyncRedis(server=FakeRedisServer(), decode_responses=False)
+    yield client
+    await client.aclose()
+
+
+def settings_for(**env: str) -> Settings:
+    """Settings from config.toml plus YWT_* overrides given as keyword arguments (SMS__PROVIDER="http")."""
+    return load_settings(environ={f"YWT_{key}": value for key, value in env.items()})
