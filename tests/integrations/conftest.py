@@ -21,11 +21,18 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeServer]:
+@pytest.fixture(scope="session")
+def _fake_server() -> Iterator[FakeServer]:
     server = FakeServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def fake(_fake_server: FakeServer) -> FakeServer:
+    """The fake provider on 127.0.0.1, with no routes and no recorded requests."""
+    _fake_server.reset()
+    return _fake_server
 
 
 @pytest.fixture

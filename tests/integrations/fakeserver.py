@@ -57,6 +57,12 @@ class FakeServer:
         self._thread: threading.Thread | None = None
         self.scheme = "http"
 
+    def reset(self) -> None:
+        """Forget routes and requests (one server serves a whole session; each test starts clean)."""
+        with self._lock:
+            self.routes = {}
+            self.seen = []
+
     def route(self, method: str, path: str, reply: Route) -> None:
         self.routes[(method, path)] = reply
 
