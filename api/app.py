@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import sys
 import time
-import uuid
 
 import orjson
 from sanic import Request, Sanic
-from sanic.exceptions import PayloadTooLarge
 from sanic.response import HTTPResponse
 
 from api.catalog.service import CatalogCache
@@ -134,20 +133,10 @@ def _register_health(app: Sanic) -> None:
 
 
 def _register_middleware(app: Sanic) -> None:
-    max_body = app.ctx.settings.server.max_body_bytes
-
-    @app.signal("http.routing.before")
-    async def refuse_oversize_body(request: Request, **_: object) -> None:
-        # Sanic checks the size only while reading the body of a matched route; an oversize body
-        # announced in Content-Length is refused before routing, whatever the path or method
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_body:
-            raise PayloadTooLarge("请求体过大")
-
     @app.on_request(priority=100)
     async def start(request: Request) -> None:
         given = request.headers.get("x-request-id", "")
-        request.ctx.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request.ctx.request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(16)
         request.ctx.started = time.perf_counter()
 
     @app.on_response(priority=100)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import uuid
+import secrets
 from typing import Any
 
 import orjson
@@ -161,7 +161,7 @@ def request_id_of(request: Request | None) -> str | None:
         return None
     request_id = getattr(request.ctx, "request_id", None)
     if request_id is None:
-        request_id = request.ctx.request_id = uuid.uuid4().hex
+        request_id = request.ctx.request_id = secrets.token_hex(16)
     return request_id
 
 

@@ -85,3 +85,4 @@ async def clean(request: pytest.FixtureRequest) -> None:
             + "PRAGMA foreign_keys=ON;"
         )
     await app.ctx.redis.flushdb()
+    app.ctx.catalog_cache.forget_local()

@@ -4,11 +4,14 @@ every catalogue change bumps the version, so no stale answer outlives a change."
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from api.catalog.schemas import (
     DepartmentList,
@@ -28,25 +31,70 @@ from api.http import decode_cursor, encode_cursor
 from models import catalog as db
 
 VERSION_KEY = "catalog:version"
+log = logging.getLogger("ywt.catalog")
 
 
 class CatalogCache:
-    def __init__(self, redis: Redis, ttl: int) -> None:
+    """Two levels: this worker's memory, then Redis shared by all workers, then the database.
+
+    The catalogue's version lives in Redis and is read at most once a second per worker; a new version
+    empties this worker's memory. When Redis is away the catalogue keeps answering from memory and the
+    database (it is public, read-mostly data); /readyz still reports Redis down."""
+
+    def __init__(self, redis: Redis, ttl: int, *, recheck: float = 1.0, max_entries: int = 4096) -> None:
         self.redis = redis
         self.ttl = ttl
+        self.recheck = recheck
+        self.max_entries = max_entries
+        self._local: dict[str, tuple[float, bytes]] = {}
+        self._version: bytes | None = None
+        self._checked = -math.inf
+
+    async def _version_now(self) -> bytes | None:
+        moment = time.monotonic()
+        if self._version is not None and moment - self._checked < self.recheck:
+            return self._version
+        try:
+            version = await self.redis.get(VERSION_KEY) or b"0"
+        except RedisError as exc:
+            log.warning("catalogue cache without Redis: %s", type(exc).__name__)
+            return None
+        self._checked = moment
+        if version != self._version:
+            self._local.clear()
+            self._version = version
+        return version
 
     async def get_or_build(self, key: str, build: Callable[[], Awaitable[bytes]]) -> bytes:
-        version = await self.redis.get(VERSION_KEY) or b"0"
+        version = await self._version_now()
+        local = self._local.get(key)
+        if local is not None and time.monotonic() < local[0]:
+            return local[1]
+        if version is None:
+            return await build()
         full_key = f"catalog:{version.decode()}:{key}"
-        cached = await self.redis.get(full_key)
-        if cached is not None:
-            return cached
-        body = await build()
-        await self.redis.set(full_key, body, ex=self.ttl)
+        try:
+            body = await self.redis.get(full_key)
+            if body is None:
+                body = await build()
+                await self.redis.set(full_key, body, ex=self.ttl)
+        except RedisError:
+            body = await build()
+        if len(self._local) >= self.max_entries:
+            self._local.clear()
+        self._local[key] = (time.monotonic() + self.ttl, body)
         return body
+
+    def forget_local(self) -> None:
+        """Drop this worker's memory (tests, and after Redis was flushed)."""
+        self._local.clear()
+        self._version = None
+        self._checked = -math.inf
 
     async def invalidate(self) -> None:
         await self.redis.incr(VERSION_KEY)
+        self._local.clear()
+        self._checked = -math.inf
 
 
 def _dump(model: DepartmentList | ItemList | ItemGuide | PointList | PointOut) -> bytes:

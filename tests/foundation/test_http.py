@@ -60,23 +60,36 @@ async def test_an_unexpected_error_is_500_with_request_id_and_nothing_internal(c
 
 async def test_redis_outage_is_503_naming_redis_and_the_service_recovers_without_restart(client, app):
     await load_catalog()
+    warm = await client.get("/api/v1/items/360500-MZ-001")
+    assert warm.status_code == 200
     server = FakeServer()
     outage = FakeAsyncRedis(server=server)
     real_redis, real_cache_redis = app.ctx.redis, app.ctx.catalog_cache.redis
-    app.ctx.redis = app.ctx.catalog_cache.redis = outage
+    real_ident_redis, real_limiter = app.ctx.identity.redis, app.ctx.identity.limiter
+    from api.ratelimit import RateLimiter
+
+    app.ctx.redis = app.ctx.catalog_cache.redis = app.ctx.identity.redis = outage
+    app.ctx.identity.limiter = RateLimiter(outage)
+    app.ctx.catalog_cache._checked = float("-inf")
     try:
         server.connected = False
         r = await client.get("/readyz")
         assert r.status_code == 503 and r.json()["unavailable"] == ["redis"]
-        r = await client.get("/api/v1/items/360500-MZ-001")
+        # what needs Redis fails closed with a clear answer
+        r = await client.post("/api/v1/auth/sms-codes", json={"phone": "13800000001", "purpose": "login"})
         assert r.status_code == 503
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["code"] == "redis_unavailable" and "Traceback" not in r.text
+        # the public catalogue keeps answering, from memory or from the database
+        assert (await client.get("/api/v1/items/360500-MZ-001")).json() == warm.json()
+        assert (await client.get("/api/v1/items/360500-GA-001")).status_code == 200
         server.connected = True  # Redis is back: the same process answers again
         assert (await client.get("/readyz")).status_code == 200
-        assert (await client.get("/api/v1/items/360500-MZ-001")).status_code == 200
+        r = await client.post("/api/v1/auth/sms-codes", json={"phone": "13800000001", "purpose": "login"})
+        assert r.status_code == 202
     finally:
         app.ctx.redis, app.ctx.catalog_cache.redis = real_redis, real_cache_redis
+        app.ctx.identity.redis, app.ctx.identity.limiter = real_ident_redis, real_limiter
 
 
 async def test_database_outage_is_named_by_readyz(client, monkeypatch):

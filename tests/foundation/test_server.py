@@ -91,7 +91,7 @@ def test_first_start_seeds_the_city_catalogue(server):
 def test_a_20_mb_body_is_refused_with_413_problem(server):
     base, _ = server
     r = httpx.post(
-        base + "/api/v1/items",
+        base + "/api/v1/auth/token",
         content=b"x" * (20 * 1024 * 1024),
         headers={"Content-Type": "application/json"},
     )
