@@ -12,6 +12,8 @@ import orjson
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 
+from api.applications.deps import Cases
+from api.applications.files import FileStore
 from api.catalog.service import CatalogCache
 from api.config import ConfigError, Settings, load_settings
 from api.db import close_database, open_database, ping_database
@@ -21,6 +23,7 @@ from api.identity.build import build_identity
 from api.kv import make_redis
 from api.logs import setup_logging
 from api.routes import api_v1, root
+from api.workdays import WorkCalendar
 from integrations import build_integrations
 
 access_log = logging.getLogger("ywt.access")
@@ -90,6 +93,14 @@ async def open_resources(app: Sanic) -> None:
     app.ctx.identity = build_identity(settings, app.ctx.redis, app.ctx.integrations)
     app.ctx.tokens = app.ctx.identity.tokens
     app.ctx.jwks_body = orjson.dumps(app.ctx.tokens.keys.jwks())
+    app.ctx.cases = Cases(
+        settings=settings,
+        redis=app.ctx.redis,
+        cipher=app.ctx.identity.cipher,
+        calendar=WorkCalendar.from_settings(settings.calendar),
+        files=FileStore(settings.uploads_dir),
+        limiter=app.ctx.identity.limiter,
+    )
 
 
 async def close_resources(app: Sanic) -> None:

@@ -1,4 +1,4 @@
-"""python -m api.cli COMMAND — migrate, seed, load-catalog, serve (and more as areas arrive)."""
+"""python -m api.cli COMMAND — migrate, seed, load-catalog, create-admin, serve (and more as areas arrive)."""
 
 from __future__ import annotations
 
@@ -88,6 +88,53 @@ async def _seed(settings: Settings) -> None:
     await _with_db(settings, work)
 
 
+def _admin_input_problem(phone: str, password: str | None) -> str | None:
+    from api.pii import is_mainland_mobile
+
+    if not is_mainland_mobile(phone):
+        return f"create-admin: --phone: not an 11-digit mainland mobile number: {phone[:20]!r}"
+    if password is not None and not (
+        8 <= len(password) <= 64 and any(c.isdigit() for c in password) and any(c.isalpha() for c in password)
+    ):
+        return "create-admin: --password: 8 to 64 characters with both letters and digits"
+    return None
+
+
+async def _create_admin(settings: Settings, phone: str, password: str | None) -> int:
+    """The identity service built the way the server builds it, so the phone is encrypted and indexed with
+    the same keyring (data_dir/keys) the app reads."""
+    from api.identity.build import build_identity
+    from api.identity.staff import bootstrap_admin
+    from api.kv import make_redis
+    from api.pii import mask_phone
+    from integrations import build_integrations
+
+    redis = make_redis(settings)
+    integrations = build_integrations(settings, redis)
+    try:
+        ident = build_identity(settings, redis, integrations)
+        account, outcome = await _with_db(settings, lambda: bootstrap_admin(ident, phone, password))
+    finally:
+        await integrations.close()
+        await redis.aclose()
+    said = {"created": "created", "granted": "admin role added", "unchanged": "already an admin"}[outcome]
+    extra = ", password set" if password and outcome != "created" else ""
+    print(f"admin account {account.id} ({mask_phone(phone)}): {said}{extra}")
+    if account.status != "active":
+        print(f"warning: account {account.id} is {account.status} and cannot sign in", file=sys.stderr)
+    return 0
+
+
+def cmd_create_admin(settings: Settings, phone: str, password: str | None) -> int:
+    if password == "-":
+        password = sys.stdin.readline().rstrip("\n")
+    problem = _admin_input_problem(phone, password)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
+    return asyncio.run(_create_admin(settings, phone, password))
+
+
 def cmd_serve(settings: Settings) -> int:
     from api.db import migrate
 
@@ -133,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("seed", help="load the demo catalogue if the database has none")
     load = sub.add_parser("load-catalog", help="validate a catalogue file and upsert it (all or nothing)")
     load.add_argument("file", type=Path)
+    admin = sub.add_parser(
+        "create-admin", help="create the admin account of a phone, or add the admin role to its account"
+    )
+    admin.add_argument("--phone", required=True, help="11-digit mainland mobile number")
+    admin.add_argument("--password", help="8-64 characters, letters and digits; '-' reads it from stdin")
     sub.add_parser("serve", help="migrate, seed (embedded mode) and serve")
     args = parser.parse_args(argv)
     if getattr(args, "file", None) is not None:
@@ -146,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "load-catalog":
         return asyncio.run(_load_catalog(settings, args.file))
+    if args.command == "create-admin":
+        return cmd_create_admin(settings, args.phone.strip(), args.password)
     if args.command == "serve":
         return cmd_serve(settings)
     return 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date, time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -137,6 +138,34 @@ class SecuritySection(_Section):
     binding_ticket_ttl: int = Field(600, ge=60, le=3600)
 
 
+class CalendarSection(_Section):
+    extra_holidays: list[date] = []
+    extra_workdays: list[date] = []
+    end_of_day: time = time(23, 59, 59)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> CalendarSection:
+        both = set(self.extra_holidays) & set(self.extra_workdays)
+        if both:
+            raise ValueError(f"a date cannot be both holiday and workday: {min(both)}")
+        return self
+
+
+class UploadsSection(_Section):
+    dir: Path = Path("uploads")
+    max_file_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    quota_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    max_files_per_application: int = Field(30, ge=1)
+    max_per_hour: int = Field(60, ge=1)
+
+
+class ApplicationsSection(_Section):
+    number_prefix: str = Field("XY", pattern=r"^[A-Z]{1,4}$")
+    complaint_answer_days: int = Field(5, ge=1, le=60)
+    deadline_watch_interval: float = Field(60, gt=0)
+    idempotency_ttl: int = Field(86400, ge=60)
+
+
 class PaginationSection(_Section):
     default_limit: int = Field(20, ge=1)
     max_limit: int = Field(100, ge=1)
@@ -152,6 +181,9 @@ class Settings(BaseModel):
     catalog: CatalogSection = CatalogSection()
     pagination: PaginationSection = PaginationSection()
     security: SecuritySection = SecuritySection()
+    calendar: CalendarSection = CalendarSection()
+    uploads: UploadsSection = UploadsSection()
+    applications: ApplicationsSection = ApplicationsSection()
     sms: SmsSection = SmsSection()
     population: PopulationSection = PopulationSection()
     wechat: WechatSection = WechatSection()
@@ -177,6 +209,11 @@ class Settings(BaseModel):
     @property
     def data_dir(self) -> Path:
         return self.path(self.app.data_dir)
+
+    @property
+    def uploads_dir(self) -> Path:
+        folder = self.uploads.dir
+        return folder if folder.is_absolute() else self.data_dir / folder
 
     @property
     def keys_dir(self) -> Path:

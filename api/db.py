@@ -11,6 +11,7 @@ from api.config import Settings
 MODEL_MODULES = [
     "models.catalog",
     "models.identity",
+    "models.applications",
 ]
 
 

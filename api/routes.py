@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from sanic import Blueprint
 
+from api.applications.handlers import bp as applications
 from api.catalog.handlers import bp as catalog
+from api.feedback.handlers import bp as feedback
 from api.identity.handlers import bp as identity
 from api.identity.handlers import wellknown
 from api.identity.staff_handlers import bp as identity_staff
+from api.notifications.handlers import bp as notifications
 from api.sandbox.handlers import bp as sandbox
+from api.stats.handlers import bp as stats
 
 
 def api_v1(*, embedded: bool) -> Blueprint:
-    parts = [catalog, identity, identity_staff]
+    parts = [catalog, identity, identity_staff, applications, feedback, stats, notifications]
     if embedded:
         parts.append(sandbox)
     return Blueprint.group(*parts, url_prefix="/api/v1")  # type: ignore[return-value]

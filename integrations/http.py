@@ -84,8 +84,11 @@ def _deadline(client: httpx.AsyncClient) -> float | None:
 def _where(client: httpx.AsyncClient, url: str) -> str:
     """Host and path of a call for log lines: never the query (it may carry a secret)."""
     try:
-        full = client.base_url.join(url) if client.base_url else httpx.URL(url)
-        return f"{full.host}{full.path}"
+        target = httpx.URL(url)
+        if target.is_absolute_url:
+            return f"{target.host}{target.path}"
+        base = client.base_url
+        return f"{base.host}{base.path.rstrip('/')}/{target.path.lstrip('/')}"
     except (httpx.InvalidURL, TypeError):
         return "?"
 

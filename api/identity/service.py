@@ -126,6 +126,9 @@ def _need(body: TokenIn, *fields: str) -> None:
 
 
 async def _sms_sign_in(ident: Identity, phone: str, code: str, channel: str, ticket: str | None) -> TokenOut:
+    if ticket and not await ident.redis.exists(BINDING_TICKET_KEY.format(ticket)):
+        # refused before the code is checked, so a stale ticket does not burn the resident's code
+        raise _bad_ticket()
     if not await check_code(ident, phone, "login", code):
         raise sessions.invalid_grant()
     wechat = await _take_ticket(ident, ticket) if ticket else None
@@ -190,13 +193,17 @@ async def _exchange(ident: Identity, code: str) -> WeChatIdentity:
 async def _take_ticket(ident: Identity, ticket: str) -> WeChatIdentity:
     raw = await ident.redis.getdel(BINDING_TICKET_KEY.format(ticket))
     if raw is None:
-        raise InvalidInput(
-            "绑定凭证无效或已过期",
-            code="invalid_binding_ticket",
-            errors=[{"field": "binding_ticket", "message": "无效或已过期"}],
-        )
+        raise _bad_ticket()
     data = orjson.loads(raw)
     return WeChatIdentity(openid=data["openid"], unionid=data.get("unionid"))
+
+
+def _bad_ticket() -> InvalidInput:
+    return InvalidInput(
+        "绑定凭证无效或已过期",
+        code="invalid_binding_ticket",
+        errors=[{"field": "binding_ticket", "message": "无效或已过期"}],
+    )
 
 
 async def _bind_wechat(account: db.Account, wechat: WeChatIdentity) -> None:

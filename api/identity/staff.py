@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from api.auth import Principal
@@ -39,49 +40,118 @@ async def audit(
     )
 
 
-async def create_account(
-    ident: Identity, body: AdminAccountIn, principal: Principal, request_id: str, ip: str
-) -> AccountOut:
+async def resolve_scopes(
+    roles: list[str], department: str | None, points: list[str]
+) -> tuple[int | None, list[int]]:
+    """The department id and point ids an account with `roles` is bound to; 422 naming the field when a
+    scope is missing or unknown (staff need a department, grid workers at least one point)."""
     department_id = None
-    if "staff" in body.roles:
-        if not body.department:
-            raise InvalidInput(errors=[{"field": "department", "message": "窗口人员必须属于一个部门"}])
-    if body.department:
-        department = await catalog_db.department_by_code(body.department)
-        if department is None:
+    if "staff" in roles and not department:
+        raise InvalidInput(errors=[{"field": "department", "message": "窗口人员必须属于一个部门"}])
+    if department:
+        found = await catalog_db.department_by_code(department)
+        if found is None:
             raise InvalidInput(errors=[{"field": "department", "message": "没有这个部门"}])
-        department_id = department.id
-    point_ids = []
-    if "grid_worker" in body.roles and not body.points:
+        department_id = found.id
+    if "grid_worker" in roles and not points:
         raise InvalidInput(errors=[{"field": "points", "message": "网格员至少负责一个服务网点"}])
-    for code in body.points:
+    point_ids = []
+    for code in points:
         point = await catalog_db.point_by_code(code)
         if point is None:
             raise InvalidInput(errors=[{"field": "points", "message": f"没有这个服务网点：{code[:32]}"}])
         point_ids.append(point.id)
-    phone_index = ident.phone_index(body.phone)
-    async with in_transaction():
-        if await db.account_by_phone_index(phone_index) is not None:
-            raise Conflict("该手机号已有账号", code="phone_taken")
-        account = await db.Account.create(
-            phone_index=phone_index,
-            phone_enc=ident.cipher.encrypt(body.phone, f"phone:{phone_index}"),
-            password_hash=ident.hasher.hash(body.password) if body.password else None,
-            roles=",".join(sorted(set(body.roles))),
-            department_id=department_id,
-            real_name_level=1,
-        )
-        for point_id in sorted(set(point_ids)):
-            await db.AccountPoint.create(account_id=account.id, point_id=point_id)
-        await audit(
-            principal,
-            "account.created",
-            subject=account.id,
-            request_id=request_id,
-            ip=ip,
-            detail={"roles": sorted(body.roles)},
-        )
+    return department_id, sorted(set(point_ids))
+
+
+async def insert_account(
+    ident: Identity,
+    phone: str,
+    roles: list[str],
+    *,
+    department_id: int | None = None,
+    point_ids: list[int] | None = None,
+    password: str | None = None,
+) -> db.Account:
+    """A new account for `phone` (encrypted, blind-indexed) with its roles and scopes; 409 when the phone has
+    one. Runs inside the caller's transaction."""
+    phone_index = ident.phone_index(phone)
+    if await db.account_by_phone_index(phone_index) is not None:
+        raise Conflict("该手机号已有账号", code="phone_taken")
+    account = await db.Account.create(
+        phone_index=phone_index,
+        phone_enc=ident.cipher.encrypt(phone, f"phone:{phone_index}"),
+        password_hash=ident.hasher.hash(password) if password else None,
+        roles=",".join(sorted(set(roles))),
+        department_id=department_id,
+        real_name_level=1,
+    )
+    for point_id in sorted(set(point_ids or ())):
+        await db.AccountPoint.create(account_id=account.id, point_id=point_id)
+    return account
+
+
+async def create_account(
+    ident: Identity, body: AdminAccountIn, principal: Principal, request_id: str, ip: str
+) -> AccountOut:
+    department_id, point_ids = await resolve_scopes(body.roles, body.department, body.points)
+    try:
+        async with in_transaction():
+            account = await insert_account(
+                ident,
+                body.phone,
+                body.roles,
+                department_id=department_id,
+                point_ids=point_ids,
+                password=body.password,
+            )
+            await audit(
+                principal,
+                "account.created",
+                subject=account.id,
+                request_id=request_id,
+                ip=ip,
+                detail={"roles": sorted(body.roles)},
+            )
+    except IntegrityError:
+        # two admins creating the same phone at once: the unique blind index lets one through
+        raise Conflict("该手机号已有账号", code="phone_taken") from None
     return await account_view(ident, account)
+
+
+async def bootstrap_admin(ident: Identity, phone: str, password: str | None) -> tuple[db.Account, str]:
+    """`create-admin`: an admin account for `phone`, or the admin role added to the account the phone has.
+    Idempotent. Returns the account and what happened: "created", "granted" or "unchanged". A password given
+    for an existing account replaces its password and ends its sessions, as a password change does."""
+    phone_index = ident.phone_index(phone)
+    password_changed = False
+    async with in_transaction():
+        account = await db.account_by_phone_index(phone_index)
+        if account is None:
+            account = await insert_account(ident, phone, ["admin"], password=password)
+            outcome = "created"
+        else:
+            changes: dict[str, str] = {}
+            if "admin" not in account.role_set:
+                changes["roles"] = ",".join(sorted(account.role_set | {"admin"}))
+            if password:
+                changes["password_hash"] = ident.hasher.hash(password)
+                password_changed = True
+            if changes:
+                await db.Account.filter(id=account.id).update(**changes)
+                account = await db.Account.get(id=account.id)
+            outcome = "granted" if "roles" in changes else "unchanged"
+        if outcome != "unchanged":
+            await db.AuditLog.create(
+                actor_id=None,
+                actor_role="cli",
+                action="account.created" if outcome == "created" else "account.admin_granted",
+                subject_id=account.id,
+                detail={"roles": sorted(account.role_set), "via": "create-admin"},
+            )
+    if password_changed:
+        await sessions.revoke_all(ident, account.id)
+    return account, outcome
 
 
 async def find_resident(

@@ -130,6 +130,8 @@ class HttpWeChat:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._wait_seconds
         while True:
+            if loop.time() >= deadline:
+                raise UpstreamTimeout(f"{NAME}响应超时（等待 access_token 刷新）")
             mine = secrets.token_hex(16)
             if await self._redis.set(self._lock_key, mine, nx=True, px=self._lock_ms):
                 return await self._refresh_holding_lock(mine)
@@ -193,7 +195,7 @@ class HttpWeChat:
             log.warning("WeChat token fetch refused: errcode=%s", code)
             raise WeChatError(code, f"{NAME}拒绝发放 access_token（errcode={code}）")
         answer = validate_answer(_Token, data, name=NAME)
-        expires = answer.expires_in
+        expires = min(answer.expires_in, 7200)  # WeChat's tokens live 2 h; a larger claim is not trusted
         ttl = expires - EARLY_REFRESH_SECONDS if expires > 2 * EARLY_REFRESH_SECONDS else max(1, expires // 2)
         log.info("WeChat access token refreshed, cached for %s s", ttl)
         return answer.access_token, ttl

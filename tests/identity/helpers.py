@@ -19,7 +19,10 @@ async def sms_sign_in(client: httpx.AsyncClient, phone: str, channel: str = "app
     r = await client.post("/api/v1/auth/sms-codes", json={"phone": phone, "purpose": "login"})
     assert r.status_code == 202, r.text
     code = await last_code(client, phone)
-    r = await client.post("/api/v1/auth/token", json={"grant_type": "sms_code", "phone": phone, "code": code, "channel": channel, **extra})
+    r = await client.post(
+        "/api/v1/auth/token",
+        json={"grant_type": "sms_code", "phone": phone, "code": code, "channel": channel, **extra},
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -30,6 +33,10 @@ def bearer(tokens: dict) -> dict[str, str]:
 
 async def verified_resident(client: httpx.AsyncClient, person: dict = ZHANG) -> dict:
     tokens = await sms_sign_in(client, person["phone"])
-    r = await client.post("/api/v1/me/real-name", json={"name": person["name"], "id_number": person["id_number"]}, headers=bearer(tokens))
+    r = await client.post(
+        "/api/v1/me/real-name",
+        json={"name": person["name"], "id_number": person["id_number"]},
+        headers=bearer(tokens),
+    )
     assert r.status_code == 200, r.text
     return tokens

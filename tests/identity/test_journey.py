@@ -15,7 +15,10 @@ async def test_resident_journey(client):
 
     # 2. first sign-in creates the resident account
     code = await last_code(client, ZHANG["phone"])
-    r = await client.post("/api/v1/auth/token", json={"grant_type": "sms_code", "phone": ZHANG["phone"], "code": code, "channel": "app"})
+    r = await client.post(
+        "/api/v1/auth/token",
+        json={"grant_type": "sms_code", "phone": ZHANG["phone"], "code": code, "channel": "app"},
+    )
     assert r.status_code == 200, r.text
     tokens = r.json()
     assert tokens["token_type"] == "Bearer" and tokens["expires_in"] <= 900
@@ -23,34 +26,51 @@ async def test_resident_journey(client):
     assert tokens["account"]["phone"] == "138****0001"
 
     # 3. real name against the population database
-    r = await client.post("/api/v1/me/real-name", json={"name": ZHANG["name"], "id_number": ZHANG["id_number"]}, headers=bearer(tokens))
+    r = await client.post(
+        "/api/v1/me/real-name",
+        json={"name": ZHANG["name"], "id_number": ZHANG["id_number"]},
+        headers=bearer(tokens),
+    )
     assert r.status_code == 200, r.text
     assert r.json()["real_name_level"] == 2
     me = (await client.get("/api/v1/me", headers=bearer(tokens))).json()
     assert me["name"] == "张*" and me["id_number"] == "3605**********2015" and me["real_name_level"] == 2
 
     # 4. refresh rotates: a new pair, the new access token carries the new level
-    r = await client.post("/api/v1/auth/token", json={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    r = await client.post(
+        "/api/v1/auth/token", json={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    )
     assert r.status_code == 200
     rotated = r.json()
     assert rotated["refresh_token"] != tokens["refresh_token"]
     assert (await client.get("/api/v1/me", headers=bearer(rotated))).status_code == 200
 
     # 5. the old refresh token again: reuse → 401 and the whole family is revoked
-    r = await client.post("/api/v1/auth/token", json={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    r = await client.post(
+        "/api/v1/auth/token", json={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    )
     assert r.status_code == 401 and r.json()["code"] == "invalid_grant"
-    r = await client.post("/api/v1/auth/token", json={"grant_type": "refresh_token", "refresh_token": rotated["refresh_token"]})
+    r = await client.post(
+        "/api/v1/auth/token", json={"grant_type": "refresh_token", "refresh_token": rotated["refresh_token"]}
+    )
     assert r.status_code == 401
     assert (await client.get("/api/v1/me", headers=bearer(rotated))).status_code == 401
 
     # 6. sign in again (with the password he set from a signed-in session), log out: the session ends at once
     other = await sms_sign_in(client, "13900000009")
-    assert (await client.put("/api/v1/me/password", json={"new_password": "Xinyu2026"}, headers=bearer(other))).status_code == 204
-    r = await client.post("/api/v1/auth/token", json={"grant_type": "password", "phone": "13900000009", "password": "Xinyu2026", "channel": "app"})
+    assert (
+        await client.put("/api/v1/me/password", json={"new_password": "Xinyu2026"}, headers=bearer(other))
+    ).status_code == 204
+    r = await client.post(
+        "/api/v1/auth/token",
+        json={"grant_type": "password", "phone": "13900000009", "password": "Xinyu2026", "channel": "app"},
+    )
     assert r.status_code == 200, r.text
     fresh = r.json()
     r = await client.post("/api/v1/auth/logout", json={"refresh_token": fresh["refresh_token"]})
     assert r.status_code == 204
     assert (await client.get("/api/v1/me", headers=bearer(fresh))).status_code == 401
-    r = await client.post("/api/v1/auth/token", json={"grant_type": "refresh_token", "refresh_token": fresh["refresh_token"]})
+    r = await client.post(
+        "/api/v1/auth/token", json={"grant_type": "refresh_token", "refresh_token": fresh["refresh_token"]}
+    )
     assert r.status_code == 401

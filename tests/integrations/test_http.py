@@ -82,10 +82,13 @@ async def test_body_that_is_not_json_is_upstream_error(fake: FakeServer, body: b
 
 
 async def test_size_cap_with_declared_length(fake: FakeServer) -> None:
-    fake.route("GET", "/big", Reply(200, body=b'"' + b"a" * 2000 + b'"'))
+    # the body would take minutes to arrive: a declared length over the cap is refused before reading it
+    fake.route("GET", "/big", Reply(200, body=b'"' + b"a" * 2000 + b'"', trickle=0.05))
     async with make_client(fake.url, 2) as client:
+        started = time.monotonic()
         with pytest.raises(UpstreamError, match="过大"):
             await call_json(client, "GET", "/big", max_bytes=1000)
+    assert time.monotonic() - started < 1.0
 
 
 async def test_size_cap_while_streaming_without_length(fake: FakeServer) -> None:

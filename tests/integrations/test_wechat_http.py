@@ -370,6 +370,24 @@ async def test_send_template_refreshes_a_refused_token_once(
     assert await redis.get(TOKEN_KEY) == b"ACCESS_TOKEN_1_never_shown"
 
 
+async def test_dropping_a_refused_token_spares_its_replacement(
+    wechat: HttpWeChat, redis: FakeAsyncRedis
+) -> None:
+    await redis.set(TOKEN_KEY, b"NEWER_TOKEN_FROM_ELSEWHERE")
+    await wechat._drop_token("REFUSED_TOKEN")
+    assert await redis.get(TOKEN_KEY) == b"NEWER_TOKEN_FROM_ELSEWHERE"
+    await wechat._drop_token("NEWER_TOKEN_FROM_ELSEWHERE")
+    assert await redis.get(TOKEN_KEY) is None
+
+
+async def test_token_lifetime_claim_is_capped(
+    fake: FakeServer, wechat: HttpWeChat, redis: FakeAsyncRedis
+) -> None:
+    fake.route("GET", TOKEN_PATH, Reply(200, {"access_token": "T", "expires_in": 10**9}))
+    await wechat.access_token()
+    assert 0 < await redis.ttl(TOKEN_KEY) <= 7200 - 300
+
+
 async def test_send_template_retries_only_once(fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat) -> None:
     fake.route("POST", SEND_PATH, Reply(200, {"errcode": 40001, "errmsg": "invalid credential"}))
     with pytest.raises(WeChatError) as err:
@@ -431,7 +449,6 @@ async def test_no_secret_or_token_in_errors_or_logs(
         Reply(200, {"errcode": 40001, "errmsg": "invalid credential"}),
         Reply(200, {"errcode": 45009, "errmsg": "api freq out of limit"}),
         Reply(200, body=b"garbage"),
-        Reply(200, {}, delay=2),
     ):
         fake.route("POST", SEND_PATH, reply)
         with pytest.raises((UpstreamError, UpstreamTimeout)) as err:

@@ -1,0 +1,85 @@
+"""Idempotency-Key on creating POSTs (IETF httpapi draft): the same key and body replay the first answer,
+the same key with another body is 422, a concurrent duplicate waits for the first and replays it.
+Keys are scoped per caller and route, kept for `applications.idempotency_ttl` seconds (24 h by default)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import orjson
+from sanic import Request
+from sanic.response import HTTPResponse
+
+from api.errors import Conflict, InvalidInput
+
+H = TypeVar("H", bound=Callable[..., Awaitable[HTTPResponse]])
+WAIT_STEPS = 50
+WAIT_STEP = 0.1
+
+
+def _valid_key(key: str) -> bool:
+    return 1 <= len(key) <= 128 and all(33 <= ord(c) <= 126 for c in key)
+
+
+def idempotent(handler: H) -> H:
+    @wraps(handler)
+    async def wrapped(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            return await handler(request, *args, **kwargs)
+        if not _valid_key(key):
+            raise InvalidInput("Idempotency-Key 应为 1–128 个可见 ASCII 字符", code="invalid_idempotency_key",
+                               errors=[{"field": "Idempotency-Key", "message": "格式不正确"}])  # fmt: skip
+        redis = request.app.ctx.redis
+        ttl = request.app.ctx.settings.applications.idempotency_ttl
+        owner = request.ctx.principal.account_id
+        slot = f"idem:{owner}:{request.method}:{request.path}:{hashlib.sha256(key.encode()).hexdigest()}"
+        fingerprint = hashlib.sha256(request.body or b"").hexdigest()
+        claimed = await redis.set(
+            slot, orjson.dumps({"state": "pending", "body": fingerprint}), nx=True, ex=ttl
+        )
+        if not claimed:
+            return await _replay(redis, slot, fingerprint)
+        try:
+            response = await handler(request, *args, **kwargs)
+        except BaseException:
+            await redis.delete(slot)  # nothing was created: a retry with the same key runs again
+            raise
+        if 200 <= response.status < 300:
+            record = {
+                "state": "done",
+                "body": fingerprint,
+                "status": response.status,
+                "content_type": response.content_type,
+                "response": (response.body or b"").decode(),
+            }
+            await redis.set(slot, orjson.dumps(record), ex=ttl)
+        else:
+            await redis.delete(slot)
+        return response
+
+    return wrapped  # type: ignore[return-value]
+
+
+async def _replay(redis: Any, slot: str, fingerprint: str) -> HTTPResponse:
+    for _ in range(WAIT_STEPS):
+        raw = await redis.get(slot)
+        if raw is None:
+            raise Conflict("同一 Idempotency-Key 的请求刚刚失败，请重试", code="idempotency_retry")
+        record = orjson.loads(raw)
+        if record["body"] != fingerprint:
+            raise InvalidInput("该 Idempotency-Key 已用于另一个请求体", code="idempotency_key_reused",
+                               errors=[{"field": "Idempotency-Key", "message": "已用于不同的请求"}])  # fmt: skip
+        if record["state"] == "done":
+            return HTTPResponse(
+                record["response"].encode(),
+                status=record["status"],
+                content_type=record["content_type"],
+                headers={"Idempotent-Replayed": "true"},
+            )
+        await asyncio.sleep(WAIT_STEP)
+    raise Conflict("同一 Idempotency-Key 的请求仍在处理中", code="idempotency_in_progress")

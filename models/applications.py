@@ -1,0 +1,292 @@
+"""Applications (办件) and what hangs on them: the event timeline, uploaded materials, evaluations,
+inbox notifications, complaints, and the per-day number sequence."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+STATUSES = (
+    "submitted",
+    "returned",
+    "refused",
+    "accepted",
+    "in_review",
+    "suspended",
+    "approved",
+    "rejected",
+    "ready",
+    "delivered",
+    "closed",
+    "withdrawn",
+)
+
+
+class Application(Model):
+    id = fields.IntField(primary_key=True)
+    number = fields.CharField(max_length=32, unique=True)
+    applicant: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Account", related_name="applications", on_delete=fields.RESTRICT
+    )
+    item: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.ServiceItem", related_name="applications", on_delete=fields.RESTRICT
+    )
+    # copied from the item at submission, so scoping and statistics never need a join
+    department: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Department", related_name="applications", on_delete=fields.RESTRICT
+    )
+    point: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.ServicePoint", related_name="applications", null=True, on_delete=fields.RESTRICT
+    )  # null: online
+    channel = fields.CharField(max_length=16)  # app | wechat | handheld | counter
+    status = fields.CharField(max_length=16, default="submitted", db_index=True)
+    version = fields.IntField(default=1)  # optimistic lock: one clerk's action wins
+    form = fields.JSONField(default=dict)
+    delivery_mode = fields.CharField(max_length=16)  # pickup | mail | grid_worker
+    delivery_address_enc = fields.TextField(null=True)
+    returned_count = fields.SmallIntField(default=0)
+    accepted_at = fields.DatetimeField(null=True)
+    accepted_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.Account", related_name="accepted_applications", null=True, on_delete=fields.SET_NULL
+    )
+    due_at = fields.DatetimeField(null=True, db_index=True)
+    suspended_at = fields.DatetimeField(null=True)
+    paused_workdays = fields.IntField(default=0)
+    deadline_status = fields.CharField(
+        max_length=16, default="normal", db_index=True
+    )  # normal | warning | overdue
+    decided_at = fields.DatetimeField(null=True)
+    decision = fields.CharField(max_length=16, null=True)  # approved | rejected
+    decided_on_time = fields.BooleanField(null=True)
+    delivered_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "application"
+        indexes = (("point_id", "status", "due_at"), ("department_id", "status", "due_at"))
+
+
+class ApplicationEvent(Model):
+    """One step of a case: its timeline and its audit trail."""
+
+    id = fields.BigIntField(primary_key=True)
+    application: fields.ForeignKeyRelation[Application] = fields.ForeignKeyField(
+        "models.Application", related_name="events", on_delete=fields.CASCADE
+    )
+    action = fields.CharField(max_length=32)
+    from_status = fields.CharField(max_length=16, null=True)
+    to_status = fields.CharField(max_length=16)
+    actor: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.Account", related_name="application_events", null=True, on_delete=fields.SET_NULL
+    )
+    actor_role = fields.CharField(max_length=16)
+    channel = fields.CharField(max_length=16, default="")
+    at = fields.DatetimeField(auto_now_add=True)
+    note = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "application_event"
+
+
+class ApplicationMaterial(Model):
+    id = fields.IntField(primary_key=True)
+    application: fields.ForeignKeyRelation[Application] = fields.ForeignKeyField(
+        "models.Application", related_name="materials", on_delete=fields.CASCADE
+    )
+    material_code = fields.CharField(max_length=32)
+    sha256 = fields.CharField(max_length=64)
+    size = fields.IntField()
+    content_type = fields.CharField(max_length=64)
+    uploaded_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.Account", related_name="uploads", null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "application_material"
+
+
+class Evaluation(Model):
+    """好差评: one per application, on the national 5-level scale."""
+
+    id = fields.IntField(primary_key=True)
+    application: fields.OneToOneRelation[Application] = fields.OneToOneField(
+        "models.Application", related_name="evaluation", on_delete=fields.CASCADE
+    )
+    level = fields.SmallIntField()
+    comment = fields.TextField(default="")
+    channel = fields.CharField(max_length=16)  # app | wechat | pad | sms
+    # who and what is rated, copied from the case so statistics group without joins
+    point: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.ServicePoint", related_name="evaluations", null=True, on_delete=fields.RESTRICT
+    )
+    staff: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.Account", related_name="evaluations", null=True, on_delete=fields.SET_NULL
+    )
+    item: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.ServiceItem", related_name="evaluations", on_delete=fields.RESTRICT
+    )
+    department: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Department", related_name="evaluations", on_delete=fields.RESTRICT
+    )
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "evaluation"
+
+
+class Notification(Model):
+    """An inbox entry, written in the same transaction as the change it tells of."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Account", related_name="notifications", on_delete=fields.CASCADE
+    )
+    kind = fields.CharField(max_length=32)
+    title = fields.CharField(max_length=128)
+    body = fields.TextField()
+    application: fields.ForeignKeyNullableRelation[Application] = fields.ForeignKeyField(
+        "models.Application", related_name="notifications", null=True, on_delete=fields.CASCADE
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+    read_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "notification"
+        indexes = (("account_id", "id"),)
+
+
+class Complaint(Model):
+    """咨询投诉建议: a resident asks, complains or suggests, and staff answer within a deadline."""
+
+    id = fields.IntField(primary_key=True)
+    account: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Account", related_name="complaints", on_delete=fields.CASCADE
+    )
+    kind = fields.CharField(max_length=16)  # consultation | complaint | suggestion
+    content = fields.TextField()
+    application: fields.ForeignKeyNullableRelation[Application] = fields.ForeignKeyField(
+        "models.Application", related_name="complaints", null=True, on_delete=fields.SET_NULL
+    )
+    point: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.ServicePoint", related_name="complaints", null=True, on_delete=fields.SET_NULL
+    )
+    department: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.Department", related_name="complaints", null=True, on_delete=fields.SET_NULL
+    )
+    status = fields.CharField(max_length=16, default="open")  # open | answered
+    due_at = fields.DatetimeField()
+    reply = fields.TextField(null=True)
+    replied_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.Account", related_name="complaint_replies", null=True, on_delete=fields.SET_NULL
+    )
+    replied_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "complaint"
+
+
+class NumberSequence(Model):
+    """Last application number handed out per day (XY + YYYYMMDD + 6 digits)."""
+
+    day = fields.CharField(max_length=8, primary_key=True)
+    last_value = fields.IntField(default=0)
+
+    class Meta:
+        table = "number_sequence"
+
+
+# ---- queries -------------------------------------------------------------------------------------------
+
+from datetime import datetime  # noqa: E402
+
+from tortoise import connections  # noqa: E402
+from tortoise.expressions import Case, Q, Value, When  # noqa: E402
+from tortoise.queryset import QuerySet  # noqa: E402
+
+
+async def next_sequence(day: str) -> int:
+    """The next number of the day, atomically on SQLite and PostgreSQL (one upsert, no read-then-write)."""
+    conn = connections.get("default")
+    placeholder = "$1" if conn.capabilities.dialect == "postgres" else "?"
+    rows = await conn.execute_query_dict(
+        f'INSERT INTO "number_sequence" ("day", "last_value") VALUES ({placeholder}, 1) '  # noqa: S608 — only the driver's placeholder is formatted in
+        'ON CONFLICT ("day") DO UPDATE SET "last_value" = "number_sequence"."last_value" + 1 '
+        'RETURNING "last_value"',
+        [day],
+    )
+    return int(rows[0]["last_value"])
+
+
+def _with_refs(qs: QuerySet[Application]) -> QuerySet[Application]:
+    return qs.select_related("item", "point", "department")
+
+
+async def application_of_applicant(application_id: int, account_id: int) -> Application | None:
+    return await _with_refs(Application.filter(id=application_id, applicant_id=account_id)).first()
+
+
+async def application_in_scope(application_id: int, scope: Q) -> Application | None:
+    return await _with_refs(Application.filter(scope, id=application_id)).first()
+
+
+def applications_of_applicant(
+    account_id: int, status: str | None, before_id: int | None, limit: int
+) -> QuerySet[Application]:
+    qs = Application.filter(applicant_id=account_id)
+    if status:
+        qs = qs.filter(status=status)
+    if before_id is not None:
+        qs = qs.filter(id__lt=before_id)
+    return _with_refs(qs).order_by("-id").limit(limit)
+
+
+def work_queue(
+    scope: Q,
+    *,
+    point_id: int | None,
+    status: str | None,
+    due_before: datetime | None,
+    overdue: bool | None,
+    after: tuple[datetime | None, int] | None,
+    limit: int,
+) -> QuerySet[Application]:
+    """The clerk's queue, soonest due first (cases without a due date last), keyset-paginated."""
+    qs = Application.filter(scope)
+    if point_id is not None:
+        qs = qs.filter(point_id=point_id)
+    if status:
+        qs = qs.filter(status=status)
+    if due_before is not None:
+        qs = qs.filter(due_at__lt=due_before)
+    if overdue is True:
+        qs = qs.filter(deadline_status="overdue")
+    elif overdue is False:
+        qs = qs.exclude(deadline_status="overdue")
+    if after is not None:
+        due, last_id = after
+        if due is None:
+            qs = qs.filter(due_at__isnull=True, id__gt=last_id)
+        else:
+            qs = qs.filter(Q(due_at__gt=due) | Q(due_at=due, id__gt=last_id) | Q(due_at__isnull=True))
+    # NULL sorts first on SQLite and last on PostgreSQL: order by an explicit "has no due date" flag
+    qs = qs.annotate(no_due=Case(When(due_at__isnull=True, then=Value(1)), default=Value(0)))
+    return _with_refs(qs).order_by("no_due", "due_at", "id").limit(limit)
+
+
+async def events_of(application_id: int) -> list[ApplicationEvent]:
+    return await ApplicationEvent.filter(application_id=application_id).order_by("id")
+
+
+async def materials_of(application_id: int) -> list[ApplicationMaterial]:
+    return await ApplicationMaterial.filter(application_id=application_id).order_by("id")
+
+
+async def move(application_id: int, version: int, **changes: object) -> bool:
+    """Apply a transition only if nobody changed the case since it was read: one concurrent clerk wins."""
+    updated = await Application.filter(id=application_id, version=version).update(
+        version=version + 1, **changes
+    )
+    return updated == 1

@@ -1,0 +1,176 @@
+"""Shared helpers for the SECURITY.md tests (tests/identity/test_security_*.py). No tests here."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from sanic import Sanic
+from tortoise import Tortoise, connections
+
+import api.ratelimit
+from api.logs import JsonLines
+from api.pii import is_valid_id_number
+from models import identity as db
+from tests.identity.helpers import last_code
+
+SMS = "/api/v1/auth/sms-codes"
+TOKEN = "/api/v1/auth/token"
+ME = "/api/v1/me"
+
+_ID_CANDIDATE = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+
+
+def assert_problem(r: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """An RFC 9457 answer with this status (and code), no traceback in it."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
+    body = r.json()
+    assert body["status"] == status and body["request_id"]
+    if code is not None:
+        assert body["code"] == code, body
+    assert "Traceback" not in r.text and 'File "' not in r.text
+    return body
+
+
+async def new_account(app: Sanic, phone: str, roles: str = "resident", **fields: Any) -> db.Account:
+    """An account made straight in the database (as an admin or the CLI would), found by phone at sign-in."""
+    ident = app.ctx.identity
+    index = ident.phone_index(phone)
+    return await db.Account.create(
+        phone_index=index, phone_enc=ident.cipher.encrypt(phone, f"phone:{index}"), roles=roles, **fields
+    )
+
+
+async def request_code(client: httpx.AsyncClient, phone: str, purpose: str = "login", **kw: Any) -> str:
+    r = await client.post(SMS, json={"phone": phone, "purpose": purpose}, **kw)
+    assert r.status_code == 202, r.text
+    return await last_code(client, phone)
+
+
+async def sign_in_with_code(client: httpx.AsyncClient, phone: str, code: str, **kw: Any) -> httpx.Response:
+    return await client.post(
+        TOKEN, json={"grant_type": "sms_code", "phone": phone, "code": code, "channel": "app"}, **kw
+    )
+
+
+async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.post(TOKEN, json={"grant_type": "refresh_token", "refresh_token": token})
+
+
+async def skip_cooldown(app: Sanic, phone: str) -> None:
+    """Let the per-phone resend cooldown run out now (the time that would pass, not a lower limit)."""
+    await app.ctx.redis.delete(f"sms:cooldown:{app.ctx.identity.phone_index(phone)}")
+
+
+def code_key(app: Sanic, phone: str, purpose: str = "login") -> str:
+    return f"sms:code:{purpose}:{app.ctx.identity.phone_index(phone)}"
+
+
+def other_code(code: str) -> str:
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+async def table_rows(table: str) -> list[dict[str, Any]]:
+    return await connections.get("default").execute_query_dict(f'SELECT * FROM "{table}"')
+
+
+async def all_rows() -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table, read with raw SQL (what a database dump would show)."""
+    tables = sorted({model._meta.db_table for model in Tortoise.apps["models"].values()})
+    return {table: await table_rows(table) for table in tables}
+
+
+def cells_containing(rows: dict[str, list[dict[str, Any]]], *needles: str) -> list[str]:
+    found = []
+    for table, items in rows.items():
+        for row in items:
+            for column, value in row.items():
+                text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+                for needle in needles:
+                    if needle in text:
+                        found.append(f"{table}.{column} holds {needle!r}")
+    return found
+
+
+async def redis_items(app: Sanic) -> list[tuple[bytes, bytes]]:
+    """Every key and everything stored under it, whatever the type."""
+    redis = app.ctx.redis
+    items = []
+    async for key in redis.scan_iter(count=1000):
+        kind = await redis.type(key)
+        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        if kind == "string":
+            values = [await redis.get(key) or b""]
+        elif kind == "list":
+            values = await redis.lrange(key, 0, -1)
+        elif kind == "hash":
+            values = [b"%s=%s" % pair for pair in (await redis.hgetall(key)).items()]
+        elif kind == "set":
+            values = list(await redis.smembers(key))
+        elif kind == "zset":
+            values = [m for m, _ in await redis.zrange(key, 0, -1, withscores=True)]
+        else:
+            values = [kind.encode()]
+        items.append((key, b"\n".join(v if isinstance(v, bytes) else str(v).encode() for v in values)))
+    return items
+
+
+def valid_id_numbers_in(text: str) -> list[str]:
+    return [m for m in _ID_CANDIDATE.findall(text) if is_valid_id_number(m)]
+
+
+def installed_handler() -> logging.Handler:
+    """The handler setup_logging put on the "ywt" logger (JSON lines, with its filters)."""
+    for handler in logging.getLogger("ywt").handlers:
+        if isinstance(handler.formatter, JsonLines):
+            return handler
+    raise AssertionError("setup_logging installed no JSON-lines handler on the ywt logger")
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.stream = io.StringIO()
+        self.emitted = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream.write(self.format(record) + "\n")
+        self.emitted += 1
+
+
+@contextmanager
+def production_log_lines() -> Iterator[_Capture]:
+    """What the app's own log handler writes, at DEBUG: the installed handler's filters and formatter on a
+    second handler that writes to memory. If setup_logging dropped its ScrubFilter, so would this."""
+    ywt = logging.getLogger("ywt")
+    template = installed_handler()
+    capture = _Capture()
+    for f in template.filters:
+        capture.addFilter(f)
+    capture.setFormatter(template.formatter)
+    level = ywt.level
+    ywt.setLevel(logging.DEBUG)
+    ywt.addHandler(capture)
+    try:
+        yield capture
+    finally:
+        ywt.removeHandler(capture)
+        ywt.setLevel(level)
+
+
+@contextmanager
+def frozen_limiter_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Keep the fixed-window limiter in one window for the test (no window boundary mid-test)."""
+    import time
+
+    now = time.time()
+    monkeypatch.setattr(api.ratelimit, "time", SimpleNamespace(time=lambda: now))
+    yield

@@ -1,0 +1,98 @@
+"""SECURITY.md row 4: refresh tokens are single-use and stored hashed; reuse revokes the family; logout and a
+password change end sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from tests.identity.helpers import bearer, sms_sign_in
+from tests.identity.test_security_kit import ME, TOKEN, assert_problem, refresh, table_rows
+
+PHONE = "13800000201"
+PASSWORD = "Chushi2026"
+
+
+async def test_a_replayed_refresh_token_is_refused_and_revokes_its_successor(client):
+    first = await sms_sign_in(client, PHONE)
+    r = await refresh(client, first["refresh_token"])
+    assert r.status_code == 200, r.text
+    second = r.json()
+    assert (await client.get(ME, headers=bearer(second))).status_code == 200
+
+    assert_problem(await refresh(client, first["refresh_token"]), 401, "invalid_grant")
+
+    assert_problem(await refresh(client, second["refresh_token"]), 401, "invalid_grant")
+    assert_problem(await client.get(ME, headers=bearer(second)), 401, "invalid_token")
+    assert_problem(await client.get(ME, headers=bearer(first)), 401, "invalid_token")
+
+
+async def test_a_refresh_token_is_used_once_even_by_two_concurrent_requests(client):
+    tokens = await sms_sign_in(client, PHONE)
+    answers = await asyncio.gather(refresh(client, tokens["refresh_token"]), refresh(client, tokens["refresh_token"]))
+    assert sorted(r.status_code for r in answers) == [200, 401], [r.text for r in answers]
+    loser = next(r for r in answers if r.status_code == 401)
+    assert_problem(loser, 401, "invalid_grant")
+    # one refresh was issued, not two
+    rows = await table_rows("refresh_token")
+    assert len(rows) == 2
+    assert sum(1 for row in rows if row["used_at"] is not None) == 1
+
+
+async def _password_session(client) -> dict:
+    r = await client.post(
+        TOKEN, json={"grant_type": "password", "phone": PHONE, "password": PASSWORD, "channel": "app"}
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_logout_ends_the_session_at_once(client):
+    tokens = await sms_sign_in(client, PHONE)
+    other = await refresh(client, tokens["refresh_token"])
+    current = other.json()
+    r = await client.post("/api/v1/auth/logout", json={"refresh_token": current["refresh_token"]})
+    assert r.status_code == 204
+    assert_problem(await client.get(ME, headers=bearer(current)), 401, "invalid_token")
+    assert_problem(await refresh(client, current["refresh_token"]), 401, "invalid_grant")
+
+
+async def test_a_password_change_ends_every_other_session_but_not_the_current_one(client):
+    first = await sms_sign_in(client, PHONE)
+    r = await client.put(ME + "/password", json={"new_password": PASSWORD}, headers=bearer(first))
+    assert r.status_code == 204, r.text
+    current = await _password_session(client)
+    other = await _password_session(client)
+    for tokens in (first, current, other):
+        assert (await client.get(ME, headers=bearer(tokens))).status_code == 200
+
+    r = await client.put(
+        ME + "/password",
+        json={"old_password": PASSWORD, "new_password": "Xinmima2026"},
+        headers=bearer(current),
+    )
+    assert r.status_code == 204, r.text
+
+    for ended in (first, other):
+        assert_problem(await client.get(ME, headers=bearer(ended)), 401, "invalid_token")
+        assert_problem(await refresh(client, ended["refresh_token"]), 401, "invalid_grant")
+    assert (await client.get(ME, headers=bearer(current))).status_code == 200
+    r = await refresh(client, current["refresh_token"])
+    assert r.status_code == 200, r.text
+    assert (await client.get(ME, headers=bearer(r.json()))).status_code == 200
+    # and the old password no longer signs in
+    r = await client.post(
+        TOKEN, json={"grant_type": "password", "phone": PHONE, "password": PASSWORD, "channel": "app"}
+    )
+    assert_problem(r, 401, "invalid_grant")
+
+
+async def test_refresh_tokens_are_stored_only_as_their_sha256(client):
+    first = await sms_sign_in(client, PHONE)
+    second = (await refresh(client, first["refresh_token"])).json()
+    rows = await table_rows("refresh_token")
+    assert len(rows) == 2
+    stored = {str(value) for row in rows for value in row.values()}
+    for token in (first["refresh_token"], second["refresh_token"]):
+        assert not any(token in value for value in stored), "a refresh token is stored in plaintext"
+        assert hashlib.sha256(token.encode()).hexdigest() in {row["token_hash"] for row in rows}
