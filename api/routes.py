@@ -5,6 +5,7 @@ from __future__ import annotations
 from sanic import Blueprint
 
 from api.applications.handlers import bp as applications
+from api.applications.material_handlers import bp as materials
 from api.catalog.handlers import bp as catalog
 from api.feedback.handlers import bp as feedback
 from api.identity.handlers import bp as identity
@@ -16,7 +17,7 @@ from api.stats.handlers import bp as stats
 
 
 def api_v1(*, embedded: bool) -> Blueprint:
-    parts = [catalog, identity, identity_staff, applications, feedback, stats, notifications]
+    parts = [catalog, identity, identity_staff, applications, materials, feedback, stats, notifications]
     if embedded:
         parts.append(sandbox)
     return Blueprint.group(*parts, url_prefix="/api/v1")  # type: ignore[return-value]

@@ -1,0 +1,5 @@
+"""(being written)"""
+
+from sanic import Blueprint
+
+bp = Blueprint("materials")
