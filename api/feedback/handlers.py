@@ -1,5 +1,117 @@
-"""(being written)"""
+"""好差评 after a decision, and consultations / complaints / suggestions with the clerks' answers."""
 
-from sanic import Blueprint
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from api.auth import require
+from api.docs import documented
+from api.feedback import service
+from api.feedback.schemas import (
+    ComplaintIn,
+    ComplaintList,
+    ComplaintOut,
+    ComplaintReplyIn,
+    EvaluationIn,
+    EvaluationOut,
+    MyComplaintsQuery,
+    WorkComplaintsQuery,
+)
+from api.http import json_model, page_limit, parse_body, parse_query
+from api.idempotency import idempotent
+from api.scopes import work_scope
 
 bp = Blueprint("feedback")
+
+CLERKS = ("staff", "admin")
+
+
+@bp.post("/applications/<application_id:int>/evaluation")
+@documented(
+    "好差评：办结后申请人评价一次(五级 level，或大厅评价器四键 pad_key)；支持 Idempotency-Key",
+    tag="feedback",
+    body=EvaluationIn,
+    ok=EvaluationOut,
+    status=201,
+    errors=(401, 403, 404, 409),
+    secured=True,
+)
+@require("resident")
+@idempotent
+async def evaluate(request: Request, application_id: int) -> HTTPResponse:
+    body = parse_body(request, EvaluationIn)
+    return json_model(await service.evaluate(request.ctx.principal, application_id, body), status=201)
+
+
+@bp.post("/complaints")
+@documented(
+    "咨询、投诉或建议(答复期限按工作日计)；支持 Idempotency-Key",
+    tag="feedback",
+    body=ComplaintIn,
+    ok=ComplaintOut,
+    status=201,
+    errors=(401, 403, 409),
+    secured=True,
+)
+@require("resident")
+@idempotent
+async def file_complaint(request: Request) -> HTTPResponse:
+    body = parse_body(request, ComplaintIn)
+    cases = request.app.ctx.cases
+    return json_model(
+        await service.file_complaint(cases.settings, cases.calendar, request.ctx.principal, body), status=201
+    )
+
+
+@bp.get("/complaints")
+@documented(
+    "我的咨询投诉(最新在前)",
+    tag="feedback",
+    query=MyComplaintsQuery,
+    ok=ComplaintList,
+    errors=(401, 403),
+    secured=True,
+)
+@require("resident")
+async def my_complaints(request: Request) -> HTTPResponse:
+    query = parse_query(request, MyComplaintsQuery)
+    return json_model(
+        await service.my_complaints(
+            request.ctx.principal, query.status, query.cursor, page_limit(request, query.limit)
+        )
+    )
+
+
+@bp.get("/work/complaints")
+@documented(
+    "工作台咨询投诉(窗口：本部门及未指定部门的；管理员：全部)，先到期的在前",
+    tag="work",
+    query=WorkComplaintsQuery,
+    ok=ComplaintList,
+    errors=(401, 403),
+    secured=True,
+)
+@require(*CLERKS)
+async def work_complaints(request: Request) -> HTTPResponse:
+    query = parse_query(request, WorkComplaintsQuery)
+    scope = await work_scope(request.ctx.principal, request.ctx.account)
+    return json_model(
+        await service.work_complaints(scope, query.status, query.cursor, page_limit(request, query.limit))
+    )
+
+
+@bp.post("/work/complaints/<complaint_id:int>/reply")
+@documented(
+    "答复咨询投诉(一次)；答复写入居民的消息",
+    tag="work",
+    body=ComplaintReplyIn,
+    ok=ComplaintOut,
+    errors=(401, 403, 404, 409),
+    secured=True,
+)
+@require(*CLERKS)
+async def reply(request: Request, complaint_id: int) -> HTTPResponse:
+    body = parse_body(request, ComplaintReplyIn)
+    scope = await work_scope(request.ctx.principal, request.ctx.account)
+    return json_model(await service.reply(request.ctx.principal, scope, complaint_id, body))

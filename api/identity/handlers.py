@@ -130,7 +130,7 @@ async def bindings(request: Request) -> HTTPResponse:
     body=WeChatCodeIn,
     ok=BindingOut,
     status=201,
-    errors=(401, 409),
+    errors=(401, 409, 422),
     secured=True,
 )
 @require()

@@ -305,7 +305,15 @@ async def verify_real_name(ident: Identity, account: db.Account, body: RealNameI
 
 
 async def bind_wechat(ident: Identity, account: db.Account, code: str) -> BindingOut:
-    wechat = await _exchange(ident, code)
+    # a signed-in caller: a bad WeChat code is bad input (422), not a 401 that would end the app's session
+    try:
+        wechat = await ident.integrations.wechat.oauth_identity(code)
+    except InvalidWeChatCode:
+        raise InvalidInput(
+            "微信授权码无效或已使用",
+            code="invalid_wechat_code",
+            errors=[{"field": "code", "message": "无效或已使用"}],
+        ) from None
     async with in_transaction():
         await _bind_wechat(account, wechat)
     binding = await db.binding_of("wechat", wechat.openid)

@@ -7,12 +7,20 @@ from __future__ import annotations
 import hmac
 import secrets
 
-import orjson
-
+from api.errors import TooManyRequests
 from api.identity.deps import Identity
 
 PURPOSES = ("login", "reset_password", "bind")
 TEMPLATES = {"login": "login_code", "reset_password": "reset_password_code", "bind": "bind_code"}
+
+# One wrong try, atomically: concurrent wrong guesses each count, and the one that reaches the limit burns
+# the code. A key already gone (used, burnt or expired) is not brought back.
+_WRONG_TRY = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local wrong = redis.call('HINCRBY', KEYS[1], 'wrong', 1)
+if wrong >= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end
+return wrong
+"""
 
 
 def _code_key(purpose: str, phone_index: str) -> str:
@@ -36,16 +44,21 @@ async def send_code(ident: Identity, phone: str, purpose: str, ip: str, *, deliv
     security = ident.settings.security
     phone_index = ident.phone_index(phone)
     await ident.limiter.hit("sms-ip", ip or "unknown", security.sms_max_per_ip_per_hour, 3600)
-    cooldown = await ident.redis.ttl(_cooldown_key(phone_index))
-    if cooldown and cooldown > 0:
-        from api.errors import TooManyRequests
-
-        raise TooManyRequests(retry_after=cooldown, detail="验证码已发送，请稍后再试")
+    # taking the cooldown is the check: of concurrent sends to one phone exactly one gets through
+    cooldown = _cooldown_key(phone_index)
+    if not await ident.redis.set(cooldown, b"1", ex=security.sms_resend_after, nx=True):
+        left = await ident.redis.ttl(cooldown)
+        raise TooManyRequests(
+            retry_after=left if left > 0 else security.sms_resend_after, detail="验证码已发送，请稍后再试"
+        )
     await ident.limiter.hit("sms-phone", phone_index, security.sms_max_per_phone_per_day, 86400)
     code = f"{secrets.randbelow(1_000_000):06d}"
-    record = {"hash": _hash(ident, phone_index, purpose, code), "wrong": 0}
-    await ident.redis.set(_code_key(purpose, phone_index), orjson.dumps(record), ex=security.sms_code_ttl)
-    await ident.redis.set(_cooldown_key(phone_index), b"1", ex=security.sms_resend_after)
+    key = _code_key(purpose, phone_index)
+    async with ident.redis.pipeline(transaction=True) as pipe:
+        pipe.delete(key)
+        pipe.hset(key, mapping={"hash": _hash(ident, phone_index, purpose, code), "wrong": 0})
+        pipe.expire(key, security.sms_code_ttl)
+        await pipe.execute()
     if deliver:
         await ident.integrations.sms.send(phone, TEMPLATES[purpose], {"code": code})
     return security.sms_code_ttl, security.sms_resend_after
@@ -55,18 +68,15 @@ async def check_code(ident: Identity, phone: str, purpose: str, code: str) -> bo
     """True once for the right code; a wrong code counts, and too many wrong ones burn the code."""
     phone_index = ident.phone_index(phone)
     key = _code_key(purpose, phone_index)
-    raw = await ident.redis.get(key)
-    if raw is None:
+    stored = await ident.redis.hget(key, "hash")
+    if stored is None:
         return False
-    record = orjson.loads(raw)
-    if hmac.compare_digest(record["hash"], _hash(ident, phone_index, purpose, code)):
+    expected = _hash(ident, phone_index, purpose, code).encode()
+    if hmac.compare_digest(stored if isinstance(stored, bytes) else stored.encode(), expected):
         # single use: only the caller whose DELETE removed the key wins
         return await ident.redis.delete(key) == 1
-    record["wrong"] += 1
-    if record["wrong"] >= ident.settings.security.sms_max_wrong_tries:
-        await ident.redis.delete(key)
-    else:
-        await ident.redis.set(key, orjson.dumps(record), keepttl=True)
+    wrong_try = ident.redis.register_script(_WRONG_TRY)
+    await wrong_try(keys=[key], args=[ident.settings.security.sms_max_wrong_tries])
     return False
 
 

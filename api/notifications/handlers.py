@@ -1,5 +1,46 @@
-"""(being written)"""
+"""The inbox of whoever is signed in: residents, grid workers, staff and admins alike."""
 
-from sanic import Blueprint
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from api.auth import require
+from api.docs import documented
+from api.http import json_model, page_limit, parse_query
+from api.notifications import service
+from api.notifications.schemas import InboxQuery, NotificationList, NotificationOut
 
 bp = Blueprint("notifications")
+
+
+@bp.get("/notifications")
+@documented(
+    "我的消息(最新在前)；unread=true 只看未读",
+    tag="notifications",
+    query=InboxQuery,
+    ok=NotificationList,
+    errors=(401,),
+    secured=True,
+)
+@require()
+async def inbox(request: Request) -> HTTPResponse:
+    query = parse_query(request, InboxQuery)
+    return json_model(
+        await service.inbox(
+            request.ctx.principal, query.unread, query.cursor, page_limit(request, query.limit)
+        )
+    )
+
+
+@bp.post("/notifications/<notification_id:int>/read")
+@documented(
+    "标记一条消息为已读(重复标记保留首次阅读时间)",
+    tag="notifications",
+    ok=NotificationOut,
+    errors=(401, 404),
+    secured=True,
+)
+@require()
+async def read(request: Request, notification_id: int) -> HTTPResponse:
+    return json_model(await service.read(request.ctx.principal, notification_id))

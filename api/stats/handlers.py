@@ -1,5 +1,51 @@
-"""(being written)"""
+"""Statistics for admins (the whole city) and staff (their own department)."""
 
-from sanic import Blueprint
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from api.auth import require
+from api.docs import documented
+from api.http import json_model, parse_query
+from api.scopes import work_scope
+from api.stats import service
+from api.stats.schemas import ApplicationStats, ApplicationStatsQuery, SatisfactionQuery, SatisfactionReport
 
 bp = Blueprint("stats")
+
+READERS = ("admin", "staff")
+
+
+@bp.get("/stats/satisfaction")
+@documented(
+    "满意率：按网点(point)、窗口人员(staff)、事项(item)或部门(department)分组；期间为 [from, to)",
+    tag="stats",
+    query=SatisfactionQuery,
+    ok=SatisfactionReport,
+    errors=(401, 403),
+    secured=True,
+)
+@require(*READERS)
+async def satisfaction(request: Request) -> HTTPResponse:
+    query = parse_query(request, SatisfactionQuery)
+    scope = await work_scope(request.ctx.principal, request.ctx.account)
+    return json_model(
+        await service.satisfaction(request.app.ctx.identity, scope, query.group_by, query.start, query.end)
+    )
+
+
+@bp.get("/stats/applications")
+@documented(
+    "办件统计：期间内提交、受理、办结数，办结率、按时办结率、超期数、退回补正数",
+    tag="stats",
+    query=ApplicationStatsQuery,
+    ok=ApplicationStats,
+    errors=(401, 403),
+    secured=True,
+)
+@require(*READERS)
+async def applications(request: Request) -> HTTPResponse:
+    query = parse_query(request, ApplicationStatsQuery)
+    scope = await work_scope(request.ctx.principal, request.ctx.account)
+    return json_model(await service.application_figures(scope, query))

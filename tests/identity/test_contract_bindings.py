@@ -81,12 +81,18 @@ async def test_an_openid_bound_to_another_account_is_409(client):
     assert await ChannelBinding.filter(account_id=li["account"]["id"]).count() == 0
 
 
-async def test_a_used_or_unknown_code_is_401_invalid_grant(client):
+async def test_a_used_or_unknown_code_is_422_not_a_401_that_would_end_the_session(client):
     tokens = await sms_sign_in(client, ZHANG["phone"])
-    r = await client.post(URL, json={"code": "never-issued"}, headers=bearer(tokens))
-    assert r.status_code == 401 and r.json()["code"] == "invalid_grant"
-    # the session itself is fine: the 401 is about the WeChat code
+    code, _ = await _code(client)
+    assert (await client.post(URL, json={"code": code}, headers=bearer(tokens))).status_code == 201
+    assert (await client.delete(URL, headers=bearer(tokens))).status_code == 204
+    for bad in (code, "never-issued"):
+        r = await client.post(URL, json={"code": bad}, headers=bearer(tokens))
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "invalid_wechat_code"
+        assert [e["field"] for e in r.json()["errors"]] == ["code"]
     assert (await client.get("/api/v1/me", headers=bearer(tokens))).status_code == 200
+    assert await ChannelBinding.all().count() == 0
 
 
 async def test_binding_needs_a_signed_in_caller_and_a_strict_body(client):

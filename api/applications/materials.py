@@ -1,0 +1,173 @@
+"""Materials of a case: a resident uploads the files his item's guide lists; he and the clerks in charge
+download them. SECURITY row 11: size cap, per-applicant quota, type by content against an allow-list, names
+we make (sha256) under the uploads folder, served as attachments with nosniff; row 12: uploads rate-limited
+per applicant.
+
+Checks run cheapest first and before anything is written; the file is stored (content-addressed, so a retry
+or a second case with the same bytes shares it) before the row, and the row is written under a lock on the
+applicant's account, so two concurrent uploads cannot both slip under the quota or the per-case file cap.
+A file whose row then fails to commit stays on disk unreferenced: harmless, and a later sweep's business."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from tortoise.functions import Sum
+from tortoise.transactions import in_transaction
+
+from api.applications.deps import Cases
+from api.applications.files import EXTENSIONS, sniff
+from api.applications.schemas import MaterialOut
+from api.auth import Principal
+from api.errors import AppError, Conflict, InvalidInput, NotFoundError
+from api.scopes import WorkScope
+from models import applications as db
+from models import catalog as catalog_db
+from models import identity as identity_db
+
+log = logging.getLogger("ywt.materials")
+
+# a resident adds materials while the case waits for intake or for his correction
+UPLOADABLE = frozenset({"submitted", "returned"})
+RATE_NAME = "upload"
+RATE_WINDOW = 3600
+_SAFE_CODE = re.compile(r"^[A-Za-z0-9_\-]{1,32}$")
+
+
+@dataclass(frozen=True)
+class Download:
+    body: bytes
+    content_type: str
+    filename: str
+
+
+class PayloadTooLargeError(AppError):
+    status = 413
+    code = "file_too_large"
+    title = "文件过大"
+
+
+def _bad(field: str, message: str, code: str = "validation_failed") -> InvalidInput:
+    return InvalidInput(message, code=code, errors=[{"field": field, "message": message}])
+
+
+def _out(row: db.ApplicationMaterial) -> MaterialOut:
+    return MaterialOut(
+        id=row.id,
+        material_code=row.material_code,
+        sha256=row.sha256,
+        size=row.size,
+        content_type=row.content_type,
+        created_at=row.created_at,
+    )
+
+
+async def _own_case(principal: Principal, application_id: int) -> db.Application:
+    app = await db.application_of_applicant(application_id, principal.account_id)
+    if app is None:
+        raise NotFoundError("没有这个办件", code="application_not_found")
+    return app
+
+
+async def uploaded_bytes(account_id: int) -> int:
+    """What an applicant has stored over all his cases (the quota counts every row, shared bytes included)."""
+    rows = (
+        await db.ApplicationMaterial.filter(uploaded_by_id=account_id)
+        .annotate(total=Sum("size"))
+        .values_list("total", flat=True)
+    )
+    return int(rows[0] or 0) if rows else 0
+
+
+async def upload(
+    cases: Cases, principal: Principal, application_id: int, material_code: str | None, data: bytes | None
+) -> tuple[MaterialOut, bool]:
+    """Store one file for one material of the applicant's own case: (the material, whether it is new).
+
+    The same bytes for the same material of the same case again (a retried upload) answer the first row."""
+    settings = cases.settings.uploads
+    # counted per attempt, refused ones included: the limit is on what a client may throw at us
+    await cases.limiter.hit(RATE_NAME, str(principal.account_id), settings.max_per_hour, RATE_WINDOW)
+    app = await _own_case(principal, application_id)
+    if app.status not in UPLOADABLE:
+        raise Conflict(
+            f"当前状态({app.status})不能上传材料，仅在待受理或退回补正时可以", code="invalid_transition"
+        )
+    errors = []
+    if not material_code:
+        errors.append({"field": "material_code", "message": "必填"})
+    if data is None:
+        errors.append({"field": "file", "message": "必填，应为一个文件"})
+    if errors:
+        raise InvalidInput(errors=errors)
+    assert material_code is not None and data is not None
+    known = set(await catalog_db.ItemMaterial.filter(item_id=app.item_id).values_list("code", flat=True))
+    if material_code not in known:
+        raise _bad("material_code", "不是该事项办事指南所列的材料", "unknown_material")
+    if len(data) > settings.max_file_bytes:
+        raise PayloadTooLargeError(f"文件不能超过 {settings.max_file_bytes // 1024} KB")
+    content_type = sniff(data)
+    if content_type is None:
+        raise _bad("file", "只接受 JPEG、PNG 或 PDF 文件(按文件内容判断)", "unsupported_file_type")
+
+    stored = await cases.files.put(data, content_type)
+    async with in_transaction():
+        # serialises this applicant's uploads (PostgreSQL row lock; SQLite transactions are serial anyway)
+        await identity_db.Account.filter(id=principal.account_id).select_for_update().first()
+        current = await db.Application.filter(id=app.id).values_list("status", flat=True)
+        if not current or current[0] not in UPLOADABLE:
+            raise Conflict("该办件刚被受理或处理，不能再上传材料", code="invalid_transition")
+        same = await db.ApplicationMaterial.get_or_none(
+            application_id=app.id, material_code=material_code, sha256=stored.sha256
+        )
+        if same is not None:
+            return _out(same), False
+        count = await db.ApplicationMaterial.filter(application_id=app.id).count()
+        if count >= settings.max_files_per_application:
+            raise _bad(
+                "file", f"每个办件最多上传 {settings.max_files_per_application} 个文件", "too_many_files"
+            )
+        used = await uploaded_bytes(principal.account_id)
+        if used + stored.size > settings.quota_bytes:
+            raise AppError(
+                f"上传空间不足：已用 {used // 1024} KB，上限 {settings.quota_bytes // 1024} KB",
+                status=413,
+                code="quota_exceeded",
+            )
+        row = await db.ApplicationMaterial.create(
+            application_id=app.id,
+            material_code=material_code,
+            sha256=stored.sha256,
+            size=stored.size,
+            content_type=stored.content_type,
+            uploaded_by_id=principal.account_id,
+        )
+    return _out(row), True
+
+
+async def _download(cases: Cases, app: db.Application, material_id: int) -> Download:
+    row = await db.ApplicationMaterial.get_or_none(id=material_id, application_id=app.id)
+    if row is None:
+        raise NotFoundError("没有这个材料", code="material_not_found")
+    try:
+        body = await cases.files.read(row.sha256)
+    except (FileNotFoundError, ValueError):
+        # the row outlived its file (restored database, lost volume): an operator must know
+        log.error("material file missing", extra={"fields": {"material_id": row.id, "sha256": row.sha256}})
+        raise NotFoundError("材料文件不存在", code="material_not_found") from None
+    code = row.material_code if _SAFE_CODE.match(row.material_code) else "material"
+    ext = EXTENSIONS.get(row.content_type, "bin")
+    return Download(body=body, content_type=row.content_type, filename=f"{code}.{ext}")
+
+
+async def download_own(cases: Cases, principal: Principal, application_id: int, material_id: int) -> Download:
+    return await _download(cases, await _own_case(principal, application_id), material_id)
+
+
+async def download_in_scope(cases: Cases, scope: WorkScope, application_id: int, material_id: int) -> Download:
+    app = await db.application_in_scope(application_id, scope.q())
+    if app is None:
+        raise NotFoundError("没有这个办件", code="application_not_found")
+    return await _download(cases, app, material_id)

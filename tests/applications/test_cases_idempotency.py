@@ -1,0 +1,83 @@
+"""Idempotency-Key on POST /api/v1/applications (SECURITY.md row 15): replays, reused keys, concurrent
+duplicates, keys scoped per caller."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from models import applications as db
+from tests.applications.test_cases_kit import APPS, body, make_world, problem_code, submit
+
+
+async def test_same_key_and_body_replays_the_first_answer(app, client):
+    w = await make_world(app, client, second_resident=False)
+    first = await submit(client, w.resident, body(), key="k-replay-1")
+    assert first.status_code == 201, first.text
+    assert "Idempotent-Replayed" not in first.headers
+    again = await submit(client, w.resident, body(), key="k-replay-1")
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"] and again.json()["number"] == first.json()["number"]
+    assert again.headers["content-type"].startswith("application/json")
+    assert again.headers["X-Request-ID"]
+    assert await db.Application.all().count() == 1
+    assert await db.Notification.all().count() == 1
+
+
+async def test_same_key_other_body_is_422_reused(app, client):
+    w = await make_world(app, client, second_resident=False)
+    first = await submit(client, w.resident, body(), key="k-reuse")
+    assert first.status_code == 201
+    r = await submit(client, w.resident, body(mode="mail"), key="k-reuse")
+    assert r.status_code == 422, r.text
+    assert problem_code(r) == "idempotency_key_reused"
+    assert await db.Application.all().count() == 1
+
+
+async def test_without_a_key_each_post_creates(app, client):
+    w = await make_world(app, client, second_resident=False)
+    for _ in range(2):
+        assert (await submit(client, w.resident, body())).status_code == 201
+    assert await db.Application.all().count() == 2
+
+
+async def test_a_failed_request_does_not_burn_the_key(app, client):
+    w = await make_world(app, client, second_resident=False)
+    bad = await submit(client, w.resident, body(point="P999999999999"), key="k-fail")
+    assert bad.status_code == 422
+    # the same key with the corrected body goes through: nothing was created the first time
+    ok = await submit(client, w.resident, body(), key="k-fail")
+    assert ok.status_code == 201, ok.text
+    assert "Idempotent-Replayed" not in ok.headers
+
+
+async def test_concurrent_identical_posts_create_one_case(app, client):
+    w = await make_world(app, client, second_resident=False)
+    answers = await asyncio.gather(*(submit(client, w.resident, body(), key="k-race") for _ in range(5)))
+    assert [r.status_code for r in answers] == [201] * 5, [r.text for r in answers]
+    assert len({r.json()["id"] for r in answers}) == 1
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in answers) == 4
+    assert await db.Application.all().count() == 1
+    assert await db.ApplicationEvent.all().count() == 1
+
+
+async def test_keys_are_per_caller(app, client):
+    w = await make_world(app, client)
+    mine = await submit(client, w.resident, body(), key="shared-key")
+    his = await submit(client, w.other_resident, body(), key="shared-key")
+    assert mine.status_code == his.status_code == 201
+    assert "Idempotent-Replayed" not in his.headers
+    assert mine.json()["id"] != his.json()["id"]
+    rows = await db.Application.all().order_by("id")
+    assert [r.applicant_id for r in rows] == [w.resident_id, w.other_resident_id]
+
+
+@pytest.mark.parametrize("key", ["", "x" * 129, "bad key", "键".encode()])
+async def test_malformed_key_is_422(app, client, key):
+    w = await make_world(app, client, second_resident=False)
+    headers = {**w.resident, "Idempotency-Key": key}
+    r = await client.post(APPS, json=body(), headers=headers)
+    assert r.status_code == 422, r.text
+    assert await db.Application.all().count() == 0

@@ -1,0 +1,429 @@
+"""Materials of a case (SECURITY row 11, and row 12 for uploads): type by content, size cap, per-applicant
+quota, names we make under the uploads folder, attachments with nosniff, and nobody else's files."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import struct
+import uuid
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from api.config import PROJECT_ROOT
+from models import applications as db
+from tests.factories import load_catalog
+from tests.identity.helpers import LI, ZHANG, bearer, verified_resident
+from tests.identity.staff_helpers import sign_in_as
+
+APPS = "/api/v1/applications"
+WORK = "/api/v1/work/applications"
+POINT = "P360502001001"
+OTHER_POINT = "P360502002001"
+
+
+def png(width: int = 2, height: int = 2) -> bytes:
+    """A small but real PNG (signature, IHDR, IDAT, IEND with correct CRCs); size grows with width."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"".join(b"\x00" + bytes((x * 37 + y * 11) % 256 for x in range(width * 3)) for y in range(height))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 0))
+        + chunk(b"IEND", b"")
+    )
+
+
+# a 1×1 grey JFIF image (`file` says: JPEG image data, JFIF standard 1.01 … 1x1, components 1)
+JPEG = (
+    base64.b64decode(
+        "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////////////////////////////////////////////////////"
+        "////////////////////////wgALCAABAAEBAREA/8QAFBABAAAAAAAAAAAAAAAAAAAAAP/aAAgBAQABPxA="
+    )
+    + b"\xff\xd9"
+)
+
+
+def pdf() -> bytes:
+    """A one-page PDF with a correct cross-reference table."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>"
+
+
+@dataclass
+class World:
+    resident: dict[str, str]
+    resident_id: int
+    other: dict[str, str]
+    grid: dict[str, str]
+    other_grid: dict[str, str]
+    staff: dict[str, str]
+    other_staff: dict[str, str]
+    case_id: int
+
+
+async def submit(client, headers: dict[str, str]) -> int:
+    r = await client.post(
+        APPS,
+        json={"item_code": "360500-MZ-001", "point_code": POINT, "form": {}, "delivery": {"mode": "pickup"}},
+        headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+async def make_world(app, client) -> World:
+    await load_catalog()
+    zhang = await verified_resident(client, ZHANG)
+    li = await verified_resident(client, LI)
+    grid = await sign_in_as(app, client, "13700000003", ["grid_worker"], points=[POINT])
+    other_grid = await sign_in_as(app, client, "13700000013", ["grid_worker"], points=[OTHER_POINT])
+    staff = await sign_in_as(app, client, "13700000002", ["staff"], department="civil")
+    other_staff = await sign_in_as(app, client, "13700000012", ["staff"], department="hrss")
+    w = World(
+        resident=bearer(zhang),
+        resident_id=zhang["account"]["id"],
+        other=bearer(li),
+        grid=bearer(grid),
+        other_grid=bearer(other_grid),
+        staff=bearer(staff),
+        other_staff=bearer(other_staff),
+        case_id=0,
+    )
+    w.case_id = await submit(client, w.resident)
+    return w
+
+
+async def upload(
+    client,
+    headers: dict[str, str],
+    case_id: int,
+    data: bytes,
+    *,
+    code: str = "M01",
+    filename: str = "scan.png",
+    declared: str = "image/png",
+):
+    return await client.post(
+        f"{APPS}/{case_id}/materials",
+        data={"material_code": code},
+        files={"file": (filename, data, declared)},
+        headers=headers,
+    )
+
+
+def files_under(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file() and not p.name.endswith(("-journal", "-wal", "-shm"))}
+
+
+async def test_png_is_stored_content_addressed_whatever_the_filename(app, client, settings):
+    w = await make_world(app, client)
+    data = png()
+    tmp_root = settings.data_dir.parent
+    before = files_under(tmp_root)
+    r = await upload(client, w.resident, w.case_id, data, filename="../../x", declared="text/html")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    digest = hashlib.sha256(data).hexdigest()
+    assert {"id", "material_code", "sha256", "size", "content_type"} <= set(body)
+    assert body["material_code"] == "M01" and body["sha256"] == digest
+    assert body["size"] == len(data) and body["content_type"] == "image/png"
+    new = files_under(tmp_root) - before
+    assert new == {settings.uploads_dir / digest[:2] / digest[2:4] / digest}
+    assert all(p.read_bytes() == data for p in new)
+    # the client's name went nowhere: not beside the uploads folder, not in the data folder, not in the project
+    for base in (settings.uploads_dir, settings.uploads_dir / "x", settings.data_dir, PROJECT_ROOT):
+        assert not (base.parent / "x").exists() and not (base / "x").exists()
+    row = await db.ApplicationMaterial.get(id=body["id"])
+    assert row.application_id == w.case_id and row.uploaded_by_id == w.resident_id and row.sha256 == digest
+    # the case shows it
+    r = await client.get(f"{APPS}/{w.case_id}", headers=w.resident)
+    assert [m["sha256"] for m in r.json()["materials"]] == [digest]
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "ext"), [(JPEG, "image/jpeg", "jpg"), (pdf(), "application/pdf", "pdf")]
+)
+async def test_jpeg_and_pdf_are_accepted_and_come_back_as_attachments(app, client, data, content_type, ext):
+    w = await make_world(app, client)
+    r = await upload(client, w.resident, w.case_id, data, code="M02", filename="户口簿.bin", declared="x/y")
+    assert r.status_code == 201, r.text
+    assert r.json()["content_type"] == content_type
+    assert r.json()["sha256"] == hashlib.sha256(data).hexdigest()
+    r = await client.get(f"{APPS}/{w.case_id}/materials/{r.json()['id']}", headers=w.resident)
+    assert r.status_code == 200
+    assert r.content == data
+    assert r.headers["content-type"] == content_type
+    assert r.headers["content-disposition"] == f'attachment; filename="M02.{ext}"'
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["cache-control"] == "private, no-store"
+
+
+async def test_html_posing_as_jpeg_is_refused_and_nothing_is_stored(app, client, settings):
+    w = await make_world(app, client)
+    before = files_under(settings.data_dir.parent)
+    r = await upload(client, w.resident, w.case_id, HTML, filename="photo.jpg", declared="image/jpeg")
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "unsupported_file_type"
+    assert files_under(settings.data_dir.parent) == before
+    assert await db.ApplicationMaterial.all().count() == 0
+
+
+async def test_html_with_a_jpeg_prefix_only_in_its_name_or_type_is_refused(app, client):
+    w = await make_world(app, client)
+    # an empty file and a text file declared as PDF
+    for data in (b"", b"%PD not quite", b"GIF89a" + b"\x00" * 20):
+        r = await upload(client, w.resident, w.case_id, data, filename="a.pdf", declared="application/pdf")
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "unsupported_file_type"
+
+
+async def test_oversized_file_is_413_and_nothing_is_stored(app, client, settings):
+    w = await make_world(app, client)
+    limit = settings.uploads.max_file_bytes
+    data = b"%PDF-1.4\n" + b"0" * (limit + 1 - 9)
+    assert len(data) == limit + 1
+    r = await upload(client, w.resident, w.case_id, data, filename="big.pdf", declared="application/pdf")
+    assert r.status_code == 413
+    assert r.json()["code"] == "file_too_large"
+    assert await db.ApplicationMaterial.all().count() == 0
+    assert not settings.uploads_dir.exists() or not any(settings.uploads_dir.rglob(hashlib.sha256(data).hexdigest()))
+
+
+async def test_exactly_the_size_limit_is_accepted(app, client, settings):
+    w = await make_world(app, client)
+    limit = settings.uploads.max_file_bytes
+    data = b"%PDF-1.4\n" + b"0" * (limit - 9)
+    r = await upload(client, w.resident, w.case_id, data, filename="big.pdf", declared="application/pdf")
+    assert r.status_code == 201, r.text
+    assert r.json()["size"] == limit
+
+
+async def test_quota_counts_every_case_of_the_applicant(app, client, settings):
+    w = await make_world(app, client)
+    second_case = await submit(client, w.resident)
+    quota = settings.uploads.quota_bytes
+    data = png(8, 8)
+    # what he uploaded before, on his other case, leaves less room than this file needs
+    await db.ApplicationMaterial.create(
+        application_id=second_case,
+        material_code="M01",
+        sha256="0" * 64,
+        size=quota - len(data) + 1,
+        content_type="application/pdf",
+        uploaded_by_id=w.resident_id,
+    )
+    r = await upload(client, w.resident, w.case_id, data)
+    assert r.status_code == 413, r.text
+    assert r.json()["code"] == "quota_exceeded"
+    assert await db.ApplicationMaterial.filter(application_id=w.case_id).count() == 0
+    # another resident's quota is his own
+    other_case = await submit(client, w.other)
+    r = await upload(client, w.other, other_case, data)
+    assert r.status_code == 201, r.text
+    # one byte less of history and the file fits exactly
+    await db.ApplicationMaterial.filter(application_id=second_case).update(size=quota - len(data))
+    r = await upload(client, w.resident, w.case_id, data)
+    assert r.status_code == 201, r.text
+
+
+async def test_two_concurrent_uploads_cannot_both_slip_under_the_quota(app, client, settings):
+    w = await make_world(app, client)
+    first, second = png(4, 4), png(5, 4)
+    room = max(len(first), len(second)) + 10  # room for one of them, not both
+    await db.ApplicationMaterial.create(
+        application_id=w.case_id,
+        material_code="M02",
+        sha256="0" * 64,
+        size=settings.uploads.quota_bytes - room,
+        content_type="application/pdf",
+        uploaded_by_id=w.resident_id,
+    )
+    answers = await asyncio.gather(
+        upload(client, w.resident, w.case_id, first), upload(client, w.resident, w.case_id, second)
+    )
+    assert sorted(r.status_code for r in answers) == [201, 413], [r.text for r in answers]
+    assert await db.ApplicationMaterial.filter(application_id=w.case_id, material_code="M01").count() == 1
+
+
+async def test_the_same_file_again_answers_the_first_upload(app, client):
+    w = await make_world(app, client)
+    data = png()
+    first = await upload(client, w.resident, w.case_id, data)
+    again = await upload(client, w.resident, w.case_id, data)
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert await db.ApplicationMaterial.all().count() == 1
+
+
+async def test_files_per_case_are_capped(app, client, settings):
+    w = await make_world(app, client)
+    cap = settings.uploads.max_files_per_application
+    await db.ApplicationMaterial.bulk_create(
+        [
+            db.ApplicationMaterial(
+                application_id=w.case_id,
+                material_code="M02",
+                sha256=f"{i:064x}",
+                size=10,
+                content_type="image/png",
+                uploaded_by_id=w.resident_id,
+            )
+            for i in range(cap)
+        ]
+    )
+    r = await upload(client, w.resident, w.case_id, png())
+    assert r.status_code == 422
+    assert r.json()["code"] == "too_many_files"
+
+
+async def test_unknown_material_code_is_422(app, client):
+    w = await make_world(app, client)
+    for code in ("M99", "m01", "../M01", "X" * 200):
+        r = await upload(client, w.resident, w.case_id, png(), code=code)
+        assert r.status_code == 422, (code, r.text)
+        assert r.json()["code"] == "unknown_material"
+        assert r.json()["errors"][0]["field"] == "material_code"
+    assert await db.ApplicationMaterial.all().count() == 0
+
+
+async def test_missing_fields_are_422_naming_them(app, client):
+    w = await make_world(app, client)
+    url = f"{APPS}/{w.case_id}/materials"
+    r = await client.post(url, data={"material_code": "M01"}, files={"other": ("a.png", png(), "image/png")},
+                          headers=w.resident)  # fmt: skip
+    assert r.status_code == 422 and {e["field"] for e in r.json()["errors"]} == {"file"}
+    r = await client.post(url, files={"file": ("a.png", png(), "image/png")}, headers=w.resident)
+    assert r.status_code == 422 and {e["field"] for e in r.json()["errors"]} == {"material_code"}
+    r = await client.post(url, files={"file": ("a.png", png(), "image/png"), "material_code": (None, "M01")},
+                          headers=w.resident)  # fmt: skip
+    assert r.status_code == 201, r.text
+    # two files in one request, two codes
+    r = await client.post(
+        url,
+        data={"material_code": "M02"},
+        files=[("file", ("a.png", png(), "image/png")), ("file", ("b.png", png(3, 3), "image/png"))],
+        headers=w.resident,
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "file"
+    # not multipart at all
+    r = await client.post(url, json={"material_code": "M01", "file": "aGVsbG8="}, headers=w.resident)
+    assert r.status_code == 415
+    assert await db.ApplicationMaterial.all().count() == 1
+
+
+async def test_uploads_only_while_waiting_for_intake_or_correction(app, client):
+    w = await make_world(app, client)
+    r = await client.post(
+        f"{WORK}/{w.case_id}/actions",
+        json={"action": "return", "missing_materials": [{"material_code": "M02", "reason": "户口簿缺页"}]},
+        headers=w.grid,
+    )
+    assert r.status_code == 200, r.text
+    r = await upload(client, w.resident, w.case_id, png(), code="M02")
+    assert r.status_code == 201, r.text  # a returned case takes the missing material
+    r = await client.post(f"{APPS}/{w.case_id}/resubmit", headers=w.resident)
+    assert r.status_code == 200, r.text
+    r = await client.post(f"{WORK}/{w.case_id}/actions", json={"action": "accept"}, headers=w.grid)
+    assert r.status_code == 200, r.text
+    r = await upload(client, w.resident, w.case_id, png(3, 3))
+    assert r.status_code == 409
+    assert r.json()["code"] == "invalid_transition"
+    assert await db.ApplicationMaterial.filter(application_id=w.case_id).count() == 1
+
+
+async def test_another_residents_case_and_files_are_404(app, client):
+    w = await make_world(app, client)
+    r = await upload(client, w.resident, w.case_id, png())
+    assert r.status_code == 201
+    material_id = r.json()["id"]
+    # 李娟 cannot upload to 张三's case, nor read its file, under any id
+    r = await upload(client, w.other, w.case_id, png(3, 3))
+    assert r.status_code == 404 and r.json()["code"] == "application_not_found"
+    r = await client.get(f"{APPS}/{w.case_id}/materials/{material_id}", headers=w.other)
+    assert r.status_code == 404
+    own_case = await submit(client, w.other)
+    r = await client.get(f"{APPS}/{own_case}/materials/{material_id}", headers=w.other)
+    assert r.status_code == 404 and r.json()["code"] == "material_not_found"
+    # an id that does not exist answers the same
+    r = await client.get(f"{APPS}/{w.case_id}/materials/{material_id + 1000}", headers=w.resident)
+    assert r.status_code == 404
+    r = await upload(client, w.resident, 999_999, png())
+    assert r.status_code == 404
+    assert await db.ApplicationMaterial.all().count() == 1
+
+
+async def test_clerks_download_in_scope_only(app, client):
+    w = await make_world(app, client)
+    data = png()
+    r = await upload(client, w.resident, w.case_id, data)
+    url = f"{WORK}/{w.case_id}/materials/{r.json()['id']}"
+    for headers in (w.grid, w.staff):  # the grid worker of the point, the clerk of the department
+        r = await client.get(url, headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.content == data
+        assert r.headers["content-disposition"] == 'attachment; filename="M01.png"'
+        assert r.headers["x-content-type-options"] == "nosniff"
+    for headers in (w.other_grid, w.other_staff):  # another point's grid worker, another department
+        r = await client.get(url, headers=headers)
+        assert r.status_code == 404, r.text
+    r = await client.get(url, headers=w.resident)  # a resident has his own route
+    assert r.status_code == 403
+    r = await client.get(url)
+    assert r.status_code == 401
+
+
+async def test_upload_needs_a_resident(app, client):
+    w = await make_world(app, client)
+    r = await upload(client, w.staff, w.case_id, png())
+    assert r.status_code == 403
+    r = await upload(client, {}, w.case_id, png())
+    assert r.status_code == 401
+
+
+async def test_uploads_are_rate_limited_per_applicant(app, client, settings):
+    w = await make_world(app, client)
+    limit = settings.uploads.max_per_hour
+    for _ in range(limit):  # the hour's uploads already made (counted the same way the route counts)
+        await app.ctx.cases.limiter.hit("upload", str(w.resident_id), limit, 3600)
+    r = await upload(client, w.resident, w.case_id, png())
+    assert r.status_code == 429
+    assert int(r.headers["retry-after"]) >= 1
+    # another applicant is not held back
+    other_case = await submit(client, w.other)
+    r = await upload(client, w.other, other_case, png())
+    assert r.status_code == 201, r.text
+
+
+async def test_rate_limit_counts_real_uploads(app, client, settings):
+    w = await make_world(app, client)
+    limit = settings.uploads.max_per_hour
+    for _ in range(limit - 1):
+        await app.ctx.cases.limiter.hit("upload", str(w.resident_id), limit, 3600)
+    assert (await upload(client, w.resident, w.case_id, png())).status_code == 201
+    assert (await upload(client, w.resident, w.case_id, png(3, 3))).status_code == 429

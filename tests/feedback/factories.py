@@ -1,0 +1,101 @@
+"""Cases made directly as rows, in whatever state a test needs (the state machine is tested elsewhere)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from models.applications import Application, Complaint, Evaluation, Notification
+from models.catalog import ServiceItem, ServicePoint
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+_numbers = itertools.count(1)
+
+DECIDED_STATUSES = ("approved", "rejected", "ready", "delivered", "closed")
+
+
+def at(text: str) -> datetime:
+    """A Shanghai time from 'YYYY-MM-DD HH:MM'."""
+    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
+
+
+async def make_case(
+    applicant_id: int,
+    *,
+    item: str = "360500-MZ-001",
+    point: str | None = "P360502001001",
+    status: str = "approved",
+    accepted_by: int | None = None,
+    created_at: datetime | None = None,
+    accepted: bool | None = None,
+    decided_on_time: bool | None = None,
+    deadline_status: str = "normal",
+    returned_count: int = 0,
+) -> Application:
+    """One case. Accepted when its status is past intake (or `accepted=True`); decided when its status is
+    a decision, on time unless `decided_on_time=False`."""
+    item_row = await ServiceItem.get(code=item)
+    point_row = await ServicePoint.get(code=point) if point else None
+    created = created_at or datetime.now(SHANGHAI)
+    if accepted is None:
+        accepted = status not in ("submitted", "returned", "refused", "withdrawn")
+    decided = status in DECIDED_STATUSES
+    fields: dict[str, Any] = {}
+    if accepted:
+        fields.update(accepted_at=created + timedelta(hours=1), due_at=created + timedelta(days=7))
+    if decided:
+        on_time = True if decided_on_time is None else decided_on_time
+        fields.update(
+            decided_at=created + timedelta(days=3 if on_time else 9),
+            decision="rejected" if status == "rejected" else "approved",
+            decided_on_time=on_time,
+        )
+    app = await Application.create(
+        number=f"TT{next(_numbers):012d}",
+        applicant_id=applicant_id,
+        item_id=item_row.id,
+        department_id=item_row.department_id,
+        point_id=point_row.id if point_row else None,
+        channel="app",
+        status=status,
+        form={},
+        delivery_mode="pickup",
+        returned_count=returned_count,
+        accepted_by_id=accepted_by if accepted else None,
+        deadline_status=deadline_status,
+        **fields,
+    )
+    # created_at is set by the database on insert: move it to the time the test wants
+    await Application.filter(id=app.id).update(created_at=created)
+    return await Application.get(id=app.id)
+
+
+async def make_evaluation(app: Application, level: int, *, created_at: datetime | None = None) -> Evaluation:
+    row = await Evaluation.create(
+        application_id=app.id,
+        level=level,
+        channel="app",
+        point_id=app.point_id,
+        staff_id=app.accepted_by_id,
+        item_id=app.item_id,
+        department_id=app.department_id,
+    )
+    if created_at is not None:
+        await move_evaluation(row.id, created_at)
+    return row
+
+
+async def move_evaluation(evaluation_id: int, when: datetime) -> None:
+    await Evaluation.filter(id=evaluation_id).update(created_at=when.astimezone(SHANGHAI))
+
+
+async def make_notification(account_id: int, title: str, *, application_id: int | None = None) -> Notification:
+    return await Notification.create(
+        account_id=account_id, kind="application_status", title=title, body=f"测试：{title}", application_id=application_id
+    )
+
+
+async def complaint_row(complaint_id: int) -> Complaint:
+    return await Complaint.get(id=complaint_id)
