@@ -8,6 +8,7 @@ from sanic_ext import openapi
 
 from api.applications import materials
 from api.applications.deps import Cases
+from api.applications.files import ALLOWED
 from api.applications.schemas import MaterialOut
 from api.auth import require
 from api.docs import documented
@@ -33,9 +34,7 @@ UPLOAD_BODY = {
         },
     }
 }
-DOWNLOAD_OK = {
-    "application/octet-stream": {"type": "string", "format": "binary"},
-}
+DOWNLOAD_OK = {kind: {"type": "string", "format": "binary"} for kind in ALLOWED}
 
 
 def _cases(request: Request) -> Cases:
@@ -65,6 +64,7 @@ def _attachment(download: materials.Download) -> HTTPResponse:
 
 @bp.post("/applications/<application_id:int>/materials")
 @openapi.body(UPLOAD_BODY, required=True)
+@openapi.response(200, {"application/json": MaterialOut}, "同一材料的同一文件已上传过：答复原记录")
 @documented(
     "上传申请材料(multipart：material_code、file)；仅待受理或退回补正时；类型按内容判断，大小与总量受限",
     tag="applications",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,7 +38,15 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    """The current time in the city's zone, the zone the ORM is configured with and reads back in. SQLite keeps
+    datetimes as ISO text with their offset and compares them as text, so every value we write or filter by
+    carries the same offset (+08:00, as the auto_now columns do), or order and ranges come out wrong."""
+    return datetime.now(SHANGHAI)
+
+
+def _local(moment: datetime) -> datetime:
+    """An instant in the city's zone; a datetime without an offset is read as Beijing time."""
+    return moment.replace(tzinfo=SHANGHAI) if moment.tzinfo is None else moment.astimezone(SHANGHAI)
 
 
 def _bad(field: str, message: str, code: str = "validation_failed") -> InvalidInput:
@@ -235,14 +243,14 @@ async def queue(
     if position is not None:
         try:
             due_text, last_id = position
-            after = (datetime.fromisoformat(due_text) if due_text else None, int(last_id))
+            after = (_local(datetime.fromisoformat(due_text)) if due_text else None, int(last_id))
         except (TypeError, ValueError):
             raise _bad("cursor", "无效的分页游标", "invalid_cursor") from None
     rows = await db.work_queue(
         scope.q(),
         point_id=point_id,
         status=status,
-        due_before=due_before,
+        due_before=_local(due_before) if due_before is not None else None,
         overdue=overdue,
         after=after,
         limit=limit + 1,
@@ -301,9 +309,13 @@ async def _prepare(
         if not body.missing_materials:
             raise _bad("missing_materials", "退回补正须列出全部缺少或有误的材料")
         known = {m.code for m in await catalog_db.ItemMaterial.filter(item_id=app.item_id)}
-        unknown = sorted({m.material_code for m in body.missing_materials} - known)
+        listed = [m.material_code for m in body.missing_materials]
+        unknown = sorted(set(listed) - known)
         if unknown:
             raise _bad("missing_materials", f"不是该事项的材料编码：{', '.join(c[:32] for c in unknown)}")
+        if len(set(listed)) != len(listed):
+            # one notice, each material once with everything wrong about it in its reason
+            raise _bad("missing_materials", "同一材料只能列一次，请把问题合并写在一条理由里")
         changes["returned_count"] = app.returned_count + 1
         note["missing_materials"] = [m.model_dump() for m in body.missing_materials]
     elif action in ("refuse", "reject"):
@@ -392,6 +404,8 @@ async def _record(
         actor_role=principal.role,
         channel=principal.channel,
         note=note,
+        # the step's own moment, so the timeline agrees with accepted_at, decided_at, delivered_at
+        **({"at": when} if when is not None else {}),
     )
     await db.Notification.create(
         account_id=app.applicant_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
+from api.auth import public
 from api.catalog import service
 from api.catalog.schemas import (
     DepartmentList,
@@ -16,7 +17,6 @@ from api.catalog.schemas import (
     PointOut,
     PointsQuery,
 )
-from api.auth import public
 from api.docs import documented
 from api.http import json_bytes, page_limit, parse_query
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
@@ -28,11 +27,10 @@ from api.feedback.schemas import (
 )
 from api.http import decode_cursor, encode_cursor
 from api.scopes import WorkScope
-from api.workdays import WorkCalendar
+from api.workdays import WorkCalendar, local_date
 from models import catalog as catalog_db
 from models.applications import Complaint, Evaluation, Notification
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 EVALUATION_CHANNELS = ("app", "wechat", "pad", "sms")
 KIND_NAMES = {"consultation": "咨询", "complaint": "投诉", "suggestion": "建议"}
 
@@ -160,7 +158,7 @@ async def file_complaint(
             raise _bad("point_code", "没有这个服务网点", "unknown_point")
         point_id = point.id
     moment = now()
-    today = moment.astimezone(SHANGHAI).date()
+    today = local_date(moment)
     due_at = calendar.end_of(calendar.add_workdays(today, settings.applications.complaint_answer_days))
     async with in_transaction():
         row = await Complaint.create(

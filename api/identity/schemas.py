@@ -24,6 +24,12 @@ def _phone(value: str) -> str:
     return value
 
 
+def _strong_password(value: str) -> str:
+    if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
+        raise ValueError("密码需同时包含字母和数字")
+    return value
+
+
 Phone = Annotated[str, Field(min_length=11, max_length=11, description="中国大陆手机号")]
 
 
@@ -96,12 +102,7 @@ class PasswordIn(_In):
         None, pattern=r"^\d{6}$", description="a fresh reset_password code instead of the old password"
     )
 
-    @field_validator("new_password")
-    @classmethod
-    def _strong(cls, value: str) -> str:
-        if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
-            raise ValueError("密码需同时包含字母和数字")
-        return value
+    _strong = field_validator("new_password")(_strong_password)
 
 
 class RealNameIn(_In):
@@ -133,6 +134,12 @@ class AdminAccountIn(_In):
     @classmethod
     def _check_phone(cls, value: str) -> str:
         return _phone(value)
+
+    @field_validator("password")
+    @classmethod
+    def _check_password(cls, value: str | None) -> str | None:
+        # the same rule as a password a person sets himself
+        return None if value is None else _strong_password(value)
 
 
 class ResidentQuery(PageQuery):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from tortoise.exceptions import IntegrityError
+from tortoise.timezone import is_naive, localtime, make_aware
 from tortoise.transactions import in_transaction
 
 from api.auth import Principal
@@ -196,7 +197,16 @@ async def verify_in_person(
         raise NotFoundError("没有找到该居民", code="resident_not_found")
     if record is None:
         raise Conflict("该居民尚未完成实名认证", code="real_name_required")
-    if ident.id_number_index(normalize_id_number(id_number)) != record.id_number_index:
+    card = normalize_id_number(id_number)
+    problem = id_number_problem(card)
+    if problem is not None:
+        # a misread card, not a different person: say so, and leave no mismatch in the audit log
+        raise InvalidInput(
+            f"身份证号码无效：{problem}",
+            code="invalid_id_number",
+            errors=[{"field": "id_number", "message": problem}],
+        )
+    if ident.id_number_index(card) != record.id_number_index:
         await audit(
             principal, "resident.in_person_mismatch", subject=resident_id, request_id=request_id, ip=ip
         )
@@ -223,6 +233,15 @@ async def verify_in_person(
     )
 
 
+def _db_time(value: datetime | None) -> datetime | None:
+    """A bound in the database's own zone. SQLite keeps datetimes as text in that zone and compares them as
+    text, so a bound given in another offset (UTC, say) would compare wrong. A time without an offset is
+    read as the database's zone (China time)."""
+    if value is None:
+        return None
+    return localtime(make_aware(value) if is_naive(value) else value)
+
+
 async def audit_entries(
     account: int | None, start: datetime | None, end: datetime | None, cursor: str | None, limit: int
 ) -> AuditList:
@@ -231,7 +250,7 @@ async def audit_entries(
         raise InvalidInput(
             "分页游标无效", code="invalid_cursor", errors=[{"field": "cursor", "message": "无效的分页游标"}]
         )
-    rows = await db.audit_query(account, start, end, before, limit + 1)
+    rows = await db.audit_query(account, _db_time(start), _db_time(end), before, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return AuditList(

@@ -91,9 +91,15 @@ async def move_evaluation(evaluation_id: int, when: datetime) -> None:
     await Evaluation.filter(id=evaluation_id).update(created_at=when.astimezone(SHANGHAI))
 
 
-async def make_notification(account_id: int, title: str, *, application_id: int | None = None) -> Notification:
+async def make_notification(
+    account_id: int, title: str, *, application_id: int | None = None
+) -> Notification:
     return await Notification.create(
-        account_id=account_id, kind="application_status", title=title, body=f"测试：{title}", application_id=application_id
+        account_id=account_id,
+        kind="application_status",
+        title=title,
+        body=f"测试：{title}",
+        application_id=application_id,
     )
 
 

@@ -46,3 +46,7 @@ async def admin(app: Sanic, client: httpx.AsyncClient) -> dict:
 
 def account_id(tokens: dict) -> int:
     return int(tokens["account"]["id"])
+
+
+async def sign_in_grid_worker(app: Sanic, client: httpx.AsyncClient, phone: str = "13700000041") -> dict:
+    return await sign_in_as(app, client, phone, ["grid_worker"], points=["P360502001001"])

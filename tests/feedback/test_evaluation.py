@@ -31,8 +31,12 @@ async def decided(app, zhang):
     return await make_case(people.account_id(zhang), status="approved", accepted_by=worker)
 
 
-async def test_applicant_rates_a_decided_case_and_the_rating_names_who_and_what_is_rated(client, zhang, decided):
-    r = await client.post(url(decided.id), json={"level": 5, "comment": "  办得很快  "}, headers=bearer(zhang))
+async def test_applicant_rates_a_decided_case_and_the_rating_names_who_and_what_is_rated(
+    client, zhang, decided
+):
+    r = await client.post(
+        url(decided.id), json={"level": 5, "comment": "  办得很快  "}, headers=bearer(zhang)
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert set(body) == {"id", "application_id", "level", "comment", "channel", "created_at"}
@@ -41,7 +45,11 @@ async def test_applicant_rates_a_decided_case_and_the_rating_names_who_and_what_
     assert body["created_at"].endswith("+08:00")
     row = await Evaluation.get(id=body["id"])
     # copied from the case: the point, the item, its department, and the worker who received him
-    assert (row.point_id, row.item_id, row.department_id) == (decided.point_id, decided.item_id, decided.department_id)
+    assert (row.point_id, row.item_id, row.department_id) == (
+        decided.point_id,
+        decided.item_id,
+        decided.department_id,
+    )
     assert row.staff_id == decided.accepted_by_id is not None
 
 
@@ -149,9 +157,13 @@ async def test_a_comment_of_500_characters_is_accepted(client, zhang, decided):
 
 
 async def test_a_body_that_is_not_json_is_refused(client, zhang, decided):
-    r = await client.post(url(decided.id), content=b"level=5", headers={**bearer(zhang), "Content-Type": "text/plain"})
+    r = await client.post(
+        url(decided.id), content=b"level=5", headers={**bearer(zhang), "Content-Type": "text/plain"}
+    )
     assert r.status_code == 415
-    r = await client.post(url(decided.id), content=b"{", headers={**bearer(zhang), "Content-Type": "application/json"})
+    r = await client.post(
+        url(decided.id), content=b"{", headers={**bearer(zhang), "Content-Type": "application/json"}
+    )
     assert r.status_code == 422
     assert await Evaluation.all().count() == 0
 

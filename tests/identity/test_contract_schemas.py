@@ -37,7 +37,13 @@ async def test_admin_accounts_with_a_resident_role_is_422(client, app):
 
 @pytest.mark.parametrize(
     "extra",
-    [{"roles": ["admin"]}, {"role": "admin"}, {"account_id": 1}, {"real_name_level": 3}, {"status": "active"}],
+    [
+        {"roles": ["admin"]},
+        {"role": "admin"},
+        {"account_id": 1},
+        {"real_name_level": 3},
+        {"status": "active"},
+    ],
 )
 async def test_a_token_request_cannot_choose_roles_or_accounts(client, extra):
     body = {"grant_type": "sms_code", "phone": ZHANG["phone"], "code": "123456", "channel": "app", **extra}
@@ -48,10 +54,18 @@ async def test_a_token_request_cannot_choose_roles_or_accounts(client, extra):
 
 async def test_sms_sign_in_with_roles_in_the_body_creates_no_account(client):
     await client.post("/api/v1/auth/sms-codes", json={"phone": ZHANG["phone"], "purpose": "login"})
-    code = (await client.get("/api/v1/sandbox/sms", params={"phone": ZHANG["phone"]})).json()["items"][-1]["code"]
+    code = (await client.get("/api/v1/sandbox/sms", params={"phone": ZHANG["phone"]})).json()["items"][-1][
+        "code"
+    ]
     r = await client.post(
         "/api/v1/auth/token",
-        json={"grant_type": "sms_code", "phone": ZHANG["phone"], "code": code, "channel": "app", "roles": ["admin"]},
+        json={
+            "grant_type": "sms_code",
+            "phone": ZHANG["phone"],
+            "code": code,
+            "channel": "app",
+            "roles": ["admin"],
+        },
     )
     assert r.status_code == 422
     assert await Account.all().count() == 0
@@ -86,6 +100,9 @@ async def test_every_identity_body_refuses_unknown_fields(client, method, path, 
 async def test_identity_bodies_must_be_json(client, method, path):
     tokens = await sms_sign_in(client, "13900000001")
     r = await client.request(
-        method, path, content=b"grant_type=password", headers={**bearer(tokens), "Content-Type": "application/x-www-form-urlencoded"}
+        method,
+        path,
+        content=b"grant_type=password",
+        headers={**bearer(tokens), "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 415

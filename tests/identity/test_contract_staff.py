@@ -3,7 +3,7 @@ POST /work/residents/{id}/in-person-verification, GET /admin/audit."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -73,7 +73,12 @@ async def test_admin_creates_another_admin_and_several_roles_at_once(client, adm
     assert r.status_code == 201 and r.json()["roles"] == ["admin"]
     r = await client.post(
         ACCOUNTS,
-        json={"phone": "13600000004", "roles": ["staff", "grid_worker"], "department": "police", "points": ["CITY-CENTER"]},
+        json={
+            "phone": "13600000004",
+            "roles": ["staff", "grid_worker"],
+            "department": "police",
+            "points": ["CITY-CENTER"],
+        },
         headers=bearer(admin),
     )
     assert r.status_code == 201, r.text
@@ -84,7 +89,9 @@ async def test_admin_creates_another_admin_and_several_roles_at_once(client, adm
 async def test_an_existing_phone_is_409(client, admin):
     await sms_sign_in(client, ZHANG["phone"])  # a resident already has it
     r = await client.post(
-        ACCOUNTS, json={"phone": ZHANG["phone"], "roles": ["staff"], "department": "civil"}, headers=bearer(admin)
+        ACCOUNTS,
+        json={"phone": ZHANG["phone"], "roles": ["staff"], "department": "civil"},
+        headers=bearer(admin),
     )
     assert r.status_code == 409 and r.json()["code"] == "phone_taken"
     r = await client.post(ACCOUNTS, json={"phone": "13700000001", "roles": ["admin"]}, headers=bearer(admin))
@@ -99,16 +106,22 @@ async def test_an_existing_phone_is_409(client, admin):
         ({"phone": "13600000009", "roles": ["staff"], "department": "ghost"}, "department"),
         ({"phone": "13600000009", "roles": ["grid_worker"]}, "points"),
         ({"phone": "13600000009", "roles": ["grid_worker"], "points": []}, "points"),
-        ({"phone": "13600000009", "roles": ["grid_worker"], "points": ["P360502001001", "NOWHERE"]}, "points"),
+        (
+            {"phone": "13600000009", "roles": ["grid_worker"], "points": ["P360502001001", "NOWHERE"]},
+            "points",
+        ),
         ({"phone": "13600000009", "roles": []}, "roles"),
         ({"phone": "13600000009", "roles": ["resident"]}, "roles.0"),
         ({"phone": "1360000000", "roles": ["admin"]}, "phone"),
         ({"phone": "13600000009", "roles": ["admin"], "password": "short"}, "password"),
+        ({"phone": "13600000009", "roles": ["admin"], "password": "12345678"}, "password"),
         ({"phone": "13600000009", "roles": ["admin"], "status": "active"}, "status"),
         ({"phone": "13600000009", "roles": ["admin"], "real_name_level": 3}, "real_name_level"),
     ],
 )
-async def test_a_missing_or_unknown_scope_or_a_bad_field_is_422_and_creates_nothing(client, admin, body, field):
+async def test_a_missing_or_unknown_scope_or_a_bad_field_is_422_and_creates_nothing(
+    client, admin, body, field
+):
     r = await client.post(ACCOUNTS, json=body, headers=bearer(admin))
     assert r.status_code == 422, r.text
     assert field in [e["field"] for e in r.json()["errors"]]
@@ -179,7 +192,9 @@ async def test_a_bad_id_number_is_422(client, clerk, id_number):
 
 async def test_the_lookup_needs_the_id_number_and_nothing_else(client, clerk):
     assert (await client.get(RESIDENTS, headers=bearer(clerk))).status_code == 422
-    r = await client.get(RESIDENTS, params={"id_number": ZHANG["id_number"], "name": "张三"}, headers=bearer(clerk))
+    r = await client.get(
+        RESIDENTS, params={"id_number": ZHANG["id_number"], "name": "张三"}, headers=bearer(clerk)
+    )
     assert r.status_code == 422
 
 
@@ -217,7 +232,9 @@ async def test_in_person_verification_raises_the_level_to_3(client, clerk):
     assert await AuditLog.filter(action="resident.in_person_verified", subject_id=rid).count() == 1
     # verifying again online with the same card keeps level 3
     r = await client.post(
-        "/api/v1/me/real-name", json={"name": ZHANG["name"], "id_number": ZHANG["id_number"]}, headers=bearer(resident)
+        "/api/v1/me/real-name",
+        json={"name": ZHANG["name"], "id_number": ZHANG["id_number"]},
+        headers=bearer(resident),
     )
     assert r.status_code == 200 and r.json()["real_name_level"] == 3
 
@@ -240,9 +257,19 @@ async def test_in_person_with_another_card_number_is_422_and_audited(client, cle
     assert await AuditLog.filter(action="resident.in_person_mismatch", subject_id=rid).count() == 1
 
 
+async def test_in_person_with_a_misread_card_number_is_422_invalid_id_number(client, clerk):
+    resident = await verified_resident(client, ZHANG)
+    rid = resident["account"]["id"]
+    r = await client.post(_in_person(rid), json={"id_number": "360502198803152016"}, headers=bearer(clerk))
+    assert r.status_code == 422 and r.json()["code"] == "invalid_id_number"
+    assert (await Account.get(id=rid)).real_name_level == 2
+
+
 async def test_in_person_of_an_unknown_or_non_resident_account_is_404(client, clerk, admin):
     for account_id in (999_999, clerk["account"]["id"], admin["account"]["id"]):
-        r = await client.post(_in_person(account_id), json={"id_number": ZHANG["id_number"]}, headers=bearer(clerk))
+        r = await client.post(
+            _in_person(account_id), json={"id_number": ZHANG["id_number"]}, headers=bearer(clerk)
+        )
         assert r.status_code == 404, account_id
         assert r.json()["code"] == "resident_not_found"
 
@@ -295,25 +322,43 @@ async def test_audit_filters_by_account_and_time(client, admin, clerk):
     assert r.status_code == 200
     rid = resident["account"]["id"]
 
-    items = (await client.get("/api/v1/admin/audit", params={"account": rid}, headers=bearer(admin))).json()["items"]
+    items = (await client.get("/api/v1/admin/audit", params={"account": rid}, headers=bearer(admin))).json()[
+        "items"
+    ]
     assert len(items) == 2 and all(e["subject"] == rid for e in items)
     # the clerk as actor: all three lookups
     items = (
-        await client.get("/api/v1/admin/audit", params={"account": clerk["account"]["id"]}, headers=bearer(admin))
+        await client.get(
+            "/api/v1/admin/audit", params={"account": clerk["account"]["id"]}, headers=bearer(admin)
+        )
     ).json()["items"]
     assert len(items) == 3 and {e["subject"] for e in items} == {rid, other["account"]["id"]}
 
     now = datetime.now(UTC)
     hour = timedelta(hours=1)
     window = {"from": (now - hour).isoformat(), "to": (now + hour).isoformat(), "account": rid}
-    assert len((await client.get("/api/v1/admin/audit", params=window, headers=bearer(admin))).json()["items"]) == 2
+    assert (
+        len((await client.get("/api/v1/admin/audit", params=window, headers=bearer(admin))).json()["items"])
+        == 2
+    )
     for params in ({"from": (now + hour).isoformat()}, {"to": (now - hour).isoformat()}):
         r = await client.get("/api/v1/admin/audit", params=params, headers=bearer(admin))
         assert r.status_code == 200 and r.json() == {"items": [], "next_cursor": None}
-    # an offset other than UTC means the same instant
-    china = (now - hour).astimezone(__import__("datetime").timezone(timedelta(hours=8))).isoformat()
-    r = await client.get("/api/v1/admin/audit", params={"from": china, "account": rid}, headers=bearer(admin))
-    assert len(r.json()["items"]) == 2
+    # the same instants in China time, with the offset and without it (a time without offset is China time)
+    china = timezone(timedelta(hours=8))
+    for fmt in (
+        lambda t: t.astimezone(china).isoformat(),
+        lambda t: t.astimezone(china).replace(tzinfo=None).isoformat(),
+    ):
+        for params, expected in (
+            ({"from": fmt(now - hour), "to": fmt(now + hour)}, 2),
+            ({"from": fmt(now + hour)}, 0),
+            ({"to": fmt(now - hour)}, 0),
+        ):
+            r = await client.get(
+                "/api/v1/admin/audit", params={**params, "account": rid}, headers=bearer(admin)
+            )
+            assert r.status_code == 200 and len(r.json()["items"]) == expected, params
 
 
 @pytest.mark.parametrize(

@@ -63,6 +63,13 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/api/v1/work/applications/<application_id:int>/actions"): Sample(params={"application_id": 1}),
     ("POST", "/api/v1/work/complaints/<complaint_id:int>/reply"): Sample(params={"complaint_id": 1}),
     ("POST", "/api/v1/notifications/<notification_id:int>/read"): Sample(params={"notification_id": 1}),
+    ("POST", "/api/v1/applications/<application_id:int>/materials"): Sample(params={"application_id": 1}),
+    ("GET", "/api/v1/applications/<application_id:int>/materials/<material_id:int>"): Sample(
+        params={"application_id": 1, "material_id": 1}
+    ),
+    ("GET", "/api/v1/work/applications/<application_id:int>/materials/<material_id:int>"): Sample(
+        params={"application_id": 1, "material_id": 1}
+    ),
     # catalogue (public)
     ("GET", "/api/v1/items/<code:str>"): Sample(params={"code": "360500-MZ-001"}),
     ("GET", "/api/v1/points/<code:str>"): Sample(params={"code": "P360502001001"}),
@@ -193,7 +200,9 @@ async def test_every_role_named_in_an_allow_list_exists(app, client):
 
 async def test_every_route_with_path_parameters_has_a_sample(app, client):
     missing = [r.label for r in api_routes(app) if r.params and r.key not in SAMPLES]
-    assert missing == [], "add these routes to SAMPLES in tests/identity/test_matrix.py: " + ", ".join(missing)
+    assert missing == [], "add these routes to SAMPLES in tests/identity/test_matrix.py: " + ", ".join(
+        missing
+    )
     for r in api_routes(app):
         if r.key in SAMPLES and r.params:
             assert set(SAMPLES[r.key].params) == set(r.params), r.label
@@ -248,7 +257,11 @@ async def people(app, client) -> dict[str, dict]:
 async def test_without_a_token_every_guarded_route_is_401(app, client):
     failures = []
     for route in guarded(api_routes(app)):
-        for headers in ({}, {"Authorization": "Bearer not.a.token"}, {"Authorization": "Basic YWRtaW46YWRtaW4="}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer not.a.token"},
+            {"Authorization": "Basic YWRtaW46YWRtaW4="},
+        ):
             r = await call(client, route, headers)
             if r.status_code != 401 or not r.headers["content-type"].startswith("application/problem+json"):
                 failures.append(f"{route.label} with {headers or 'no token'}: {r.status_code}")

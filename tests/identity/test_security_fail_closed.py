@@ -54,7 +54,12 @@ async def test_redis_down_means_503_on_auth_and_service_resumes_when_it_is_back(
     assert r.status_code == 202, r.text
     r = await client.post(
         TOKEN,
-        json={"grant_type": "sms_code", "phone": "13800000502", "code": await last_code(client, "13800000502"), "channel": "app"},
+        json={
+            "grant_type": "sms_code",
+            "phone": "13800000502",
+            "code": await last_code(client, "13800000502"),
+            "channel": "app",
+        },
     )
     assert r.status_code == 200, r.text
     r = await refresh(client, tokens["refresh_token"])
@@ -64,7 +69,9 @@ async def test_redis_down_means_503_on_auth_and_service_resumes_when_it_is_back(
 async def test_a_revoked_session_stays_refused_while_redis_is_down(client, app):
     # the revocation list lives in Redis: without it the answer is 503, never "let through"
     tokens = await sms_sign_in(client, PHONE)
-    assert (await client.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]})).status_code == 204
+    assert (
+        await client.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]})
+    ).status_code == 204
     async with redis_down(app):
         assert_problem(await client.get(ME, headers=bearer(tokens)), 503, "redis_unavailable")
     assert_problem(await client.get(ME, headers=bearer(tokens)), 401, "invalid_token")

@@ -68,7 +68,9 @@ async def test_sms_sends_per_ip_are_limited(client, settings, monkeypatch):
                 SMS, json={"phone": f"1350000{n:04d}", "purpose": "login"}, headers=forged_headers(n)
             )
             assert r.status_code == 202, r.text
-        r = await client.post(SMS, json={"phone": "13599999999", "purpose": "login"}, headers=forged_headers(7))
+        r = await client.post(
+            SMS, json={"phone": "13599999999", "purpose": "login"}, headers=forged_headers(7)
+        )
         assert_limited(r, 3600)
     sent = (await client.get("/api/v1/sandbox/sms", params={"phone": "13599999999"})).json()["items"]
     assert sent == []
@@ -107,9 +109,13 @@ async def test_real_name_checks_per_account_are_limited(client, settings, monkey
     attempt = {"name": ZHANG["name"], "id_number": "360502198803152016"}
     with frozen_limiter_clock(monkeypatch):
         for n in range(limit):
-            r = await client.post("/api/v1/me/real-name", json=attempt, headers={**bearer(tokens), **forged_headers(n)})
+            r = await client.post(
+                "/api/v1/me/real-name", json=attempt, headers={**bearer(tokens), **forged_headers(n)}
+            )
             assert_problem(r, 422, "invalid_id_number")
-        r = await client.post("/api/v1/me/real-name", json={**attempt, "id_number": ZHANG["id_number"]}, headers=bearer(tokens))
+        r = await client.post(
+            "/api/v1/me/real-name", json={**attempt, "id_number": ZHANG["id_number"]}, headers=bearer(tokens)
+        )
         assert_limited(r, 86400)
         # per account: another account is not held back
         r = await client.post("/api/v1/me/real-name", json=attempt, headers=bearer(other))
@@ -138,7 +144,9 @@ async def test_audit_page_size_is_capped(client, app, settings):
 def stub_request(peer: str, forwarded: str | None, proxies: list[str]) -> SimpleNamespace:
     headers = {} if forwarded is None else {"x-forwarded-for": forwarded}
     settings = SimpleNamespace(server=SimpleNamespace(trusted_proxies=proxies))
-    return SimpleNamespace(ip=peer, headers=headers, app=SimpleNamespace(ctx=SimpleNamespace(settings=settings)))
+    return SimpleNamespace(
+        ip=peer, headers=headers, app=SimpleNamespace(ctx=SimpleNamespace(settings=settings))
+    )
 
 
 @pytest.mark.parametrize(

@@ -73,7 +73,13 @@ async def test_a_401_is_logged_as_auth_denied_with_request_id_and_reason(client,
     assert line["level"] == "warning" and line["request_id"] == "req-401-expired"
     assert line["time"].endswith("+00:00")  # UTC
     for text in (capture.stream.getvalue(), repr(rec.__dict__)):
-        for secret in (expired, expired.split(".")[2], tokens["access_token"], ZHANG["id_number"], ZHANG["phone"]):
+        for secret in (
+            expired,
+            expired.split(".")[2],
+            tokens["access_token"],
+            ZHANG["id_number"],
+            ZHANG["phone"],
+        ):
             assert secret not in text
 
 
@@ -88,7 +94,11 @@ async def test_each_kind_of_refusal_names_its_reason(client, app, caplog):
         {"Authorization": f"Bearer {tokens['refresh_token']}"},
     ):
         assert (await client.get(ME, headers=headers)).status_code == 401
-    reasons = [rec.fields["reason"] for rec in caplog.records if getattr(rec, "fields", {}).get("event") == "auth.denied"]
+    reasons = [
+        rec.fields["reason"]
+        for rec in caplog.records
+        if getattr(rec, "fields", {}).get("event") == "auth.denied"
+    ]
     assert len(reasons) == 4 and all(reasons)
     assert len(set(reasons[1:])) >= 2  # not one catch-all reason
 
@@ -150,7 +160,9 @@ async def test_a_whole_journey_leaves_no_id_number_phone_or_token_in_logs_or_ans
 
     async def record(response) -> None:
         await response.aread()
-        answers.append((response.request.url.path, response.status_code, dict(response.headers), response.text))
+        answers.append(
+            (response.request.url.path, response.status_code, dict(response.headers), response.text)
+        )
 
     hooks = client.event_hooks
     client.event_hooks = {**hooks, "response": [*hooks.get("response", []), record]}
@@ -173,7 +185,13 @@ async def test_a_whole_journey_leaves_no_id_number_phone_or_token_in_logs_or_ans
     # the app's own log lines
     output = capture.stream.getvalue()
     events = {line.get("event") for line in lines_of(capture)}
-    assert {"account.created", "real_name.verified", "auth.denied", "authz.denied", "auth.refresh_reuse"} <= events
+    assert {
+        "account.created",
+        "real_name.verified",
+        "auth.denied",
+        "authz.denied",
+        "auth.refresh_reuse",
+    } <= events
     assert "redis unavailable" in output
     assert valid_id_numbers_in(output) == []
     assert [p for p in phones if p in output] == []
@@ -207,7 +225,9 @@ async def _journey(client, app) -> None:
     assert (await client.get(ME, headers=bearer(rotated))).status_code == 401
     await app.ctx.redis.delete(f"sms:cooldown:{app.ctx.identity.phone_index(ZHANG['phone'])}")
     zhang = await sms_sign_in(client, ZHANG["phone"])
-    assert (await client.put(ME + "/password", json={"new_password": "Mima2026zz"}, headers=bearer(zhang))).status_code == 204
+    assert (
+        await client.put(ME + "/password", json={"new_password": "Mima2026zz"}, headers=bearer(zhang))
+    ).status_code == 204
     signin = {"grant_type": "password", "phone": ZHANG["phone"], "channel": "app"}
     assert (await client.post(TOKEN, json={**signin, "password": "Cuowu2026zz"})).status_code == 401
     assert (await client.post(TOKEN, json={**signin, "password": "Mima2026zz"})).status_code == 200
@@ -224,20 +244,30 @@ async def _journey(client, app) -> None:
 
     await new_account(app, ADMIN_PHONE, roles="admin")
     admin = await sms_sign_in(client, ADMIN_PHONE)
-    r = await client.get("/api/v1/work/residents", params={"id_number": ZHANG["id_number"]}, headers=bearer(admin))
+    r = await client.get(
+        "/api/v1/work/residents", params={"id_number": ZHANG["id_number"]}, headers=bearer(admin)
+    )
     assert r.status_code == 200
     check = f"/api/v1/work/residents/{zhang['account']['id']}/in-person-verification"
-    assert (await client.post(check, json={"id_number": LI["id_number"]}, headers=bearer(admin))).status_code == 422
-    assert (await client.post(check, json={"id_number": ZHANG["id_number"]}, headers=bearer(admin))).status_code == 200
+    assert (
+        await client.post(check, json={"id_number": LI["id_number"]}, headers=bearer(admin))
+    ).status_code == 422
+    assert (
+        await client.post(check, json={"id_number": ZHANG["id_number"]}, headers=bearer(admin))
+    ).status_code == 200
     r = await client.post(
-        "/api/v1/admin/accounts", json={"phone": NEW_ADMIN_PHONE, "roles": ["admin"], "password": "Guanli2026"}, headers=bearer(admin)
+        "/api/v1/admin/accounts", json={"phone": NEW_ADMIN_PHONE, "roles": ["admin"]}, headers=bearer(admin)
     )
     assert r.status_code == 201, r.text
-    assert (await client.get("/api/v1/admin/audit", params={"limit": 50}, headers=bearer(admin))).status_code == 200
+    assert (
+        await client.get("/api/v1/admin/audit", params={"limit": 50}, headers=bearer(admin))
+    ).status_code == 200
 
     # refusals and mistakes, with personal data in the places a careless log would copy it from
     assert (await client.get("/api/v1/admin/audit", headers=bearer(li))).status_code == 403
-    assert (await client.get(ME, headers={"Authorization": f"Bearer {li['refresh_token']}"})).status_code == 401
+    assert (
+        await client.get(ME, headers={"Authorization": f"Bearer {li['refresh_token']}"})
+    ).status_code == 401
     assert (await client.get(f"/api/v1/residents/{ZHANG['id_number']}/{ZHANG['phone']}")).status_code == 404
     assert (await client.post(SMS, json={"phone": LI["phone"], "purpose": "login"})).status_code == 429
     assert (await client.post(SMS, json={"phone": ZHANG["id_number"], "purpose": "login"})).status_code == 422
@@ -245,7 +275,9 @@ async def _journey(client, app) -> None:
         assert (await client.get(ME, headers=bearer(li))).status_code == 503
 
     # leave: log out one, delete the other
-    assert (await client.post("/api/v1/auth/logout", json={"refresh_token": zhang["refresh_token"]})).status_code == 204
+    assert (
+        await client.post("/api/v1/auth/logout", json={"refresh_token": zhang["refresh_token"]})
+    ).status_code == 204
     assert (await client.delete(ME, headers=bearer(li))).status_code == 204
     assert (await client.get(ME, headers=bearer(li))).status_code == 401
     # one more code to a number that never had an account, then sign-in with it
@@ -253,5 +285,7 @@ async def _journey(client, app) -> None:
     await client.post(SMS, json={"phone": "13600000698", "purpose": "login"})
     code = await last_code(client, "13600000698")
     assert (
-        await client.post(TOKEN, json={"grant_type": "sms_code", "phone": "13600000698", "code": code, "channel": "app"})
+        await client.post(
+            TOKEN, json={"grant_type": "sms_code", "phone": "13600000698", "code": code, "channel": "app"}
+        )
     ).status_code == 200

@@ -16,6 +16,7 @@ from tests.identity.test_security_kit import (
     new_account,
     redis_items,
     refresh,
+    skip_cooldown,
     table_rows,
 )
 
@@ -38,7 +39,9 @@ async def test_the_database_holds_no_plaintext_id_number_name_or_phone(client, a
     # a clerk looks one of them up: the audit row is written too
     await new_account(app, "13600000001", roles="admin")
     admin = await sms_sign_in(client, "13600000001")
-    r = await client.get("/api/v1/work/residents", params={"id_number": ZHANG["id_number"]}, headers=bearer(admin))
+    r = await client.get(
+        "/api/v1/work/residents", params={"id_number": ZHANG["id_number"]}, headers=bearer(admin)
+    )
     assert r.status_code == 200, r.text
     assert r.json()["id_number"] == "3605**********2015" and r.json()["name"] == "张*"
 
@@ -47,7 +50,10 @@ async def test_the_database_holds_no_plaintext_id_number_name_or_phone(client, a
     needles = [v for p in people for v in (p["id_number"], p["name"], p["phone"])] + ["13600000001"]
     assert cells_containing(rows, *needles) == []
     # not even the significant parts of an ID number (region + birth date, or birth date + sequence)
-    assert cells_containing(rows, *(p["id_number"][:14] for p in people), *(p["id_number"][6:] for p in people)) == []
+    assert (
+        cells_containing(rows, *(p["id_number"][:14] for p in people), *(p["id_number"][6:] for p in people))
+        == []
+    )
 
 
 async def test_me_shows_masked_values_only(client):
@@ -78,7 +84,9 @@ async def test_me_shows_masked_values_only(client):
 )
 async def test_a_bad_id_number_is_refused_and_changes_nothing(client, id_number):
     tokens = await sms_sign_in(client, ZHANG["phone"])
-    r = await client.post("/api/v1/me/real-name", json={"name": ZHANG["name"], "id_number": id_number}, headers=bearer(tokens))
+    r = await client.post(
+        "/api/v1/me/real-name", json={"name": ZHANG["name"], "id_number": id_number}, headers=bearer(tokens)
+    )
     assert r.status_code == 422, r.text
     if len(id_number) == 18:
         assert_problem(r, 422, "invalid_id_number")
@@ -102,11 +110,14 @@ async def test_deleting_an_account_revokes_its_sessions_and_leaves_no_personal_d
     phone_index = ident.phone_index(phone).encode()
     first = await verified_resident(client, ZHANG)
     code = (await client.post("/api/v1/sandbox/wechat/oauth-code", json={})).json()["code"]
-    assert (await client.post("/api/v1/me/bindings/wechat", json={"code": code}, headers=bearer(first))).status_code == 201
-    assert (await client.put(ME + "/password", json={"new_password": PASSWORD}, headers=bearer(first))).status_code == 204
-    r = await client.post(TOKEN, json={"grant_type": "password", "phone": phone, "password": PASSWORD, "channel": "app"})
-    assert r.status_code == 200, r.text
-    second = r.json()
+    assert (
+        await client.post("/api/v1/me/bindings/wechat", json={"code": code}, headers=bearer(first))
+    ).status_code == 201
+    assert (
+        await client.put(ME + "/password", json={"new_password": PASSWORD}, headers=bearer(first))
+    ).status_code == 204
+    await skip_cooldown(app, phone)
+    second = await sms_sign_in(client, phone)
     account_id = first["account"]["id"]
 
     before = await all_rows()
@@ -133,7 +144,9 @@ async def test_deleting_an_account_revokes_its_sessions_and_leaves_no_personal_d
     for tokens in (first, second):
         assert_problem(await client.get(ME, headers=bearer(tokens)), 401, "invalid_token")
         assert_problem(await refresh(client, tokens["refresh_token"]), 401, "invalid_grant")
-    r = await client.post(TOKEN, json={"grant_type": "password", "phone": phone, "password": PASSWORD, "channel": "app"})
+    r = await client.post(
+        TOKEN, json={"grant_type": "password", "phone": phone, "password": PASSWORD, "channel": "app"}
+    )
     assert_problem(r, 401, "invalid_grant")
 
     after = await all_rows()

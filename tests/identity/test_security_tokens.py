@@ -65,6 +65,17 @@ async def assert_refused(client, token: str) -> None:
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+async def accepted_of(client, tokens: dict[str, str]) -> list[str]:
+    """The names of the tokens that were not refused with 401 problem+json (all cases run, all reported)."""
+    accepted = []
+    for name, token in tokens.items():
+        try:
+            await assert_refused(client, token)
+        except AssertionError as exc:
+            accepted.append(f"{name}: {str(exc)[:200]}")
+    return accepted
+
+
 async def test_the_unchanged_claims_re_signed_with_our_key_are_accepted(client, app, signed_in):
     token = sign(app, signed_in["claims"])
     r = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
@@ -113,9 +124,9 @@ CLAIM_CHANGES = {
 }
 
 
-@pytest.mark.parametrize("change", CLAIM_CHANGES.values(), ids=CLAIM_CHANGES.keys())
-async def test_a_token_with_bad_claims_is_refused_even_when_signed_with_our_key(client, app, signed_in, change):
-    await assert_refused(client, sign(app, change(signed_in["claims"])))
+async def test_a_token_with_bad_claims_is_refused_even_when_signed_with_our_key(client, app, signed_in):
+    crafted = {name: sign(app, change(signed_in["claims"])) for name, change in CLAIM_CHANGES.items()}
+    assert await accepted_of(client, crafted) == []
 
 
 async def test_alg_none_is_refused(client, app, signed_in):
@@ -139,7 +150,9 @@ async def test_hs256_signed_with_our_published_public_key_is_refused(client, app
     ]
     for secret in secrets_to_try:
         for alg, digest in (("HS256", hashlib.sha256), ("HS512", hashlib.sha512)):
-            signing_input = f"{b64json({'alg': alg, 'typ': 'JWT', 'kid': jwk['kid']})}.{b64json(signed_in['claims'])}"
+            signing_input = (
+                f"{b64json({'alg': alg, 'typ': 'JWT', 'kid': jwk['kid']})}.{b64json(signed_in['claims'])}"
+            )
             mac = hmac.new(secret, signing_input.encode(), digest).digest()
             await assert_refused(client, f"{signing_input}.{b64(mac)}")
 
@@ -164,21 +177,20 @@ async def test_a_tampered_payload_with_the_original_signature_is_refused(client,
     await assert_refused(client, f"{header}.{payload}.{b64(bytes(raw))}")
 
 
-@pytest.mark.parametrize(
+GARBAGE = [
     "garbage",
-    [
-        "garbage",
-        "a.b.c",
-        "a.b",
-        "....",
-        "eyJhbGciOiJFZERTQSJ9.e30.",
-        b64json({"alg": "EdDSA", "kid": "x"}) + ".bm90LWpzb24.c2ln",
-        b64json(["not", "an", "object"]) + ".e30.c2ln",
-        "x" * 4000,
-    ],
-)
-async def test_garbage_is_refused(client, garbage):
-    await assert_refused(client, garbage)
+    "a.b.c",
+    "a.b",
+    "....",
+    "eyJhbGciOiJFZERTQSJ9.e30.",
+    b64json({"alg": "EdDSA", "kid": "x"}) + ".bm90LWpzb24.c2ln",
+    b64json(["not", "an", "object"]) + ".e30.c2ln",
+    "x" * 4000,
+]
+
+
+async def test_garbage_is_refused(client):
+    assert await accepted_of(client, {g[:40]: g for g in GARBAGE}) == []
 
 
 async def test_no_token_or_another_scheme_is_refused(client, signed_in):
@@ -237,20 +249,15 @@ def _stranger_jwk() -> dict:
     return json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(public))
 
 
-@pytest.mark.parametrize(
-    "header",
-    [
-        {"jku": "https://evil.example/jwks.json"},
-        {"x5u": "https://evil.example/cert.pem"},
-        {"jwk": "stranger"},
-        {"x5c": ["MIIBszCCAVmgAwIBAgIU"]},
-    ],
-    ids=["jku", "x5u", "jwk", "x5c"],
-)
-async def test_a_key_location_header_is_refused_even_with_a_valid_signature(client, app, signed_in, header):
-    if header.get("jwk") == "stranger":
-        header = {"jwk": _stranger_jwk()}
-    await assert_refused(client, sign(app, signed_in["claims"], **header))
+async def test_a_key_location_header_is_refused_even_with_a_valid_signature(client, app, signed_in):
+    headers = {
+        "jku": {"jku": "https://evil.example/jwks.json"},
+        "x5u": {"x5u": "https://evil.example/cert.pem"},
+        "jwk": {"jwk": _stranger_jwk()},
+        "x5c": {"x5c": ["MIIBszCCAVmgAwIBAgIU"]},
+    }
+    crafted = {name: sign(app, signed_in["claims"], **header) for name, header in headers.items()}
+    assert await accepted_of(client, crafted) == []
 
 
 def test_a_rotated_out_key_verifies_until_it_is_retired(tmp_path):
