@@ -163,22 +163,35 @@ async def _check(
         report.cleared += 1
 
 
-async def watch_forever(cases: HasCalendar, interval: float, stop: asyncio.Event) -> None:
-    """Run a pass every `interval` seconds until `stop` is set. A failing pass (database down, a bug on one
-    row) is logged and the loop goes on; the next pass retries whatever the failed one did not finish."""
+async def watch_forever(
+    cases: HasCalendar, interval: float, stop: asyncio.Event, *, first_after: float = 0.0
+) -> None:
+    """Run a pass every `interval` seconds (the first after `first_after`) until `stop` is set. A failing
+    pass (database down, a bug on one row) is logged and the loop goes on; the next pass retries whatever
+    the failed one did not finish. Setting `stop` lets a pass in flight finish; cancelling interrupts it,
+    and its transaction of the case at hand rolls back whole."""
     log.info("deadline watch started", extra={"fields": {"interval": interval}})
+    if await _stopped(stop, first_after):
+        log.info("deadline watch stopped")
+        return
     while not stop.is_set():
         try:
             report = await watch_once(cases.calendar)
             if report.warned or report.overdue or report.cleared:
                 log.info("deadline watch pass", extra={"fields": report.as_dict()})
-        except asyncio.CancelledError:
-            raise
         except Exception:
             log.exception("deadline watch pass failed")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            pass
+        if await _stopped(stop, interval):
+            break
     log.info("deadline watch stopped")
 
+
+async def _stopped(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds`; whether `stop` was set meanwhile."""
+    if seconds <= 0:
+        return stop.is_set()
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True

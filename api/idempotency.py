@@ -19,6 +19,9 @@ from api.errors import Conflict, InvalidInput
 H = TypeVar("H", bound=Callable[..., Awaitable[HTTPResponse]])
 WAIT_STEPS = 50
 WAIT_STEP = 0.1
+# how long a claim lives while its request runs: longer than any request may take (Sanic's response timeout
+# is 60 s), short enough that a worker killed mid-request does not block the key for the whole TTL
+PENDING_TTL = 120
 
 
 def _valid_key(key: str) -> bool:
@@ -40,7 +43,7 @@ def idempotent(handler: H) -> H:
         slot = f"idem:{owner}:{request.method}:{request.path}:{hashlib.sha256(key.encode()).hexdigest()}"
         fingerprint = hashlib.sha256(request.body or b"").hexdigest()
         claimed = await redis.set(
-            slot, orjson.dumps({"state": "pending", "body": fingerprint}), nx=True, ex=ttl
+            slot, orjson.dumps({"state": "pending", "body": fingerprint}), nx=True, ex=min(ttl, PENDING_TTL)
         )
         if not claimed:
             return await _replay(redis, slot, fingerprint)

@@ -82,15 +82,16 @@ def service(tmp_path_factory):
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                r = httpx.get(base + "/readyz", timeout=1)
-                print("DBG", r.status_code, r.text[:200], flush=True)
-                if r.status_code == 200:
-                    break
-            except httpx.TransportError as e:
-                print("DBG", repr(e), flush=True)
-            time.sleep(0.2)
+        # /healthz first: it touches nothing. A /readyz abandoned by a client timeout while the worker
+        # opens its first database connection leaves that connection wedged (see the bench README).
+        for path, timeout in (("/healthz", 1), ("/readyz", 30)):
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    if httpx.get(base + path, timeout=timeout).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
         if proc.poll() is not None or time.monotonic() >= deadline:
             log.seek(0)
             pytest.fail("server did not become ready: " + log.read()[-3000:])

@@ -8,6 +8,7 @@ from typing import Any
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
+from sanic_ext import openapi
 
 from api.applications import service
 from api.applications.deps import Cases
@@ -20,7 +21,7 @@ from api.applications.schemas import (
     WithdrawIn,
     WorkApplicationsQuery,
 )
-from api.auth import log_auth_event, require
+from api.auth import client_ip, log_auth_event, require
 from api.docs import documented
 from api.errors import Forbidden
 from api.http import json_model, page_limit, parse_body, parse_query
@@ -71,6 +72,13 @@ def real_name(level: int) -> Callable[[Handler], Handler]:
     status=201,
     errors=(401, 403, 409),
     secured=True,
+)
+@openapi.parameter(
+    "Idempotency-Key",
+    str,
+    "header",
+    description="1–128 个可见 ASCII 字符，按调用者区分；同一键与同一请求体重放首次应答(Idempotent-Replayed: true)，"
+    "不同请求体 422 idempotency_key_reused；保留 applications.idempotency_ttl 秒(默认 24 小时)",
 )
 @require("resident")
 @real_name(2)
@@ -175,8 +183,16 @@ async def work_queue(request: Request) -> HTTPResponse:
 @require(*WORK_ROLES)
 async def work_get(request: Request, application_id: int) -> HTTPResponse:
     scope = await work_scope(request.ctx.principal, request.ctx.account)
-    app = await service.in_scope(scope, application_id)
-    return json_model(await service.view(_cases(request), app, full_address=True))
+    return json_model(
+        await service.work_case(
+            _cases(request),
+            request.ctx.principal,
+            scope,
+            application_id,
+            request_id=request.ctx.request_id,
+            ip=client_ip(request),
+        )
+    )
 
 
 @bp.post("/work/applications/<application_id:int>/actions")

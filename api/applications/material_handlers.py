@@ -93,9 +93,7 @@ async def upload(request: Request, application_id: int) -> HTTPResponse:
 
 @bp.get("/applications/<application_id:int>/materials/<material_id:int>")
 @openapi.response(200, DOWNLOAD_OK, "文件内容(attachment)")
-@documented(
-    "下载我的办件的一份材料(附件方式)", tag="applications", errors=(401, 403, 404), secured=True
-)
+@documented("下载我的办件的一份材料(附件方式)", tag="applications", errors=(401, 403, 404), secured=True)
 @require("resident")
 async def download_mine(request: Request, application_id: int, material_id: int) -> HTTPResponse:
     return _attachment(

@@ -95,14 +95,11 @@ async def upload(
         raise Conflict(
             f"当前状态({app.status})不能上传材料，仅在待受理或退回补正时可以", code="invalid_transition"
         )
-    errors = []
-    if not material_code:
-        errors.append({"field": "material_code", "message": "必填"})
-    if data is None:
-        errors.append({"field": "file", "message": "必填，应为一个文件"})
-    if errors:
+    if not material_code or data is None:
+        errors = [] if material_code else [{"field": "material_code", "message": "必填"}]
+        if data is None:
+            errors.append({"field": "file", "message": "必填，应为一个文件"})
         raise InvalidInput(errors=errors)
-    assert material_code is not None and data is not None
     known = set(await catalog_db.ItemMaterial.filter(item_id=app.item_id).values_list("code", flat=True))
     if material_code not in known:
         raise _bad("material_code", "不是该事项办事指南所列的材料", "unknown_material")
@@ -166,7 +163,9 @@ async def download_own(cases: Cases, principal: Principal, application_id: int, 
     return await _download(cases, await _own_case(principal, application_id), material_id)
 
 
-async def download_in_scope(cases: Cases, scope: WorkScope, application_id: int, material_id: int) -> Download:
+async def download_in_scope(
+    cases: Cases, scope: WorkScope, application_id: int, material_id: int
+) -> Download:
     app = await db.application_in_scope(application_id, scope.q())
     if app is None:
         raise NotFoundError("没有这个办件", code="application_not_found")

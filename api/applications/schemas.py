@@ -132,8 +132,16 @@ class MyApplicationsQuery(PageQuery):
 class WorkApplicationsQuery(PageQuery):
     point_code: str | None = Field(None, max_length=32)
     status: Status | None = None
-    due_before: datetime | None = None
+    due_before: datetime | None = Field(None, description="ISO 8601; without an offset it is Beijing time")
     overdue: bool | None = None
+
+    @field_validator("due_before")
+    @classmethod
+    def _plausible(cls, value: datetime | None) -> datetime | None:
+        # 0001-01-01 or 9999-12-31 with an offset overflows when moved to another zone (500 instead of 422)
+        if value is not None and not 2000 <= value.year <= 2199:
+            raise ValueError("due_before 应在 2000 至 2199 年之间")
+        return value
 
 
 class ActionIn(_In):

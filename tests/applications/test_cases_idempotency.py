@@ -4,8 +4,12 @@ duplicates, keys scoped per caller."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
-import pytest
+import orjson
+
+from api import idempotency
+from api.applications import service
 
 from models import applications as db
 from tests.applications.test_cases_kit import APPS, body, make_world, problem_code, submit
@@ -74,10 +78,57 @@ async def test_keys_are_per_caller(app, client):
     assert [r.applicant_id for r in rows] == [w.resident_id, w.other_resident_id]
 
 
-@pytest.mark.parametrize("key", ["", "x" * 129, "bad key", "键".encode()])
-async def test_malformed_key_is_422(app, client, key):
+async def test_malformed_key_is_422(app, client):
     w = await make_world(app, client, second_resident=False)
-    headers = {**w.resident, "Idempotency-Key": key}
-    r = await client.post(APPS, json=body(), headers=headers)
-    assert r.status_code == 422, r.text
+    for key in ["", "x" * 129, "bad key", "键".encode()]:
+        headers = {**w.resident, "Idempotency-Key": key}
+        r = await client.post(APPS, json=body(), headers=headers)
+        assert r.status_code == 422, (key, r.text)
+        assert problem_code(r) == "invalid_idempotency_key"
     assert await db.Application.all().count() == 0
+
+
+def _slot(account_id: int, key: str) -> str:
+    return f"idem:{account_id}:POST:{APPS}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+async def test_a_claim_in_flight_expires_soon_and_the_answer_after_a_day(app, client, monkeypatch):
+    """A worker killed mid-request must not block the key for a whole day; the answer is kept for the TTL."""
+    w = await make_world(app, client, second_resident=False)
+    seen = {}
+    real_submit = service.submit
+
+    async def watching(*args, **kwargs):
+        seen["ttl"] = await app.ctx.redis.ttl(_slot(w.resident_id, "k-ttl"))
+        return await real_submit(*args, **kwargs)
+
+    monkeypatch.setattr(service, "submit", watching)
+    r = await submit(client, w.resident, body(), key="k-ttl")
+    assert r.status_code == 201
+    assert 0 < seen["ttl"] <= idempotency.PENDING_TTL
+    ttl = app.ctx.settings.applications.idempotency_ttl
+    assert ttl - 5 <= await app.ctx.redis.ttl(_slot(w.resident_id, "k-ttl")) <= ttl
+
+
+async def test_a_duplicate_of_a_request_still_running_is_409_in_progress(app, client, monkeypatch):
+    w = await make_world(app, client, second_resident=False)
+    # the first request's worker died after claiming the key
+    await app.ctx.redis.set(
+        _slot(w.resident_id, "k-stuck"),
+        orjson.dumps({"state": "pending", "body": hashlib.sha256(orjson.dumps(body())).hexdigest()}),
+        ex=60,
+    )
+    monkeypatch.setattr(idempotency, "WAIT_STEPS", 2)
+    monkeypatch.setattr(idempotency, "WAIT_STEP", 0.01)
+    r = await client.post(APPS, content=orjson.dumps(body()), headers={**w.resident, "Idempotency-Key": "k-stuck",
+                                                                      "Content-Type": "application/json"})
+    assert r.status_code == 409, r.text
+    assert problem_code(r) == "idempotency_in_progress"
+    assert await db.Application.all().count() == 0
+
+
+async def test_the_key_and_its_expiry_are_published(app, client):
+    spec = (await client.get("/docs/openapi.json")).json()
+    params = spec["paths"]["/api/v1/applications"]["post"].get("parameters", [])
+    [key] = [p for p in params if p["name"] == "Idempotency-Key"]
+    assert key["in"] == "header" and "24" in key["description"]

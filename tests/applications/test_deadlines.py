@@ -56,7 +56,9 @@ async def people(app) -> People:
         disabled_staff=await _disabled(app, "13700000032"),
         other_staff=await make_account(app, "13700000012", ["staff"], department="hrss", password=None),
         grid=await make_account(app, "13700000003", ["grid_worker"], points=[POINT], password=None),
-        other_grid=await make_account(app, "13700000013", ["grid_worker"], points=[OTHER_POINT], password=None),
+        other_grid=await make_account(
+            app, "13700000013", ["grid_worker"], points=[OTHER_POINT], password=None
+        ),
         admin=await make_account(app, "13700000001", ["admin"], password=None),
     )
 
@@ -131,7 +133,11 @@ async def test_statuses_follow_the_calendar_and_the_responsible_clerks_are_told(
     assert await status_of(normal) == "normal" and await status_of(far) == "normal"
 
     # the department's active staff and the point's grid worker, nobody else
-    for row, kind in ((overdue, "deadline_overdue"), (warning, "deadline_warning"), (due_today, "deadline_warning")):
+    for row, kind in (
+        (overdue, "deadline_overdue"),
+        (warning, "deadline_warning"),
+        (due_today, "deadline_warning"),
+    ):
         notes = await deadline_notes(row.id)
         assert sorted(n.account_id for n in notes) == sorted([p.staff, p.staff2, p.grid])
         assert {n.kind for n in notes} == {kind}
@@ -257,6 +263,22 @@ async def test_watch_forever_survives_a_failing_pass_and_stops_when_asked(app, c
     assert Deps.calendar.calls >= 2
 
 
+async def test_watch_forever_waits_before_its_first_pass_and_stops_while_waiting(app, client, calendar):
+    p = await people(app)
+    row = await case(p.resident, end_of(calendar, date(2020, 1, 2)))
+
+    class Deps:
+        pass
+
+    Deps.calendar = calendar
+    stop = asyncio.Event()
+    task = asyncio.create_task(watch_forever(Deps(), 3600, stop, first_after=3600))
+    await asyncio.sleep(0.1)
+    stop.set()
+    await asyncio.wait_for(task, timeout=2)
+    assert await status_of(row) == "normal"  # no pass ran
+
+
 async def overdue_through_the_api(app, client, calendar) -> tuple[int, dict[str, str]]:
     """Submit and accept a case through the API, then run the watch past its due time: (id, staff headers)."""
     await load_catalog()
@@ -279,7 +301,9 @@ async def overdue_through_the_api(app, client, calendar) -> tuple[int, dict[str,
     )
     assert r.status_code == 201, r.text
     case_id = r.json()["id"]
-    r = await client.post(f"/api/v1/work/applications/{case_id}/actions", json={"action": "accept"}, headers=grid)
+    r = await client.post(
+        f"/api/v1/work/applications/{case_id}/actions", json={"action": "accept"}, headers=grid
+    )
     assert r.status_code == 200, r.text
     due = datetime.fromisoformat(r.json()["due_at"])
     assert r.json()["deadline_status"] == "normal"

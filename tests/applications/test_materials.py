@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from api.applications import materials
 from api.config import PROJECT_ROOT
 from models import applications as db
 from tests.factories import load_catalog
@@ -222,7 +223,9 @@ async def test_oversized_file_is_413_and_nothing_is_stored(app, client, settings
     assert r.status_code == 413
     assert r.json()["code"] == "file_too_large"
     assert await db.ApplicationMaterial.all().count() == 0
-    assert not settings.uploads_dir.exists() or not any(settings.uploads_dir.rglob(hashlib.sha256(data).hexdigest()))
+    assert not settings.uploads_dir.exists() or not any(
+        settings.uploads_dir.rglob(hashlib.sha256(data).hexdigest())
+    )
 
 
 async def test_exactly_the_size_limit_is_accepted(app, client, settings):
@@ -262,10 +265,18 @@ async def test_quota_counts_every_case_of_the_applicant(app, client, settings):
     assert r.status_code == 201, r.text
 
 
-async def test_two_concurrent_uploads_cannot_both_slip_under_the_quota(app, client, settings):
+async def test_concurrent_uploads_cannot_slip_under_the_quota_together(app, client, settings, monkeypatch):
     w = await make_world(app, client)
-    first, second = png(4, 4), png(5, 4)
-    room = max(len(first), len(second)) + 10  # room for one of them, not both
+    counted = materials.uploaded_bytes
+
+    async def slow_count(account_id: int) -> int:
+        used = await counted(account_id)
+        await asyncio.sleep(0.05)  # widen the window between reading the total and writing the row
+        return used
+
+    monkeypatch.setattr(materials, "uploaded_bytes", slow_count)
+    files = [png(4 + i, 4) for i in range(6)]
+    room = max(len(f) for f in files) + 10  # room for any one of them, not two
     await db.ApplicationMaterial.create(
         application_id=w.case_id,
         material_code="M02",
@@ -274,10 +285,8 @@ async def test_two_concurrent_uploads_cannot_both_slip_under_the_quota(app, clie
         content_type="application/pdf",
         uploaded_by_id=w.resident_id,
     )
-    answers = await asyncio.gather(
-        upload(client, w.resident, w.case_id, first), upload(client, w.resident, w.case_id, second)
-    )
-    assert sorted(r.status_code for r in answers) == [201, 413], [r.text for r in answers]
+    answers = await asyncio.gather(*(upload(client, w.resident, w.case_id, f) for f in files))
+    assert sorted(r.status_code for r in answers) == [201] + [413] * 5, [r.text for r in answers]
     assert await db.ApplicationMaterial.filter(application_id=w.case_id, material_code="M01").count() == 1
 
 

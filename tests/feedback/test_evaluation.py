@@ -190,3 +190,19 @@ async def test_the_case_shows_it_was_rated(client, zhang, decided):
     await client.post(url(decided.id), json={"level": 5}, headers=bearer(zhang))
     r = await client.get(f"/api/v1/applications/{decided.id}", headers=bearer(zhang))
     assert r.status_code == 200 and r.json()["evaluated"] is True
+
+
+async def test_when_the_check_is_raced_the_unique_constraint_still_answers_409(client, zhang, decided, monkeypatch):
+    """Two requests can both pass the 'already rated?' check; the one-to-one constraint decides."""
+    from api.feedback import queries
+
+    r = await client.post(url(decided.id), json={"level": 5}, headers=bearer(zhang))
+    assert r.status_code == 201
+
+    async def never_rated(_application_id: int) -> bool:
+        return False
+
+    monkeypatch.setattr(queries, "evaluated", never_rated)
+    r = await client.post(url(decided.id), json={"level": 1}, headers=bearer(zhang))
+    assert r.status_code == 409 and r.json()["code"] == "already_evaluated"
+    assert [e.level for e in await Evaluation.filter(application_id=decided.id)] == [5]

@@ -40,7 +40,7 @@ def server(tmp_path_factory):
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 150
     try:
         while time.monotonic() < deadline:
             try:
@@ -52,7 +52,7 @@ def server(tmp_path_factory):
                 break
             time.sleep(0.2)
         else:
-            pytest.fail("server did not become ready in 60 s")
+            pytest.fail("server did not become ready in 150 s")
         if proc.poll() is not None:
             log.seek(0)
             pytest.fail("server exited: " + log.read()[-2000:])
