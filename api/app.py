@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import secrets
@@ -17,6 +19,7 @@ from api.applications.files import FileStore
 from api.catalog.service import CatalogCache
 from api.config import ConfigError, Settings, load_settings
 from api.db import close_database, open_database, ping_database
+from api.deadlines import watch_forever
 from api.errors import problem, register_error_handlers, request_id_of
 from api.http import json_bytes
 from api.identity.build import build_identity
@@ -52,6 +55,8 @@ def create_app(settings: Settings | None = None) -> Sanic:
     _register_middleware(app)
     app.register_listener(open_resources, "before_server_start")
     app.register_listener(close_resources, "after_server_stop")
+    app.register_listener(start_background, "after_server_start")
+    app.register_listener(stop_background, "before_server_stop")
     return app
 
 
@@ -101,6 +106,29 @@ async def open_resources(app: Sanic) -> None:
         files=FileStore(settings.uploads_dir),
         limiter=app.ctx.identity.limiter,
     )
+
+
+async def start_background(app: Sanic) -> None:
+    """Embedded mode runs the deadline watch in the server; production runs `python -m api.worker`."""
+    settings: Settings = app.ctx.settings
+    if settings.embedded:
+        interval = settings.applications.deadline_watch_interval
+        app.ctx.watch_stop = asyncio.Event()
+        app.add_task(
+            watch_forever(app.ctx.cases, interval, app.ctx.watch_stop, first_after=interval),
+            name="deadline_watch",
+        )
+
+
+async def stop_background(app: Sanic) -> None:
+    stop = getattr(app.ctx, "watch_stop", None)
+    if stop is None:
+        return
+    stop.set()
+    task = app.get_task("deadline_watch", raise_exception=False)
+    if task is not None:
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=10)
 
 
 async def close_resources(app: Sanic) -> None:

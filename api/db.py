@@ -42,6 +42,9 @@ async def open_database(settings: Settings) -> None:
 
         Path(settings.database_url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
     await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+    # connect now, not on the first request: a request cancelled (client gone) while the lazy connection
+    # is being opened leaves aiosqlite without its worker thread, and every later query would hang
+    await ping_database()
 
 
 async def close_database() -> None:

@@ -7,7 +7,7 @@ Prepares a fresh database (a temp SQLite file, or a new PostgreSQL database `ywt
 server of --database-url and dropped afterwards): migrations, the demo catalogue, the demo staff and --cases
 application rows bulk-inserted for the grid worker queue. Then starts `python -m api.cli serve` on it and
 bench/bare_app.py on free 127.0.0.1 ports, warms each scenario up for 2 s, measures it with
-`wrk -t2 -c64 -d<duration>s --latency`, reads the resident memory of the service, prints a table and writes
+`wrk -t2 -c64 -d<duration>s --timeout=10s --latency`, reads the resident memory of the service, prints a table and writes
 bench/results/latest.json. It reports; it does not assert: exit 0 even when a goal is missed, non-zero only
 when something could not run.
 """
@@ -43,6 +43,9 @@ HOST = "127.0.0.1"  # the only host this script ever sends requests to
 THREADS = 2
 CONNECTIONS = 64
 WARMUP_SECONDS = 2
+# a request slower than this is given up by wrk (and counted as a timeout): long enough that a slow
+# endpoint shows its real latency instead of being abandoned (an abandoned request is cancelled server-side)
+WRK_TIMEOUT = "10s"
 START_TIMEOUT = 90.0  # seconds for the service to answer /readyz and list an item
 RSS_GOAL_MB = 150.0
 DEFAULT_CASES = 100_000
@@ -327,7 +330,7 @@ def parse_wrk(output: str) -> WrkResult:
 def wrk_command(
     wrk: str, url: str, seconds: int, headers: dict[str, str], script: Path | None, args: list[str]
 ):
-    cmd = [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    cmd = [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", f"--timeout={WRK_TIMEOUT}", "--latency"]
     for name, value in headers.items():
         cmd += ["-H", f"{name}: {value}"]
     if script is not None:
@@ -578,10 +581,11 @@ def create_bench_database(url: str) -> str:
     return with_database(url, name)
 
 
-def drop_bench_database(url: str) -> None:
-    name = urllib.parse.urlsplit(url).path.lstrip("/")
+def drop_bench_database(admin_url: str, bench_url: str) -> None:
+    """Drop the database of `bench_url`, connected to the one `admin_url` names (or "postgres")."""
+    name = urllib.parse.urlsplit(bench_url).path.lstrip("/")
     try:
-        asyncio.run(_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         print(f"dropped database {name}")
     except Exception as exc:  # noqa: BLE001
         print(f"bench: could not drop database {name}: {exc}", file=sys.stderr)
@@ -742,10 +746,50 @@ def measure(wrk: str, scenario: Scenario, base: str, context: dict[str, str], se
         raise BenchError(f"{scenario.name}: wrk script not found: {script}")
     script_args = [arg.format(**values) for arg in scenario.script_args]
     print(f"  {scenario.name}: warm-up {WARMUP_SECONDS} s, then {seconds} s  {url}", flush=True)
-    run_wrk(wrk_command(wrk, url, WARMUP_SECONDS, headers, script, script_args), WARMUP_SECONDS)
+    if scenario.writes:
+        # wrk ends a run by closing its connections, requests in flight or not; a write cancelled that way
+        # can leave the service unable to answer (see README), so writes warm up with a client that waits
+        post_warmup(url, headers, values, WARMUP_SECONDS)
+    else:
+        run_wrk(wrk_command(wrk, url, WARMUP_SECONDS, headers, script, script_args), WARMUP_SECONDS)
     cmd = wrk_command(wrk, url, seconds, headers, script, script_args)
     result = parse_wrk(run_wrk(cmd, seconds))
     return {"url": url, "wrk": " ".join(cmd), **asdict(result), "flagged": result.flagged}
+
+
+def post_warmup(url: str, headers: dict[str, str], values: dict[str, str], seconds: float) -> None:
+    """POST values["body"] for `seconds` from a few threads, each waiting for its answer, a fresh
+    Idempotency-Key each time."""
+    import threading
+
+    body = json.loads(values["body"])
+    stop = time.monotonic() + seconds
+    failures: list[str] = []
+
+    def worker(n: int) -> None:
+        i = 0
+        while time.monotonic() < stop and not failures:
+            i += 1
+            key = {"Idempotency-Key": f"{values['nonce']}-warm-{n}-{i}"}
+            status, answer = http_json("POST", url, body, {**headers, **key})
+            if status >= 300:
+                failures.append(f"HTTP {status} {json.dumps(answer, ensure_ascii=False)[:300]}")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise BenchError(f"warm-up POST {url}: {failures[0]}")
+
+
+def still_answers(base: str) -> bool:
+    """The service answers /readyz within 15 s (a client of its own that waits, unlike wrk)."""
+    try:
+        return http_get(base + "/readyz", timeout=15)[0] == 200
+    except (OSError, urllib.error.URLError):
+        return False
 
 
 def judge(scenario: Scenario, row: dict, bare_rps: float | None, dialect: str) -> None:
@@ -779,7 +823,9 @@ def print_table(rows: list[dict], rss: dict | None, bare_rss: dict | None) -> No
         met = {True: "met", False: "NOT MET", None: "-"}[row["met"]]
         lines.append(
             [
-                row["scenario"] + (" (!)" if row["flagged"] else ""),
+                row["scenario"]
+                + (" (!)" if row["flagged"] else "")
+                + (" (stuck)" if row.get("stuck_after") else ""),
                 fmt(row["requests_per_sec"], ".0f"),
                 fmt(row["p50_ms"], ".2f"),
                 fmt(row["p99_ms"], ".2f"),
@@ -808,6 +854,10 @@ def print_table(rows: list[dict], rss: dict | None, bare_rss: dict | None) -> No
         elif row["flagged"]:
             errors = ", ".join(f"{k} {v}" for k, v in row["socket_errors"].items() if v) or "none"
             print(f"(!) {row['scenario']}: {row['non_2xx']} non-2xx/3xx responses, socket errors: {errors}")
+        if row.get("stuck_after"):
+            print(
+                f"(stuck) {row['scenario']}: the service stopped answering after this run and was restarted"
+            )
     if rss is not None:
         verdict = "met" if rss["met"] else "NOT MET"
         print(
@@ -922,6 +972,19 @@ def main(argv: list[str] | None = None) -> int:
                 row["goal"] = scenario.goal_text()
                 print(f"  {scenario.name}: could not run: {exc}", file=sys.stderr)
             rows.append(row)
+            if scenario.target == "service" and service.alive() and not still_answers(bases["service"]):
+                # reported, and a fresh process for the scenarios that follow
+                row["stuck_after"] = True
+                print(
+                    f"  {scenario.name}: the service no longer answers /readyz after the run: restarting it",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                service.stop()
+                servers.remove(service)
+                service = Server("service", [python, "-m", "api.cli", "serve"], env, tmp / "service2.log")
+                servers.append(service)
+                wait_for_service(service, bases["service"])
         for server in (service, bare):
             if not server.alive():
                 failed = True
@@ -979,7 +1042,7 @@ def main(argv: list[str] | None = None) -> int:
         for server in reversed(servers):
             server.stop()
         if bench_db is not None:
-            drop_bench_database(bench_db)
+            drop_bench_database(args.database_url, bench_db)
         shutil.rmtree(tmp, ignore_errors=True)
     return 1 if failed else 0
 

@@ -203,7 +203,7 @@ class NumberSequence(Model):
 from datetime import datetime  # noqa: E402
 
 from tortoise import connections  # noqa: E402
-from tortoise.expressions import Case, Q, Value, When  # noqa: E402
+from tortoise.expressions import Q, RawSQL  # noqa: E402
 from tortoise.queryset import QuerySet  # noqa: E402
 
 
@@ -272,7 +272,7 @@ def work_queue(
         else:
             qs = qs.filter(Q(due_at__gt=due) | Q(due_at=due, id__gt=last_id) | Q(due_at__isnull=True))
     # NULL sorts first on SQLite and last on PostgreSQL: order by an explicit "has no due date" flag
-    qs = qs.annotate(no_due=Case(When(due_at__isnull=True, then=Value(1)), default=Value(0)))
+    qs = qs.annotate(no_due=RawSQL('CASE WHEN "due_at" IS NULL THEN 1 ELSE 0 END'))
     return _with_refs(qs).order_by("no_due", "due_at", "id").limit(limit)
 
 

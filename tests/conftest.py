@@ -29,6 +29,8 @@ def make_settings(tmp: Path, **extra: str) -> Settings:
         "YWT_DATABASE__URL": PG_URL or f"sqlite://{tmp / 'test.sqlite3'}",
         "YWT_REDIS__URL": REDIS_URL or "memory://",
         "YWT_APP__LOG_LEVEL": "INFO",
+        # the in-server deadline watch would act on the real clock in the middle of tests
+        "YWT_APPLICATIONS__DEADLINE_WATCH_INTERVAL": "86400",
     }
     env.update(extra)
     return load_settings(environ=env)

@@ -155,12 +155,13 @@ async def submit(cases: Cases, principal: Principal, body: ApplicationIn) -> App
     if body.delivery.mode == "grid_worker" and point is None:
         raise _bad("delivery.mode", "网格员送达须选择一个社区网点", "delivery_mode_not_offered")
     moment = now()
-    day = moment.astimezone(SHANGHAI).strftime("%Y%m%d")
+    day = moment.strftime("%Y%m%d")  # the day in the city, whatever the server's zone
     async with in_transaction():
         sequence = await db.next_sequence(day)
         number = f"{cases.settings.applications.number_prefix}{day}{sequence:06d}"
         app = await db.Application.create(
             number=number,
+            created_at=moment,  # the same day as the number's, even a hair before midnight
             applicant_id=principal.account_id,
             item_id=item.id,
             department_id=item.department_id,

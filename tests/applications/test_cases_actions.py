@@ -7,8 +7,6 @@ import asyncio
 import base64
 from datetime import datetime, timedelta
 
-import pytest
-
 from models import applications as db
 from tests.applications.test_cases_kit import (
     ADDRESS,
@@ -103,7 +101,10 @@ BAD_NOTICES = [
     ({"missing_materials": [{"reason": "缺少"}]}, "missing_materials.0.material_code"),
     ({"missing_materials": [{"material_code": "M99", "reason": "缺少"}]}, "missing_materials"),
     ({"missing_materials": [{"material_code": "m01", "reason": "缺少"}]}, "missing_materials"),
-    ({"missing_materials": [{"material_code": "M01", "reason": "缺少", "extra": 1}]}, "missing_materials.0.extra"),
+    (
+        {"missing_materials": [{"material_code": "M01", "reason": "缺少", "extra": 1}]},
+        "missing_materials.0.extra",
+    ),
     (
         {
             "missing_materials": [
@@ -114,7 +115,10 @@ BAD_NOTICES = [
         "missing_materials",
     ),
     ({"missing_materials": "M01"}, "missing_materials"),
-    ({"missing_materials": [{"material_code": f"M{n:02d}", "reason": "缺少"} for n in range(31)]}, "missing_materials"),
+    (
+        {"missing_materials": [{"material_code": f"M{n:02d}", "reason": "缺少"} for n in range(31)]},
+        "missing_materials",
+    ),
 ]
 
 
@@ -172,7 +176,9 @@ async def test_reject_needs_reason_and_legal_basis(app, client):
 async def test_reject_sets_the_decision(app, client):
     w = await make_world(app, client, second_resident=False)
     case = await case_in(w, "in_review")
-    done = await act_ok(w, "staff", case["id"], "reject", reason="家庭收入超过标准", legal_basis="《办法》第九条")
+    done = await act_ok(
+        w, "staff", case["id"], "reject", reason="家庭收入超过标准", legal_basis="《办法》第九条"
+    )
     assert done["status"] == "rejected" and done["decision"] == "rejected" and done["decided_at"]
     note = done["events"][-1]["note"]
     assert note["reason"] == "家庭收入超过标准" and note["legal_basis"] == "《办法》第九条"
@@ -271,7 +277,13 @@ async def test_pickup_is_delivered_at_the_point(app, client):
 async def test_mail_delivery_needs_a_tracking_number(app, client):
     w = await make_world(app, client, second_resident=False)
     case = await case_in(w, "ready", mode="mail")
-    for fields in ({}, {"tracking_no": ""}, {"tracking_no": "SF1"}, {"tracking_no": "SF 1234 5678"}, {"recipient": "张三"}):
+    for fields in (
+        {},
+        {"tracking_no": ""},
+        {"tracking_no": "SF1"},
+        {"tracking_no": "SF 1234 5678"},
+        {"recipient": "张三"},
+    ):
         r = await act(w.client, w.staff, case["id"], "deliver", **fields)
         assert r.status_code == 422, (fields, r.text)
         assert r.json()["errors"][0]["field"] == "tracking_no"

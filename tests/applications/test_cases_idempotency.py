@@ -10,7 +10,6 @@ import orjson
 
 from api import idempotency
 from api.applications import service
-
 from models import applications as db
 from tests.applications.test_cases_kit import APPS, body, make_world, problem_code, submit
 
@@ -120,8 +119,11 @@ async def test_a_duplicate_of_a_request_still_running_is_409_in_progress(app, cl
     )
     monkeypatch.setattr(idempotency, "WAIT_STEPS", 2)
     monkeypatch.setattr(idempotency, "WAIT_STEP", 0.01)
-    r = await client.post(APPS, content=orjson.dumps(body()), headers={**w.resident, "Idempotency-Key": "k-stuck",
-                                                                      "Content-Type": "application/json"})
+    r = await client.post(
+        APPS,
+        content=orjson.dumps(body()),
+        headers={**w.resident, "Idempotency-Key": "k-stuck", "Content-Type": "application/json"},
+    )
     assert r.status_code == 409, r.text
     assert problem_code(r) == "idempotency_in_progress"
     assert await db.Application.all().count() == 0

@@ -46,7 +46,9 @@ async def test_the_whole_journey(app, client):
     # the grid worker accepts: the due date is counted in working days
     accepted = await act_ok(w, "grid", case_id, "accept")
     accepted_at = datetime.fromisoformat(accepted["accepted_at"])
-    assert datetime.fromisoformat(accepted["due_at"]) == app.ctx.cases.calendar.due_at(accepted_at, "committed", 5)
+    assert datetime.fromisoformat(accepted["due_at"]) == app.ctx.cases.calendar.due_at(
+        accepted_at, "committed", 5
+    )
 
     # staff of civil affairs review and approve, and make the result ready
     assert (await act_ok(w, "staff", case_id, "start_review"))["status"] == "in_review"

@@ -24,7 +24,9 @@ from tests.identity.staff_helpers import make_account
 APPS = "/api/v1/applications"
 WORK = "/api/v1/work/applications"
 
-ITEM = "360500-MZ-001"  # civil affairs, committed, 5 working days, online + counter + community, every delivery
+ITEM = (
+    "360500-MZ-001"  # civil affairs, committed, 5 working days, online + counter + community, every delivery
+)
 SAME_DAY_ITEM = "360500-MZ-002"  # civil affairs, same-day
 COUNTER_ONLY_ITEM = "360500-GA-001"  # police: counter only, pickup or mail
 HRSS_ITEM = "360500-RS-002"  # human resources: online + community
@@ -54,7 +56,12 @@ class World:
 
 
 async def clerk(
-    app: Sanic, phone: str, roles: list[str], *, department: str | None = None, points: list[str] | None = None
+    app: Sanic,
+    phone: str,
+    roles: list[str],
+    *,
+    department: str | None = None,
+    points: list[str] | None = None,
 ) -> dict[str, str]:
     """A back-office account (no password: argon2 would cost a quarter second per account) and a bearer header
     signed by the app's own token service, as the password grant would issue it."""
@@ -112,7 +119,10 @@ def body(
 
 
 async def submit(
-    client: httpx.AsyncClient, headers: dict[str, str], data: dict[str, Any] | None = None, key: str | None = None
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    data: dict[str, Any] | None = None,
+    key: str | None = None,
 ) -> httpx.Response:
     h = dict(headers)
     if key is not None:

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from models import applications as db
 from tests.applications.test_cases_kit import (
+    ACTION_FIELDS,
     CITY_POINT,
     COUNTER_ONLY_ITEM,
     HRSS_ITEM,
@@ -15,7 +16,6 @@ from tests.applications.test_cases_kit import (
     OTHER_POINT,
     POINT,
     WORK,
-    ACTION_FIELDS,
     act,
     make_world,
     new_case,

@@ -110,7 +110,9 @@ async def test_withdraw_until_decided(app, client):
     w = await make_world(app, client, second_resident=False)
     for status in ("submitted", "returned", "accepted", "in_review", "suspended"):
         case = await case_in(w, status)
-        r = await client.post(f"{APPS}/{case['id']}/withdraw", json={"reason": "已在别处办理"}, headers=w.resident)
+        r = await client.post(
+            f"{APPS}/{case['id']}/withdraw", json={"reason": "已在别处办理"}, headers=w.resident
+        )
         assert r.status_code == 200, (status, r.text)
         assert r.json()["status"] == "withdrawn"
         event = r.json()["events"][-1]
@@ -138,7 +140,9 @@ async def test_withdraw_body_is_strict(app, client):
         (b"reason=x", "application/x-www-form-urlencoded", 415),
     ]:
         r = await client.post(
-            f"{APPS}/{case['id']}/withdraw", content=payload, headers={**w.resident, "Content-Type": content_type}
+            f"{APPS}/{case['id']}/withdraw",
+            content=payload,
+            headers={**w.resident, "Content-Type": content_type},
         )
         assert r.status_code == status, (payload, r.text)
     assert (await db.Application.get(id=case["id"])).status == "submitted"

@@ -6,8 +6,6 @@ import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from models import applications as db
 from tests.applications.test_cases_kit import (
     ADDRESS,
@@ -39,9 +37,18 @@ async def test_submit_answers_201_with_the_case_and_its_first_event(app, client)
     after = shanghai_day()
     assert r.status_code == 201, r.text
     case = r.json()
-    assert {"id", "number", "status", "item", "point", "channel", "delivery", "created_at", "due_at", "events"} <= set(
-        case
-    )
+    assert {
+        "id",
+        "number",
+        "status",
+        "item",
+        "point",
+        "channel",
+        "delivery",
+        "created_at",
+        "due_at",
+        "events",
+    } <= set(case)
     assert case["status"] == "submitted" and case["due_at"] is None
     assert case["item"] == {"code": ITEM, "name": "最低生活保障申请"}
     assert case["point"]["code"] == POINT
@@ -51,7 +58,9 @@ async def test_submit_answers_201_with_the_case_and_its_first_event(app, client)
     assert case["delivery"]["address"] != ADDRESS and case["delivery"]["address"].endswith("****")
     m = NUMBER.match(case["number"])
     assert m and m.group(1) in (before, after), case["number"]
-    assert datetime.fromisoformat(case["created_at"]).utcoffset() is not None
+    created = datetime.fromisoformat(case["created_at"])
+    assert created.utcoffset() is not None
+    assert created.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y%m%d") == m.group(1)
     [event] = case["events"]
     assert event["action"] == "submit" and event["to_status"] == "submitted"
     assert event["actor_role"] == "resident" and event["channel"] == "app" and event["at"]

@@ -22,7 +22,6 @@ from api.deadlines import WatchReport, watch_forever, watch_once
 from api.workdays import WorkCalendar
 from models import applications as db
 from models import catalog as catalog_db
-from tests.conftest import PG_URL
 from tests.factories import load_catalog
 from tests.identity.helpers import ZHANG, bearer, verified_resident
 from tests.identity.staff_helpers import make_account
@@ -323,11 +322,6 @@ async def test_through_the_api_an_accepted_case_turns_overdue(app, client, calen
     await overdue_through_the_api(app, client, calendar)
 
 
-@pytest.mark.xfail(
-    bool(PG_URL),
-    reason="models.applications.work_queue: CASE … THEN $1 ELSE $2 with int Values fails on asyncpg (500)",
-    strict=False,
-)
 async def test_overdue_cases_show_in_the_clerks_queue(app, client, calendar):
     case_id, staff = await overdue_through_the_api(app, client, calendar)
     r = await client.get("/api/v1/work/applications", params={"overdue": "true"}, headers=staff)

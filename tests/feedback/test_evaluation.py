@@ -192,7 +192,9 @@ async def test_the_case_shows_it_was_rated(client, zhang, decided):
     assert r.status_code == 200 and r.json()["evaluated"] is True
 
 
-async def test_when_the_check_is_raced_the_unique_constraint_still_answers_409(client, zhang, decided, monkeypatch):
+async def test_when_the_check_is_raced_the_unique_constraint_still_answers_409(
+    client, zhang, decided, monkeypatch
+):
     """Two requests can both pass the 'already rated?' check; the one-to-one constraint decides."""
     from api.feedback import queries
 

@@ -44,7 +44,7 @@ def server(tmp_path_factory):
     try:
         while time.monotonic() < deadline:
             try:
-                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(base + "/healthz", timeout=5).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -64,6 +64,20 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def test_a_client_giving_up_mid_request_does_not_wedge_the_server(server):
+    """The first database query of a worker, cancelled because the client left, once left every later
+    query hanging (a lazily opened SQLite connection lost its worker thread)."""
+    base, _ = server
+    for _ in range(5):
+        try:
+            httpx.get(base + "/readyz", timeout=0.003)
+        except httpx.TimeoutException:
+            pass
+    time.sleep(0.3)
+    assert httpx.get(base + "/readyz", timeout=10).status_code == 200
+    assert httpx.get(base + "/api/v1/items", params={"limit": 1}, timeout=10).status_code == 200
 
 
 def test_first_start_seeds_the_city_catalogue(server):
