@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: help run test lint format bench migrate migrations demo clean
+.PHONY: help run test lint format bench migrate migrations demo worker clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -37,6 +37,12 @@ migrations: $(STAMP)  ## generate a migration from model changes (review it; nev
 
 bench: $(STAMP)  ## wrk against the service and a bare Sanic app, figures and ratios
 	$(PY) bench/run.py
+
+demo: $(STAMP)  ## drive a whole case through the running service (start it with `make run` first)
+	$(PY) -m api.demo
+
+worker: $(STAMP)  ## production background worker (deadline watch); embedded mode runs it inside the server
+	$(PY) -m api.worker
 
 clean:  ## remove the virtualenv and local data
 	rm -rf $(VENV) data

@@ -173,7 +173,8 @@ def require(*roles: str, real_name_level: int = 0) -> Callable[[H], H]:
                     request, "authz.denied", status=403, reason="role", account=principal.account_id
                 )
                 raise Forbidden("当前角色无权进行此操作", code="forbidden")
-            if principal.real_name_level < real_name_level:
+            # the account's level as it is now: a token issued before the resident verified still says 1
+            if request.ctx.account.real_name_level < real_name_level:
                 log_auth_event(
                     request, "authz.denied", status=403, reason="real_name", account=principal.account_id
                 )

@@ -168,6 +168,16 @@ class Demo:
             allow=allow,
         )
 
+    def staff_sign_in(self, phone: str, channel: str) -> dict:
+        r = self.password_grant(phone, channel, allow=(401,))
+        if r.status_code == 401:
+            raise Unexpected(
+                f"demo staff {phone} cannot sign in with the demo password: are the demo people seeded? "
+                "(`python -m api.cli serve` seeds them in embedded mode, see api/demo_people.py)",
+                r,
+            )
+        return r.json()
+
     # ---- the story -----------------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -228,7 +238,7 @@ class Demo:
 
         grid_person = person("grid_worker", point=DEMO_POINT)
         self.step = "grid_sign_in"
-        grid = self.password_grant(grid_person.phone, "handheld").json()
+        grid = self.staff_sign_in(grid_person.phone, "handheld")
         self.call("GET", f"/api/v1/work/applications/{case_id}", token=grid)
         self.say(
             "grid_sign_in",
@@ -255,7 +265,7 @@ class Demo:
 
         clerk_person = person("staff", department=DEMO_DEPARTMENT)
         self.step = "staff_sign_in"
-        clerk = self.password_grant(clerk_person.phone, "app").json()
+        clerk = self.staff_sign_in(clerk_person.phone, "app")
         self.say(
             "staff_sign_in", f"{clerk['account']['phone']}, department {clerk['account'].get('department')}"
         )

@@ -290,3 +290,11 @@ async def move(application_id: int, version: int, **changes: object) -> bool:
         version=version + 1, **changes
     )
     return updated == 1
+
+
+async def is_evaluated(application_id: int) -> bool:
+    return await Evaluation.filter(application_id=application_id).exists()
+
+
+async def application_with_refs(application_id: int) -> Application:
+    return await _with_refs(Application.filter(id=application_id)).get()

@@ -195,3 +195,7 @@ def points_filtered(
 
 async def point_by_code(code: str) -> ServicePoint | None:
     return await ServicePoint.get_or_none(code=code).select_related("district", "community")
+
+
+async def material_codes_of(item_id: int) -> list[str]:
+    return list(await ItemMaterial.filter(item_id=item_id).values_list("code", flat=True))

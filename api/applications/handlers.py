@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from functools import wraps
-from typing import Any
-
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 from sanic_ext import openapi
@@ -21,9 +17,8 @@ from api.applications.schemas import (
     WithdrawIn,
     WorkApplicationsQuery,
 )
-from api.auth import client_ip, log_auth_event, require
+from api.auth import client_ip, require
 from api.docs import documented
-from api.errors import Forbidden
 from api.http import json_model, page_limit, parse_body, parse_query
 from api.idempotency import idempotent
 from api.scopes import work_scope
@@ -35,32 +30,6 @@ WORK_ROLES = ("grid_worker", "staff", "admin")
 
 def _cases(request: Request) -> Cases:
     return request.app.ctx.cases
-
-
-Handler = Callable[..., Awaitable[HTTPResponse]]
-
-
-def real_name(level: int) -> Callable[[Handler], Handler]:
-    """The account's real-name level as it is now, read with the account on every request: an access token
-    issued before the resident verified his name still says level 1 for up to its lifetime."""
-
-    def decorate(handler: Handler) -> Handler:
-        @wraps(handler)
-        async def checked(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
-            if request.ctx.account.real_name_level < level:
-                log_auth_event(
-                    request,
-                    "authz.denied",
-                    status=403,
-                    reason="real_name",
-                    account=request.ctx.principal.account_id,
-                )
-                raise Forbidden("请先完成实名认证", code="real_name_required")
-            return await handler(request, *args, **kwargs)
-
-        return checked
-
-    return decorate
 
 
 @bp.post("/applications")
@@ -80,8 +49,7 @@ def real_name(level: int) -> Callable[[Handler], Handler]:
     description="1–128 个可见 ASCII 字符，按调用者区分；同一键与同一请求体重放首次应答(Idempotent-Replayed: true)，"
     "不同请求体 422 idempotency_key_reused；保留 applications.idempotency_ttl 秒(默认 24 小时)",
 )
-@require("resident")
-@real_name(2)
+@require("resident", real_name_level=2)
 @idempotent
 async def submit(request: Request) -> HTTPResponse:
     body = parse_body(request, ApplicationIn)

@@ -73,7 +73,6 @@ async def view(cases: Cases, app: db.Application, *, full_address: bool = False)
     if app.delivery_address_enc:
         plain = cases.cipher.decrypt(app.delivery_address_enc, f"application:{app.number}:address")
         address = plain if full_address else mask_address(plain)
-    from models.applications import Evaluation
 
     return ApplicationOut(
         id=app.id,
@@ -115,7 +114,7 @@ async def view(cases: Cases, app: db.Application, *, full_address: bool = False)
             )
             for e in events
         ],
-        evaluated=await Evaluation.filter(application_id=app.id).exists(),
+        evaluated=await db.is_evaluated(app.id),
     )
 
 
@@ -328,7 +327,7 @@ async def _prepare(
             raise Conflict("一次性告知：该申请已退回补正过一次，请受理或不予受理", code="already_returned")
         if not body.missing_materials:
             raise _bad("missing_materials", "退回补正须列出全部缺少或有误的材料")
-        known = {m.code for m in await catalog_db.ItemMaterial.filter(item_id=app.item_id)}
+        known = set(await catalog_db.material_codes_of(app.item_id))
         listed = [m.material_code for m in body.missing_materials]
         unknown = sorted(set(listed) - known)
         if unknown:
@@ -437,7 +436,7 @@ async def _record(
 
 
 async def _reload(application_id: int) -> db.Application:
-    app = await db.Application.get(id=application_id).select_related("item", "point", "department")
+    app = await db.application_with_refs(application_id)
     return app
 
 

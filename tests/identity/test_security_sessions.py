@@ -41,6 +41,13 @@ async def test_a_refresh_token_is_used_once_even_by_two_concurrent_requests(clie
     assert sum(1 for row in rows if row["used_at"] is not None) == 1
 
 
+async def test_of_many_concurrent_refreshes_exactly_one_wins(client, app):
+    await skip_cooldown(app, PHONE)
+    tokens = await sms_sign_in(client, PHONE)
+    answers = await asyncio.gather(*(refresh(client, tokens["refresh_token"]) for _ in range(6)))
+    assert sorted(r.status_code for r in answers) == [200] + [401] * 5, [r.status_code for r in answers]
+
+
 async def test_logout_ends_the_session_at_once(client):
     tokens = await sms_sign_in(client, PHONE)
     other = await refresh(client, tokens["refresh_token"])
