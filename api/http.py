@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
@@ -105,3 +106,24 @@ def parse_body(request: Request, model: type[M]) -> M:
 
 def no_content() -> HTTPResponse:
     return HTTPResponse(status=204)
+
+
+T = TypeVar("T")
+
+
+def decode_id_cursor(cursor: str | None, expected_key: str) -> int | None:
+    """A cursor holding a row id (newest-first lists); anything else is a 422."""
+    position = decode_cursor(cursor, expected_key)
+    if position is not None and (not isinstance(position, int) or isinstance(position, bool)):
+        raise InvalidInput(
+            "分页游标无效", code="invalid_cursor", errors=[{"field": "cursor", "message": "无效的分页游标"}]
+        )
+    return position
+
+
+def page(rows: list[T], limit: int, position: Callable[[T], dict[str, Any]]) -> tuple[list[T], str | None]:
+    """Rows fetched with limit + 1: the page itself, and the cursor after its last row when there is more."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(position(rows[-1]))

@@ -28,7 +28,7 @@ from api.applications.schemas import (
 )
 from api.auth import Principal
 from api.errors import Conflict, Forbidden, InvalidInput, NotFoundError
-from api.http import decode_cursor, encode_cursor
+from api.http import decode_cursor, decode_id_cursor, page
 from api.identity.staff import audit
 from api.pii import mask_address
 from api.scopes import WorkScope
@@ -178,15 +178,13 @@ async def submit(cases: Cases, principal: Principal, body: ApplicationIn) -> App
 
 
 async def mine(principal: Principal, status: str | None, cursor: str | None, limit: int) -> ApplicationList:
-    before = decode_cursor(cursor, "before")
-    if before is not None and not isinstance(before, int):
-        raise _bad("cursor", "无效的分页游标", "invalid_cursor")
-    rows = await db.applications_of_applicant(principal.account_id, status, before, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return ApplicationList(
-        items=[summary(r) for r in rows], next_cursor=encode_cursor({"before": rows[-1].id}) if more else None
+    before = decode_id_cursor(cursor, "before")
+    rows, next_cursor = page(
+        await db.applications_of_applicant(principal.account_id, status, before, limit + 1),
+        limit,
+        lambda last: {"before": last.id},
     )
+    return ApplicationList(items=[summary(r) for r in rows], next_cursor=next_cursor)
 
 
 async def own(principal: Principal, application_id: int) -> db.Application:
@@ -256,12 +254,9 @@ async def queue(
         after=after,
         limit=limit + 1,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = None
-    if more:
-        last = rows[-1]
-        next_cursor = encode_cursor({"after": [last.due_at.isoformat() if last.due_at else None, last.id]})
+    rows, next_cursor = page(
+        rows, limit, lambda last: {"after": [last.due_at.isoformat() if last.due_at else None, last.id]}
+    )
     return ApplicationList(items=[summary(r) for r in rows], next_cursor=next_cursor)
 
 

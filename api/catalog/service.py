@@ -27,7 +27,7 @@ from api.catalog.schemas import (
     PointsQuery,
 )
 from api.errors import InvalidInput, NotFoundError
-from api.http import decode_cursor, encode_cursor
+from api.http import decode_cursor, encode_cursor, page
 from models import catalog as db
 
 VERSION_KEY = "catalog:version"
@@ -147,9 +147,7 @@ async def list_items(cache: CatalogCache, query: ItemsQuery, limit: int) -> byte
             after_code=str(after) if after is not None else None,
             limit=limit + 1,
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor({"after": rows[-1].code}) if more else None
+        rows, next_cursor = page(rows, limit, lambda last: {"after": last.code})
         return _dump(
             ItemList(items=[ItemSummary(**_summary_fields(i)) for i in rows], next_cursor=next_cursor)
         )
@@ -252,11 +250,8 @@ async def list_points(cache: CatalogCache, query: PointsQuery, limit: int) -> by
         else:
             if position is not None:
                 qs = qs.filter(code__gt=str(position))
-            rows = await qs.limit(limit + 1)
-            more = len(rows) > limit
-            rows = rows[:limit]
+            rows, next_cursor = page(await qs.limit(limit + 1), limit, lambda last: {"after": last.code})
             items = [_point(p) for p in rows]
-            next_cursor = encode_cursor({"after": rows[-1].code}) if more else None
         return _dump(PointList(items=items, next_cursor=next_cursor))
 
     return await cache.get_or_build(key, build)

@@ -25,7 +25,7 @@ from api.feedback.schemas import (
     EvaluationIn,
     EvaluationOut,
 )
-from api.http import decode_cursor, encode_cursor
+from api.http import decode_id_cursor, page
 from api.scopes import WorkScope
 from api.workdays import WorkCalendar, local_date
 from models import catalog as catalog_db
@@ -41,13 +41,6 @@ def now() -> datetime:
 
 def _bad(field: str, message: str, code: str = "validation_failed") -> InvalidInput:
     return InvalidInput(message, code=code, errors=[{"field": field, "message": message}])
-
-
-def _position(cursor: str | None, key: str) -> int | None:
-    value = decode_cursor(cursor, key)
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise _bad("cursor", "无效的分页游标", "invalid_cursor")
-    return value
 
 
 # ---- 好差评 --------------------------------------------------------------------------------------------
@@ -177,29 +170,27 @@ async def file_complaint(
 async def my_complaints(
     principal: Principal, status: str | None, cursor: str | None, limit: int
 ) -> ComplaintList:
-    before = _position(cursor, "before")
-    rows = await queries.complaints_of(principal.account_id, status, before, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    moment = now()
-    return ComplaintList(
-        items=[view(r, moment) for r in rows],
-        next_cursor=encode_cursor({"before": rows[-1].id}) if more else None,
+    before = decode_id_cursor(cursor, "before")
+    rows, next_cursor = page(
+        await queries.complaints_of(principal.account_id, status, before, limit + 1),
+        limit,
+        lambda last: {"before": last.id},
     )
+    moment = now()
+    return ComplaintList(items=[view(r, moment) for r in rows], next_cursor=next_cursor)
 
 
 async def work_complaints(
     scope: WorkScope, status: str | None, cursor: str | None, limit: int
 ) -> ComplaintList:
-    after = _position(cursor, "after")
-    rows = await queries.complaints_in_scope(complaint_scope(scope), status, after, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    moment = now()
-    return ComplaintList(
-        items=[view(r, moment) for r in rows],
-        next_cursor=encode_cursor({"after": rows[-1].id}) if more else None,
+    after = decode_id_cursor(cursor, "after")
+    rows, next_cursor = page(
+        await queries.complaints_in_scope(complaint_scope(scope), status, after, limit + 1),
+        limit,
+        lambda last: {"after": last.id},
     )
+    moment = now()
+    return ComplaintList(items=[view(r, moment) for r in rows], next_cursor=next_cursor)
 
 
 async def reply(

@@ -11,7 +11,7 @@ from tortoise.transactions import in_transaction
 
 from api.auth import Principal
 from api.errors import Conflict, InvalidInput, NotFoundError
-from api.http import decode_cursor, encode_cursor
+from api.http import decode_id_cursor, page
 from api.identity import sessions
 from api.identity.deps import Identity
 from api.identity.schemas import AccountOut, AdminAccountIn, AuditList, AuditOut, ResidentOut
@@ -245,14 +245,12 @@ def _db_time(value: datetime | None) -> datetime | None:
 async def audit_entries(
     account: int | None, start: datetime | None, end: datetime | None, cursor: str | None, limit: int
 ) -> AuditList:
-    before = decode_cursor(cursor, "before")
-    if before is not None and not isinstance(before, int):
-        raise InvalidInput(
-            "分页游标无效", code="invalid_cursor", errors=[{"field": "cursor", "message": "无效的分页游标"}]
-        )
-    rows = await db.audit_query(account, _db_time(start), _db_time(end), before, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    before = decode_id_cursor(cursor, "before")
+    rows, next_cursor = page(
+        await db.audit_query(account, _db_time(start), _db_time(end), before, limit + 1),
+        limit,
+        lambda last: {"before": last.id},
+    )
     return AuditList(
         items=[
             AuditOut(
@@ -267,5 +265,5 @@ async def audit_entries(
             )
             for r in rows
         ],
-        next_cursor=encode_cursor({"before": rows[-1].id}) if more else None,
+        next_cursor=next_cursor,
     )

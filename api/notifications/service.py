@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from api.auth import Principal
-from api.errors import InvalidInput, NotFoundError
-from api.http import decode_cursor, encode_cursor
+from api.errors import NotFoundError
+from api.http import decode_id_cursor, page
 from api.notifications import queries
 from api.notifications.schemas import NotificationList, NotificationOut
 from models.applications import Notification
@@ -27,17 +27,13 @@ def view(row: Notification) -> NotificationOut:
 async def inbox(
     principal: Principal, unread: bool | None, cursor: str | None, limit: int
 ) -> NotificationList:
-    before = decode_cursor(cursor, "before")
-    if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
-        raise InvalidInput(
-            "分页游标无效", code="invalid_cursor", errors=[{"field": "cursor", "message": "无效的分页游标"}]
-        )
-    rows = await queries.inbox_page(principal.account_id, unread, before, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return NotificationList(
-        items=[view(r) for r in rows], next_cursor=encode_cursor({"before": rows[-1].id}) if more else None
+    before = decode_id_cursor(cursor, "before")
+    rows, next_cursor = page(
+        await queries.inbox_page(principal.account_id, unread, before, limit + 1),
+        limit,
+        lambda last: {"before": last.id},
     )
+    return NotificationList(items=[view(r) for r in rows], next_cursor=next_cursor)
 
 
 async def read(principal: Principal, notification_id: int) -> NotificationOut:
