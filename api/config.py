@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import tomllib
-from datetime import date, time
 from collections.abc import Mapping
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit

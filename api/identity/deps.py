@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from redis.asyncio import Redis
 
 from api.auth import TokenService
@@ -26,6 +28,22 @@ class Identity:
     hasher: PasswordHasher
     # verified against when a phone is unknown, so both paths cost one Argon2 verification
     dummy_hash: str
+
+    # Argon2 is slow on purpose (~0.1–0.5 s): run it in a thread so one sign-in never stalls the worker
+    async def hash_password(self, password: str) -> str:
+        return await asyncio.to_thread(self.hasher.hash, password)
+
+    async def password_matches(self, stored: str | None, password: str) -> bool:
+        """Always one verification, against a dummy hash when there is no password, so timing says nothing."""
+
+        def verify() -> bool:
+            try:
+                self.hasher.verify(stored or self.dummy_hash, password)
+            except (VerificationError, InvalidHashError):
+                return False
+            return stored is not None
+
+        return await asyncio.to_thread(verify)
 
     def phone_index(self, phone: str) -> str:
         return self.index.digest(phone, "phone")

@@ -6,7 +6,6 @@ import logging
 import secrets
 
 import orjson
-from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -152,11 +151,7 @@ async def _sms_sign_in(ident: Identity, phone: str, code: str, channel: str, tic
 async def _password_sign_in(ident: Identity, phone: str, password: str, channel: str) -> TokenOut:
     account = await db.account_by_phone_index(ident.phone_index(phone))
     stored = account.password_hash if account is not None and account.password_hash else None
-    try:
-        ident.hasher.verify(stored or ident.dummy_hash, password)
-        ok = stored is not None
-    except (VerificationError, InvalidHashError):
-        ok = False
+    ok = await ident.password_matches(stored, password)
     if not ok or account is None:
         raise sessions.invalid_grant()
     _check_active(account)
@@ -243,13 +238,11 @@ async def change_password(ident: Identity, account: db.Account, body: PasswordIn
     elif account.password_hash:
         if not body.old_password:
             raise InvalidInput(errors=[{"field": "old_password", "message": "请提供原密码或重置验证码"}])
-        try:
-            ident.hasher.verify(account.password_hash, body.old_password)
-        except (VerificationError, InvalidHashError):
+        if not await ident.password_matches(account.password_hash, body.old_password):
             raise InvalidInput(
                 "原密码不正确", code="wrong_password", errors=[{"field": "old_password", "message": "不正确"}]
-            ) from None
-    await db.Account.filter(id=account.id).update(password_hash=ident.hasher.hash(body.new_password))
+            )
+    await db.Account.filter(id=account.id).update(password_hash=await ident.hash_password(body.new_password))
     # every other session ends; the one that changed the password stays
     families = [f for f in await db.live_families_of(account.id) if f != session]
     await sessions.revoke_families(ident, families)

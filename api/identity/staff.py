@@ -82,7 +82,7 @@ async def insert_account(
     account = await db.Account.create(
         phone_index=phone_index,
         phone_enc=ident.cipher.encrypt(phone, f"phone:{phone_index}"),
-        password_hash=ident.hasher.hash(password) if password else None,
+        password_hash=await ident.hash_password(password) if password else None,
         roles=",".join(sorted(set(roles))),
         department_id=department_id,
         real_name_level=1,
@@ -136,7 +136,7 @@ async def bootstrap_admin(ident: Identity, phone: str, password: str | None) -> 
             if "admin" not in account.role_set:
                 changes["roles"] = ",".join(sorted(account.role_set | {"admin"}))
             if password:
-                changes["password_hash"] = ident.hasher.hash(password)
+                changes["password_hash"] = await ident.hash_password(password)
                 password_changed = True
             if changes:
                 await db.Account.filter(id=account.id).update(**changes)
