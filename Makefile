@@ -39,7 +39,7 @@ bench: $(STAMP)  ## wrk against the service and a bare Sanic app, figures and ra
 	$(PY) bench/run.py
 
 demo: $(STAMP)  ## drive a whole case through the running service (start it with `make run` first)
-	$(PY) -m api.demo
+	$(PY) -m api.demo $(if $(BASE_URL),--base-url $(BASE_URL))
 
 worker: $(STAMP)  ## production background worker (deadline watch); embedded mode runs it inside the server
 	$(PY) -m api.worker

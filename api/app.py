@@ -35,6 +35,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
 
 
 def create_app(settings: Settings | None = None) -> Sanic:
+    if not isinstance(settings, Settings):
+        # `sanic api.app:create_app --factory` may hand the factory its own argument namespace
+        settings = None
     if settings is None:
         try:
             settings = load_settings()

@@ -5,6 +5,7 @@ our ring: `jku`, `x5u`, `jwk` and `x5c` headers are refused, never followed."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -161,6 +162,21 @@ async def authenticate(request: Request) -> Principal:
     return principal
 
 
+def to_completion(handler: H) -> H:
+    """Run the handler to its end even when the client goes away.
+
+    Sanic cancels a request's task when its connection drops. Work cut in the middle of a transaction can
+    leave a database connection locked (tortoise's SQLite client keeps its lock when BEGIN is cancelled) and
+    a case half done; finishing it instead keeps every step whole, and a client that retries with its
+    Idempotency-Key gets the answer it missed."""
+
+    @wraps(handler)
+    async def shielded(request: Request, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.shield(handler(request, *args, **kwargs))
+
+    return shielded  # type: ignore[return-value]
+
+
 def require(*roles: str, real_name_level: int = 0) -> Callable[[H], H]:
     """Only a signed-in caller holding one of `roles` (any role when none given) and the real-name level."""
 
@@ -181,16 +197,18 @@ def require(*roles: str, real_name_level: int = 0) -> Callable[[H], H]:
                 raise Forbidden("请先完成实名认证", code="real_name_required")
             return await handler(request, *args, **kwargs)
 
-        guarded.__ywt_roles__ = roles or ("*",)  # type: ignore[attr-defined]
-        return guarded  # type: ignore[return-value]
+        completed = to_completion(guarded)
+        completed.__ywt_roles__ = roles or ("*",)  # type: ignore[attr-defined]
+        return completed
 
     return decorate
 
 
 def public(handler: H) -> H:
-    """Marks a route that needs no sign-in (the security matrix test checks every route is one or the other)."""
-    handler.__ywt_roles__ = ()  # type: ignore[attr-defined]
-    return handler
+    """A route that needs no sign-in (the security matrix test checks every route is one or the other)."""
+    completed = to_completion(handler)
+    completed.__ywt_roles__ = ()  # type: ignore[attr-defined]
+    return completed
 
 
 def log_auth_event(request: Request, event: str, **fields: Any) -> None:

@@ -84,6 +84,11 @@ async def _seed(settings: Settings) -> None:
             _print_report(await load_file(settings.path(settings.catalog.seed_file)))
         else:
             print("catalogue present, not seeded again")
+        if settings.embedded:
+            from api.demo_people import seed_demo_people
+
+            for line in await seed_demo_people(settings):
+                print(line)
 
     await _with_db(settings, work)
 
