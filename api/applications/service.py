@@ -131,6 +131,27 @@ def summary(app: db.Application) -> ApplicationSummary:
     )
 
 
+def summary_of_row(row: dict[str, Any]) -> ApplicationSummary:
+    point = None if row["point__code"] is None else Ref(code=row["point__code"], name=row["point__name"])
+    return ApplicationSummary(
+        id=row["id"],
+        number=row["number"],
+        status=row["status"],
+        item=Ref(code=row["item__code"], name=row["item__name"]),
+        point=point,
+        created_at=_aware(row["created_at"]),
+        due_at=_aware(row["due_at"]),
+        deadline_status=row["deadline_status"],
+    )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # values() hands back what the driver gave: SQLite text-parsed datetimes may lack the ORM's conversion
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
 # ---- the applicant's side ------------------------------------------------------------------------------
 
 
@@ -255,9 +276,9 @@ async def queue(
         limit=limit + 1,
     )
     rows, next_cursor = page(
-        rows, limit, lambda last: {"after": [last.due_at.isoformat() if last.due_at else None, last.id]}
+        rows, limit, lambda last: {"after": [last["due_at"].isoformat() if last["due_at"] else None, last["id"]]}
     )
-    return ApplicationList(items=[summary(r) for r in rows], next_cursor=next_cursor)
+    return ApplicationList(items=[summary_of_row(r) for r in rows], next_cursor=next_cursor)
 
 
 async def work_case(
