@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,9 @@ class SigningKeys:
     current: str
     private: dict[str, Ed25519PrivateKey]
 
-    @property
+    @cached_property
     def public(self) -> dict[str, Ed25519PublicKey]:
+        # derived once: every request verifies against these
         return {kid: key.public_key() for kid, key in self.private.items()}
 
     def jwks(self) -> dict[str, Any]:
