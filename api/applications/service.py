@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -276,7 +276,9 @@ async def queue(
         limit=limit + 1,
     )
     rows, next_cursor = page(
-        rows, limit, lambda last: {"after": [last["due_at"].isoformat() if last["due_at"] else None, last["id"]]}
+        rows,
+        limit,
+        lambda last: {"after": [last["due_at"].isoformat() if last["due_at"] else None, last["id"]]},
     )
     return ApplicationList(items=[summary_of_row(r) for r in rows], next_cursor=next_cursor)
 
