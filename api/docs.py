@@ -24,6 +24,12 @@ ERROR_TEXT = {
 }
 
 
+IDEMPOTENCY_TEXT = (
+    "1–128 个可见 ASCII 字符，按调用者区分；同一键与同一请求体重放首次应答(Idempotent-Replayed: true)，"
+    "不同请求体 422 idempotency_key_reused；保留 applications.idempotency_ttl 秒(默认 24 小时)"
+)
+
+
 class FieldError(BaseModel):
     field: str
     message: str
@@ -61,6 +67,7 @@ def documented(
     errors: tuple[int, ...] = (),
     secured: bool = False,
     content_type: str = "application/json",
+    idempotent: bool = False,
 ) -> Callable[[T], T]:
     def decorate(handler: T) -> T:
         wrapped: Any = handler
@@ -76,6 +83,10 @@ def documented(
                     description=prop.get("description", ""),
                     required=name in schema.get("required", []),
                 )(wrapped)
+        if idempotent:
+            wrapped = openapi.parameter("Idempotency-Key", str, "header", description=IDEMPOTENCY_TEXT)(
+                wrapped
+            )
         if body is not None:
             wrapped = openapi.body({content_type: body}, required=True)(wrapped)
         if ok is not None:

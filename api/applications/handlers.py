@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
-from sanic_ext import openapi
 
 from api.applications import service
 from api.applications.deps import Cases
@@ -41,13 +40,7 @@ def _cases(request: Request) -> Cases:
     status=201,
     errors=(401, 403, 409),
     secured=True,
-)
-@openapi.parameter(
-    "Idempotency-Key",
-    str,
-    "header",
-    description="1–128 个可见 ASCII 字符，按调用者区分；同一键与同一请求体重放首次应答(Idempotent-Replayed: true)，"
-    "不同请求体 422 idempotency_key_reused；保留 applications.idempotency_ttl 秒(默认 24 小时)",
+    idempotent=True,
 )
 @require("resident", real_name_level=2)
 @idempotent

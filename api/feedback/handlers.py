@@ -36,6 +36,7 @@ CLERKS = ("staff", "admin")
     status=201,
     errors=(401, 403, 404, 409),
     secured=True,
+    idempotent=True,
 )
 @require("resident")
 @idempotent
@@ -53,6 +54,7 @@ async def evaluate(request: Request, application_id: int) -> HTTPResponse:
     status=201,
     errors=(401, 403, 409),
     secured=True,
+    idempotent=True,
 )
 @require("resident")
 @idempotent
