@@ -238,15 +238,16 @@ async def application_in_scope(application_id: int, scope: Q) -> Application | N
     return await _with_refs(Application.filter(scope, id=application_id)).first()
 
 
-def applications_of_applicant(
+async def applications_of_applicant(
     account_id: int, status: str | None, before_id: int | None, limit: int
-) -> QuerySet[Application]:
+) -> list[dict[str, Any]]:
+    """His cases, newest first, as summary rows (like the clerks' queue)."""
     qs = Application.filter(applicant_id=account_id)
     if status:
         qs = qs.filter(status=status)
     if before_id is not None:
         qs = qs.filter(id__lt=before_id)
-    return _with_refs(qs).order_by("-id").limit(limit)
+    return list(await qs.order_by("-id").limit(limit).values(*SUMMARY_FIELDS))
 
 
 async def work_queue(

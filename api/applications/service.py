@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -91,43 +91,9 @@ async def view(cases: Cases, app: db.Application, *, full_address: bool = False)
         decided_at=app.decided_at,
         decision=app.decision,
         missing_materials=missing,
-        materials=[
-            MaterialOut(
-                id=m.id,
-                material_code=m.material_code,
-                sha256=m.sha256,
-                size=m.size,
-                content_type=m.content_type,
-                created_at=m.created_at,
-            )
-            for m in materials
-        ],
-        events=[
-            EventOut(
-                action=e.action,
-                from_status=e.from_status,
-                to_status=e.to_status,
-                actor_role=e.actor_role,
-                channel=e.channel,
-                at=e.at,
-                note=e.note,
-            )
-            for e in events
-        ],
+        materials=[MaterialOut.model_validate(m, from_attributes=True) for m in materials],
+        events=[EventOut.model_validate(e, from_attributes=True) for e in events],
         evaluated=await db.is_evaluated(app.id),
-    )
-
-
-def summary(app: db.Application) -> ApplicationSummary:
-    return ApplicationSummary(
-        id=app.id,
-        number=app.number,
-        status=app.status,
-        item=_ref(app.item),
-        point=_ref(app.point),
-        created_at=app.created_at,
-        due_at=app.due_at,
-        deadline_status=app.deadline_status,
     )
 
 
@@ -139,17 +105,10 @@ def summary_of_row(row: dict[str, Any]) -> ApplicationSummary:
         status=row["status"],
         item=Ref(code=row["item__code"], name=row["item__name"]),
         point=point,
-        created_at=_aware(row["created_at"]),
-        due_at=_aware(row["due_at"]),
+        created_at=row["created_at"],
+        due_at=row["due_at"],
         deadline_status=row["deadline_status"],
     )
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # values() hands back what the driver gave: SQLite text-parsed datetimes may lack the ORM's conversion
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 # ---- the applicant's side ------------------------------------------------------------------------------
@@ -203,9 +162,9 @@ async def mine(principal: Principal, status: str | None, cursor: str | None, lim
     rows, next_cursor = page(
         await db.applications_of_applicant(principal.account_id, status, before, limit + 1),
         limit,
-        lambda last: {"before": last.id},
+        lambda last: {"before": last["id"]},
     )
-    return ApplicationList(items=[summary(r) for r in rows], next_cursor=next_cursor)
+    return ApplicationList(items=[summary_of_row(r) for r in rows], next_cursor=next_cursor)
 
 
 async def own(principal: Principal, application_id: int) -> db.Application:
@@ -361,12 +320,6 @@ async def _prepare(
         if action == "reject" and not body.legal_basis:
             raise _bad("legal_basis", "不予批准须写明法律依据")
         note.update(reason=body.reason, legal_basis=body.legal_basis)
-        if action == "reject":
-            changes.update(
-                decided_at=moment,
-                decision="rejected",
-                decided_on_time=app.due_at is None or moment <= app.due_at,
-            )
     elif action == "suspend":
         if not body.reason or not body.expected_days:
             raise _bad("reason" if not body.reason else "expected_days", "特别程序须写明理由和预计工作日数")
@@ -380,13 +333,13 @@ async def _prepare(
             due_at=calendar.extend(app.due_at, paused) if app.due_at else None,
         )
         note["paused_workdays"] = paused
-    elif action == "approve":
-        changes.update(
-            decided_at=moment, decision="approved", decided_on_time=app.due_at is None or moment <= app.due_at
-        )
     elif action == "deliver":
         await _prepare_delivery(cases, app, body, note)
         changes["delivered_at"] = moment
+    if action in ("approve", "reject"):
+        decision = "approved" if action == "approve" else "rejected"
+        on_time = app.due_at is None or moment <= app.due_at
+        changes.update(decided_at=moment, decision=decision, decided_on_time=on_time)
     if action in ("approve", "reject", "refuse"):
         changes["deadline_status"] = "normal"
 
@@ -454,8 +407,7 @@ async def _record(
 
 
 async def _reload(application_id: int) -> db.Application:
-    app = await db.application_with_refs(application_id)
-    return app
+    return await db.application_with_refs(application_id)
 
 
 def _invalid(action: str, status: str) -> Conflict:

@@ -168,19 +168,7 @@ async def get_item(cache: CatalogCache, code: str) -> bytes:
                 scope=item.scope,
                 conditions=item.conditions,
                 process=item.process,
-                materials=[
-                    MaterialOut(
-                        code=m.code,
-                        name=m.name,
-                        basis=m.basis,
-                        form=m.form,
-                        copies=m.copies,
-                        required=m.required,
-                        notes=m.notes,
-                        sample=m.sample,
-                    )
-                    for m in materials
-                ],
+                materials=[MaterialOut.model_validate(m, from_attributes=True) for m in materials],
             )
         )
 
