@@ -5,21 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import tortoise.backends.sqlite.executor  # noqa: F401 — registers its adapters first, ours below replace them
 from tortoise import Tortoise, connections
 
 from api.config import Settings
-
-CITY_ZONE = ZoneInfo("Asia/Shanghai")
+from api.workdays import SHANGHAI
 
 
 def _sqlite_datetime(value: dt.datetime) -> str:
     # SQLite keeps datetimes as text and compares them as text: store every aware one in the city's zone with
     # the same layout, so a UTC value and a +08:00 value of the same instant are the same string
     if value.tzinfo is not None:
-        value = value.astimezone(CITY_ZONE)
+        value = value.astimezone(SHANGHAI)
     return value.isoformat(" ", timespec="microseconds")
 
 

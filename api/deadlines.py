@@ -19,17 +19,15 @@ import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
-from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from api.applications import states
+from api.workdays import SHANGHAI
 from models import applications as db
 from models import identity as identity_db
 
 log = logging.getLogger("ywt.deadlines")
-_SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 NOTIFY_KINDS = {"warning": "deadline_warning", "overdue": "deadline_overdue"}
 TITLES = {"warning": "办件即将到期(剩余不足1个工作日)", "overdue": "办件已超期"}
@@ -75,19 +73,11 @@ class _Recipients:
 
     async def of(self, department_id: int, point_id: int | None) -> list[int]:
         if department_id not in self._staff:
-            accounts = await identity_db.Account.filter(department_id=department_id, status="active").only(
-                "id", "roles"
-            )
-            self._staff[department_id] = [a.id for a in accounts if "staff" in a.role_set]
+            self._staff[department_id] = await identity_db.active_staff_of(department_id)
         ids = list(self._staff[department_id])
         if point_id is not None:
             if point_id not in self._grid:
-                links = await identity_db.AccountPoint.filter(
-                    point_id=point_id, account__status="active"
-                ).select_related("account")
-                self._grid[point_id] = sorted(
-                    link.account.id for link in links if "grid_worker" in link.account.role_set
-                )
+                self._grid[point_id] = await identity_db.active_grid_workers_of(point_id)
             ids.extend(i for i in self._grid[point_id] if i not in ids)
         return ids
 
@@ -98,17 +88,9 @@ async def watch_once(calendar: Calendar, now: datetime | None = None, *, batch: 
     report = WatchReport(started_at=moment)
     started = asyncio.get_running_loop().time()
     recipients = _Recipients()
-    candidates = Q(status__in=sorted(states.CLOCK_RUNNING), due_at__isnull=False) & (
-        Q(due_at__lte=moment + HORIZON) | ~Q(deadline_status="normal")
-    )
     last_id = 0
     while True:
-        rows = (
-            await db.Application.filter(candidates, id__gt=last_id)
-            .order_by("id")
-            .limit(batch)
-            .values("id", "number", "version", "due_at", "deadline_status", "department_id", "point_id")
-        )
+        rows = await db.running_cases_near_due(sorted(states.CLOCK_RUNNING), moment + HORIZON, last_id, batch)
         if not rows:
             break
         last_id = rows[-1]["id"]
@@ -130,18 +112,14 @@ async def _check(
         return
     targets = await recipients.of(row["department_id"], row["point_id"]) if new in NOTIFY_KINDS else []
     async with in_transaction():
-        changed = await db.Application.filter(
-            id=row["id"],
-            version=row["version"],
-            deadline_status=old,
-            status__in=sorted(states.CLOCK_RUNNING),
-        ).update(deadline_status=new)
-        if changed != 1:
+        if not await db.set_deadline_status(
+            row["id"], row["version"], old, new, sorted(states.CLOCK_RUNNING)
+        ):
             report.skipped += 1
             return
         if targets:
             title = TITLES[new]
-            due_text = row["due_at"].astimezone(_SHANGHAI).strftime("%Y-%m-%d %H:%M")
+            due_text = row["due_at"].astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
             await db.Notification.bulk_create(
                 [
                     db.Notification(

@@ -321,3 +321,29 @@ async def is_evaluated(application_id: int) -> bool:
 
 async def application_with_refs(application_id: int) -> Application:
     return await _with_refs(Application.filter(id=application_id)).get()
+
+
+async def running_cases_near_due(
+    running: list[str], horizon: datetime, after_id: int, limit: int
+) -> list[dict[str, Any]]:
+    """Cases whose clock runs and that are due before `horizon` or already flagged, by id from `after_id`."""
+    candidates = Q(status__in=running, due_at__isnull=False) & (
+        Q(due_at__lte=horizon) | ~Q(deadline_status="normal")
+    )
+    return list(
+        await Application.filter(candidates, id__gt=after_id)
+        .order_by("id")
+        .limit(limit)
+        .values("id", "number", "version", "due_at", "deadline_status", "department_id", "point_id")
+    )
+
+
+async def set_deadline_status(
+    application_id: int, version: int, old: str, new: str, running: list[str]
+) -> bool:
+    """Change the deadline flag only if the case is as it was read (the version is left alone on purpose:
+    the watch must never make a clerk's optimistic lock fail)."""
+    changed = await Application.filter(
+        id=application_id, version=version, deadline_status=old, status__in=running
+    ).update(deadline_status=new)
+    return changed == 1

@@ -211,3 +211,13 @@ def audit_query(
     if after_id is not None:
         qs = qs.filter(id__lt=after_id)
     return qs.order_by("-id").limit(limit)
+
+
+async def active_staff_of(department_id: int) -> list[int]:
+    accounts = await Account.filter(department_id=department_id, status="active").only("id", "roles")
+    return [a.id for a in accounts if "staff" in a.role_set]
+
+
+async def active_grid_workers_of(point_id: int) -> list[int]:
+    links = await AccountPoint.filter(point_id=point_id, account__status="active").select_related("account")
+    return sorted(link.account.id for link in links if "grid_worker" in link.account.role_set)

@@ -7,7 +7,6 @@ import base64
 import binascii
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
@@ -32,10 +31,9 @@ from api.http import decode_cursor, decode_id_cursor, page
 from api.identity.staff import audit
 from api.pii import mask_address
 from api.scopes import WorkScope
+from api.workdays import SHANGHAI
 from models import applications as db
 from models import catalog as catalog_db
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def now() -> datetime:
