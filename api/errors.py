@@ -61,6 +61,11 @@ class InvalidInput(AppError):
     title = "输入不符合要求"
 
 
+def invalid(field: str, message: str, code: str = "validation_failed") -> InvalidInput:
+    """A 422 about one field, the message in the detail and in errors."""
+    return InvalidInput(message, code=code, errors=[{"field": field, "message": message}])
+
+
 class Unauthorized(AppError):
     status = 401
     code = "unauthorized"

@@ -26,7 +26,7 @@ from api.applications.schemas import (
     Ref,
 )
 from api.auth import Principal
-from api.errors import Conflict, Forbidden, InvalidInput, NotFoundError
+from api.errors import Conflict, Forbidden, NotFoundError, invalid
 from api.http import decode_cursor, decode_id_cursor, page
 from api.identity.staff import audit
 from api.pii import mask_address
@@ -46,10 +46,6 @@ def now() -> datetime:
 def _local(moment: datetime) -> datetime:
     """An instant in the city's zone; a datetime without an offset is read as Beijing time."""
     return moment.replace(tzinfo=SHANGHAI) if moment.tzinfo is None else moment.astimezone(SHANGHAI)
-
-
-def _bad(field: str, message: str, code: str = "validation_failed") -> InvalidInput:
-    return InvalidInput(message, code=code, errors=[{"field": field, "message": message}])
 
 
 # ---- views ---------------------------------------------------------------------------------------------
@@ -115,22 +111,22 @@ def summary_of_row(row: dict[str, Any]) -> ApplicationSummary:
 async def submit(cases: Cases, principal: Principal, body: ApplicationIn) -> ApplicationOut:
     item = await catalog_db.item_with_guide(body.item_code)
     if item is None:
-        raise _bad("item_code", "没有这个事项", "unknown_item")
+        raise invalid("item_code", "没有这个事项", "unknown_item")
     point = None
     if body.point_code is None:
         if "online" not in item.channels:
-            raise _bad("point_code", "该事项不能网上办理，请选择服务网点", "not_handled_online")
+            raise invalid("point_code", "该事项不能网上办理，请选择服务网点", "not_handled_online")
     else:
         point = await catalog_db.point_by_code(body.point_code)
         if point is None:
-            raise _bad("point_code", "没有这个服务网点", "unknown_point")
+            raise invalid("point_code", "没有这个服务网点", "unknown_point")
         allowed = "community" if point.level == "community" else "counter"
         if allowed not in item.channels:
-            raise _bad("point_code", "该事项不能在这个网点办理", "not_handled_at_point")
+            raise invalid("point_code", "该事项不能在这个网点办理", "not_handled_at_point")
     if body.delivery.mode not in item.delivery_modes:
-        raise _bad("delivery.mode", "该事项不支持这种送达方式", "delivery_mode_not_offered")
+        raise invalid("delivery.mode", "该事项不支持这种送达方式", "delivery_mode_not_offered")
     if body.delivery.mode == "grid_worker" and point is None:
-        raise _bad("delivery.mode", "网格员送达须选择一个社区网点", "delivery_mode_not_offered")
+        raise invalid("delivery.mode", "网格员送达须选择一个社区网点", "delivery_mode_not_offered")
     moment = now()
     day = moment.strftime("%Y%m%d")  # the day in the city, whatever the server's zone
     async with in_transaction():
@@ -213,7 +209,7 @@ async def queue(
     if point_code:
         point = await catalog_db.point_by_code(point_code)
         if point is None:
-            raise _bad("point_code", "没有这个服务网点", "unknown_filter_value")
+            raise invalid("point_code", "没有这个服务网点", "unknown_filter_value")
         point_id = point.id
     position = decode_cursor(cursor, "after")
     after = None
@@ -222,7 +218,7 @@ async def queue(
             due_text, last_id = position
             after = (_local(datetime.fromisoformat(due_text)) if due_text else None, int(last_id))
         except (TypeError, ValueError):
-            raise _bad("cursor", "无效的分页游标", "invalid_cursor") from None
+            raise invalid("cursor", "无效的分页游标", "invalid_cursor") from None
     rows = await db.work_queue(
         scope.q(),
         point_id=point_id,
@@ -301,26 +297,28 @@ async def _prepare(
         if app.returned_count >= 1:
             raise Conflict("一次性告知：该申请已退回补正过一次，请受理或不予受理", code="already_returned")
         if not body.missing_materials:
-            raise _bad("missing_materials", "退回补正须列出全部缺少或有误的材料")
+            raise invalid("missing_materials", "退回补正须列出全部缺少或有误的材料")
         known = set(await catalog_db.material_codes_of(app.item_id))
         listed = [m.material_code for m in body.missing_materials]
         unknown = sorted(set(listed) - known)
         if unknown:
-            raise _bad("missing_materials", f"不是该事项的材料编码：{', '.join(c[:32] for c in unknown)}")
+            raise invalid("missing_materials", f"不是该事项的材料编码：{', '.join(c[:32] for c in unknown)}")
         if len(set(listed)) != len(listed):
             # one notice, each material once with everything wrong about it in its reason
-            raise _bad("missing_materials", "同一材料只能列一次，请把问题合并写在一条理由里")
+            raise invalid("missing_materials", "同一材料只能列一次，请把问题合并写在一条理由里")
         changes["returned_count"] = app.returned_count + 1
         note["missing_materials"] = [m.model_dump() for m in body.missing_materials]
     elif action in ("refuse", "reject"):
         if not body.reason:
-            raise _bad("reason", "须写明理由")
+            raise invalid("reason", "须写明理由")
         if action == "reject" and not body.legal_basis:
-            raise _bad("legal_basis", "不予批准须写明法律依据")
+            raise invalid("legal_basis", "不予批准须写明法律依据")
         note.update(reason=body.reason, legal_basis=body.legal_basis)
     elif action == "suspend":
         if not body.reason or not body.expected_days:
-            raise _bad("reason" if not body.reason else "expected_days", "特别程序须写明理由和预计工作日数")
+            raise invalid(
+                "reason" if not body.reason else "expected_days", "特别程序须写明理由和预计工作日数"
+            )
         changes["suspended_at"] = moment
         note.update(reason=body.reason, expected_days=body.expected_days)
     elif action == "resume":
@@ -347,21 +345,21 @@ async def _prepare_delivery(cases: Cases, app: db.Application, body: ActionIn, n
     note["mode"] = mode
     if mode == "mail":
         if not body.tracking_no:
-            raise _bad("tracking_no", "邮寄送达须填写快递单号")
+            raise invalid("tracking_no", "邮寄送达须填写快递单号")
         note["tracking_no"] = body.tracking_no
     elif mode == "grid_worker":
         if not body.recipient or not body.photo:
-            raise _bad("photo" if body.recipient else "recipient", "网格员送达须填写签收人并上传签收照片")
+            raise invalid("photo" if body.recipient else "recipient", "网格员送达须填写签收人并上传签收照片")
         try:
             data = base64.b64decode(body.photo, validate=True)
         except (binascii.Error, ValueError):
-            raise _bad("photo", "照片应为 base64 编码") from None
+            raise invalid("photo", "照片应为 base64 编码") from None
         content_type = sniff(data)
         if (
             content_type not in ("image/jpeg", "image/png")
             or len(data) > cases.settings.uploads.max_file_bytes
         ):
-            raise _bad("photo", "照片应为不超过大小限制的 JPEG 或 PNG")
+            raise invalid("photo", "照片应为不超过大小限制的 JPEG 或 PNG")
         stored = await cases.files.put(data, content_type)
         note.update(recipient=body.recipient, photo_sha256=stored.sha256)
     else:

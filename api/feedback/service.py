@@ -14,7 +14,7 @@ from api.applications import states
 from api.applications.schemas import Ref
 from api.auth import Principal
 from api.config import Settings
-from api.errors import Conflict, InvalidInput, NotFoundError
+from api.errors import Conflict, NotFoundError, invalid
 from api.feedback import queries
 from api.feedback.schemas import (
     PAD_LEVELS,
@@ -39,21 +39,17 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _bad(field: str, message: str, code: str = "validation_failed") -> InvalidInput:
-    return InvalidInput(message, code=code, errors=[{"field": field, "message": message}])
-
-
 # ---- 好差评 --------------------------------------------------------------------------------------------
 
 
 def _level_and_channel(body: EvaluationIn, principal: Principal) -> tuple[int, str]:
     if body.level is None and body.pad_key is None:
-        raise _bad("level", "须填写评价等级 level(1–5)或评价器按键 pad_key")
+        raise invalid("level", "须填写评价等级 level(1–5)或评价器按键 pad_key")
     if body.level is not None and body.pad_key is not None:
-        raise _bad("pad_key", "level 与 pad_key 只能填写一个")
+        raise invalid("pad_key", "level 与 pad_key 只能填写一个")
     if body.pad_key is not None:
         if body.channel not in (None, "pad"):
-            raise _bad("channel", "评价器按键 pad_key 只用于大厅评价器(channel=pad)")
+            raise invalid("channel", "评价器按键 pad_key 只用于大厅评价器(channel=pad)")
         return PAD_LEVELS[body.pad_key], "pad"
     assert body.level is not None
     if body.channel is not None:
@@ -143,12 +139,12 @@ async def file_complaint(
     if body.application_id is not None:
         app = await queries.application_of(body.application_id, principal.account_id)
         if app is None:
-            raise _bad("application_id", "没有这个办件", "unknown_application")
+            raise invalid("application_id", "没有这个办件", "unknown_application")
     point_id = app.point_id if app is not None else None
     if body.point_code is not None:
         point = await catalog_db.point_by_code(body.point_code)
         if point is None:
-            raise _bad("point_code", "没有这个服务网点", "unknown_point")
+            raise invalid("point_code", "没有这个服务网点", "unknown_point")
         point_id = point.id
     moment = now()
     today = local_date(moment)

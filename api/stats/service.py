@@ -10,7 +10,7 @@ from datetime import datetime
 
 from tortoise.timezone import localtime
 
-from api.errors import InvalidInput
+from api.errors import invalid
 from api.identity.deps import Identity
 from api.identity.service import decrypt_phone
 from api.pii import PiiDecryptError, mask_phone
@@ -24,10 +24,6 @@ LEVELS = ("5", "4", "3", "2", "1")
 SATISFIED = ("5", "4", "3")
 
 
-def _bad(field: str, message: str, code: str = "validation_failed") -> InvalidInput:
-    return InvalidInput(message, code=code, errors=[{"field": field, "message": message}])
-
-
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
@@ -35,7 +31,7 @@ def _rate(part: int, whole: int) -> float | None:
 def _period(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
     """The bounds in the database's time zone: SQLite compares stored times as text."""
     if start is not None and end is not None and end <= start:
-        raise _bad("to", "to 须晚于 from")
+        raise invalid("to", "to 须晚于 from")
     return (localtime(start) if start else None, localtime(end) if end else None)
 
 
@@ -108,12 +104,12 @@ async def application_figures(scope: WorkScope, query: ApplicationStatsQuery) ->
     if query.point_code is not None:
         point = await catalog_db.point_by_code(query.point_code)
         if point is None:
-            raise _bad("point_code", "没有这个服务网点", "unknown_point")
+            raise invalid("point_code", "没有这个服务网点", "unknown_point")
         point_id = point.id
     if query.department is not None:
         department = await catalog_db.department_by_code(query.department)
         if department is None:
-            raise _bad("department", "没有这个部门", "unknown_department")
+            raise invalid("department", "没有这个部门", "unknown_department")
         department_id = department.id
     n = await queries.application_figures(scope.q(), start, end, point_id, department_id)
     return ApplicationStats(
