@@ -184,12 +184,12 @@ def require(*roles: str, real_name_level: int = 0) -> Callable[[H], H]:
         @wraps(handler)
         async def guarded(request: Request, *args: Any, **kwargs: Any) -> Any:
             principal = await authenticate(request)
-            if roles and not principal.roles.intersection(roles):
+            # roles and level as the account has them now, not as the (up to 15 minutes old) token says
+            if roles and not request.ctx.account.role_set.intersection(roles):
                 log_auth_event(
                     request, "authz.denied", status=403, reason="role", account=principal.account_id
                 )
                 raise Forbidden("当前角色无权进行此操作", code="forbidden")
-            # the account's level as it is now: a token issued before the resident verified still says 1
             if request.ctx.account.real_name_level < real_name_level:
                 log_auth_event(
                     request, "authz.denied", status=403, reason="real_name", account=principal.account_id

@@ -140,6 +140,17 @@ def cmd_create_admin(settings: Settings, phone: str, password: str | None) -> in
     return asyncio.run(_create_admin(settings, phone, password))
 
 
+def cmd_init_keys(settings: Settings) -> int:
+    """Production keys: made once on a secure host, then shipped to every API and worker host as files."""
+    from api.keys import PII_FILE, load_signing_keys
+    from api.pii import ensure_keyring
+
+    keys = load_signing_keys(settings.keys_dir, create=True)
+    ensure_keyring(settings.keys_dir / PII_FILE)
+    print(f"keys in {settings.keys_dir}: signing key {keys.current}, personal-data keyring {PII_FILE}")
+    return 0
+
+
 def cmd_serve(settings: Settings) -> int:
     from api.db import migrate
 
@@ -191,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     admin.add_argument("--phone", required=True, help="11-digit mainland mobile number")
     admin.add_argument("--password", help="8-64 characters, letters and digits; '-' reads it from stdin")
     sub.add_parser("serve", help="migrate, seed (embedded mode) and serve")
+    sub.add_parser(
+        "init-keys", help="create the signing and personal-data key files in security.keys_dir if absent"
+    )
     args = parser.parse_args(argv)
     if getattr(args, "file", None) is not None:
         args.file = args.file.resolve()  # relative to where the operator stands, before we move
@@ -205,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_load_catalog(settings, args.file))
     if args.command == "create-admin":
         return cmd_create_admin(settings, args.phone.strip(), args.password)
+    if args.command == "init-keys":
+        return cmd_init_keys(settings)
     if args.command == "serve":
         return cmd_serve(settings)
     return 2

@@ -1,8 +1,8 @@
 """Signing keys by kid. The current key signs; every key in the ring verifies until it is removed (retired).
 
 The ring is one JSON file, `<keys_dir>/jwt.json` (mode 0600): {"current": kid, "keys": {kid: PEM}}. In
-embedded mode it is generated on first start; in production it must exist (made by `api.cli rotate-keys`
-on a secure host and shipped as a secret file)."""
+embedded mode it is generated on first start; in production it must exist (made by `python -m api.cli
+init-keys` on a secure host and shipped as a secret file)."""
 
 from __future__ import annotations
 

@@ -119,8 +119,7 @@ async def real_name(request: Request) -> HTTPResponse:
 @documented("已绑定的渠道", tag="identity", ok=BindingList, errors=(401,), secured=True)
 @require()
 async def bindings(request: Request) -> HTTPResponse:
-    view = await account_view(_ident(request), request.ctx.account)
-    return json_model(BindingList(items=view.bindings))
+    return json_model(BindingList(items=await service.bindings(request.ctx.account)))
 
 
 @bp.post("/me/bindings/wechat")

@@ -56,6 +56,10 @@ async def account_view(ident: Identity, account: db.Account) -> AccountOut:
     )
 
 
+async def bindings(account: db.Account) -> list[BindingOut]:
+    return [binding_view(b) for b in await db.bindings_of(account.id)]
+
+
 def binding_view(binding: db.ChannelBinding) -> BindingOut:
     openid = binding.external_id
     return BindingOut(

@@ -1,6 +1,6 @@
 """Population database (人口基础库): the interface, the seeded sandbox and the HTTP client."""
 
-from integrations.population.base import PopulationDatabase, VerifyResult, check_digit, valid_id_number
+from integrations.population.base import PopulationDatabase, VerifyResult
 from integrations.population.http import HttpPopulation
 from integrations.population.sandbox import SANDBOX_PEOPLE, SandboxPopulation
 
@@ -10,6 +10,4 @@ __all__ = [
     "PopulationDatabase",
     "SandboxPopulation",
     "VerifyResult",
-    "check_digit",
-    "valid_id_number",
 ]

@@ -9,7 +9,8 @@ from datetime import date
 import pytest
 
 from api.errors import UpstreamError, UpstreamTimeout
-from integrations.population import SANDBOX_PEOPLE, HttpPopulation, SandboxPopulation, valid_id_number
+from api.pii import is_valid_id_number as valid_id_number
+from integrations.population import SANDBOX_PEOPLE, HttpPopulation, SandboxPopulation
 from tests.integrations.conftest import settings_for
 from tests.integrations.fakeserver import FakeServer, Reply
 
