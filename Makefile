@@ -33,13 +33,13 @@ migrate: $(STAMP)  ## apply database migrations
 	$(PY) -m api.cli migrate
 
 migrations: $(STAMP)  ## generate a migration from model changes (review it; never edit one that landed)
-	TORTOISE_ORM=api.db.TORTOISE_ORM $(VENV)/bin/tortoise makemigrations
+	TORTOISE_ORM=api.kit.db.TORTOISE_ORM $(VENV)/bin/tortoise makemigrations
 
 bench: $(STAMP)  ## wrk against the service and a bare Sanic app, figures and ratios
 	$(PY) bench/run.py
 
 demo: $(STAMP)  ## drive a whole case through the running service (start it with `make run` first)
-	$(PY) -m api.demo $(if $(BASE_URL),--base-url $(BASE_URL))
+	$(PY) -m scripts.demo $(if $(BASE_URL),--base-url $(BASE_URL))
 
 worker: $(STAMP)  ## production background worker (deadline watch); embedded mode runs it inside the server
 	$(PY) -m api.worker

@@ -14,19 +14,19 @@ import orjson
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 
+from api.applications.deadlines import watch_forever
 from api.applications.deps import Cases
 from api.applications.files import FileStore
 from api.catalog.service import CatalogCache
-from api.config import ConfigError, Settings, load_settings
-from api.db import close_database, open_database, ping_database
-from api.deadlines import watch_forever
-from api.errors import problem, register_error_handlers, request_id_of
-from api.http import json_bytes
 from api.identity.build import build_identity
-from api.kv import make_redis
-from api.logs import setup_logging
+from api.kit.config import ConfigError, Settings, load_settings
+from api.kit.db import close_database, open_database, ping_database
+from api.kit.errors import problem, register_error_handlers, request_id_of
+from api.kit.http import json_bytes
+from api.kit.kv import make_redis
+from api.kit.logs import setup_logging
+from api.kit.workdays import WorkCalendar
 from api.routes import api_v1, root
-from api.workdays import WorkCalendar
 from integrations import build_integrations
 
 access_log = logging.getLogger("ywt.access")

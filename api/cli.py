@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from api.config import PROJECT_ROOT, ConfigError, Settings, load_settings
+from api.kit.config import PROJECT_ROOT, ConfigError, Settings, load_settings
 
 
 def _settings() -> Settings:
@@ -20,7 +20,7 @@ def _settings() -> Settings:
 
 
 async def _with_db(settings: Settings, work):  # noqa: ANN001, ANN202
-    from api.db import close_database, open_database
+    from api.kit.db import close_database, open_database
 
     await open_database(settings)
     try:
@@ -30,7 +30,7 @@ async def _with_db(settings: Settings, work):  # noqa: ANN001, ANN202
 
 
 def cmd_migrate(settings: Settings) -> int:
-    from api.db import migrate
+    from api.kit.db import migrate
 
     asyncio.run(migrate(settings))
     print("migrations applied")
@@ -65,7 +65,7 @@ async def _invalidate_catalog_cache(settings: Settings) -> None:
     if settings.memory_redis:
         return  # an in-process cache lives and dies with the server; its answers expire after catalog.cache_ttl
     from api.catalog.service import VERSION_KEY
-    from api.kv import make_redis
+    from api.kit.kv import make_redis
 
     redis = make_redis(settings)
     try:
@@ -85,7 +85,7 @@ async def _seed(settings: Settings) -> None:
         else:
             print("catalogue present, not seeded again")
         if settings.embedded:
-            from api.demo_people import seed_demo_people
+            from api.sandbox.people import seed_demo_people
 
             for line in await seed_demo_people(settings):
                 print(line)
@@ -94,7 +94,7 @@ async def _seed(settings: Settings) -> None:
 
 
 def _admin_input_problem(phone: str, password: str | None) -> str | None:
-    from api.pii import is_mainland_mobile
+    from api.kit.pii import is_mainland_mobile
 
     if not is_mainland_mobile(phone):
         return f"create-admin: --phone: not an 11-digit mainland mobile number: {phone[:20]!r}"
@@ -110,8 +110,8 @@ async def _create_admin(settings: Settings, phone: str, password: str | None) ->
     the same keyring (data_dir/keys) the app reads."""
     from api.identity.build import build_identity
     from api.identity.staff import bootstrap_admin
-    from api.kv import make_redis
-    from api.pii import mask_phone
+    from api.kit.kv import make_redis
+    from api.kit.pii import mask_phone
     from integrations import build_integrations
 
     redis = make_redis(settings)
@@ -142,8 +142,8 @@ def cmd_create_admin(settings: Settings, phone: str, password: str | None) -> in
 
 def cmd_init_keys(settings: Settings) -> int:
     """Production keys: made once on a secure host, then shipped to every API and worker host as files."""
-    from api.keys import PII_FILE, load_signing_keys
-    from api.pii import ensure_keyring
+    from api.kit.keys import PII_FILE, load_signing_keys
+    from api.kit.pii import ensure_keyring
 
     keys = load_signing_keys(settings.keys_dir, create=True)
     ensure_keyring(settings.keys_dir / PII_FILE)
@@ -152,7 +152,7 @@ def cmd_init_keys(settings: Settings) -> int:
 
 
 def cmd_serve(settings: Settings) -> int:
-    from api.db import migrate
+    from api.kit.db import migrate
 
     asyncio.run(migrate(settings))
     if settings.embedded and settings.app.seed_demo:

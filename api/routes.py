@@ -5,12 +5,12 @@ from __future__ import annotations
 from sanic import Blueprint
 
 from api.applications.handlers import bp as applications
-from api.applications.material_handlers import bp as materials
+from api.applications.handlers import materials_bp as materials
 from api.catalog.handlers import bp as catalog
 from api.feedback.handlers import bp as feedback
 from api.identity.handlers import bp as identity
+from api.identity.handlers import staff_bp as identity_staff
 from api.identity.handlers import wellknown
-from api.identity.staff_handlers import bp as identity_staff
 from api.notifications.handlers import bp as notifications
 from api.sandbox.handlers import bp as sandbox
 from api.stats.handlers import bp as stats

@@ -1,6 +1,6 @@
 """python -m api.worker [--once] — background loops in a process of their own (production).
 
-Today it runs the deadline watch (电子监察, api.deadlines); the outbox dispatcher joins it later. It loads the
+Today it runs the deadline watch (电子监察, api.applications.deadlines); the outbox dispatcher joins it later. It loads the
 settings, opens the database, builds the working-day calendar and runs a pass every
 `applications.deadline_watch_interval` seconds until SIGTERM or SIGINT; `--once` runs one pass, prints its
 report as one JSON line and exits (0 on success, 1 when the pass failed, 2 on a configuration error).
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from api.config import ConfigError, Settings, load_settings
-from api.deadlines import watch_forever, watch_once
-from api.logs import setup_logging
-from api.workdays import WorkCalendar
+from api.applications.deadlines import watch_forever, watch_once
+from api.kit.config import ConfigError, Settings, load_settings
+from api.kit.logs import setup_logging
+from api.kit.workdays import WorkCalendar
 
 log = logging.getLogger("ywt.worker")
 
@@ -38,7 +38,7 @@ class WorkerDeps:
 
 
 async def run(settings: Settings, *, once: bool) -> int:
-    from api.db import close_database, open_database
+    from api.kit.db import close_database, open_database
 
     deps = WorkerDeps(settings=settings, calendar=WorkCalendar.from_settings(settings.calendar))
     await open_database(settings)

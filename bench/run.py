@@ -50,7 +50,7 @@ START_TIMEOUT = 90.0  # seconds for the service to answer /readyz and list an it
 RSS_GOAL_MB = 150.0
 DEFAULT_CASES = 100_000
 
-# who the scenarios act as (api/demo_people.py; residents sign up by SMS through the sandbox gateway)
+# who the scenarios act as (api/sandbox/people.py; residents sign up by SMS through the sandbox gateway)
 DEMO_PASSWORD = "Xinyu2026"
 GRID_WORKER_PHONE = "13700000201"  # serves P360502001001-003
 QUEUE_POINT = "P360502001001"
@@ -626,15 +626,15 @@ _DECIDED = {"approved", "rejected", "ready", "delivered", "closed"}
 
 
 async def insert_cases(cases: int) -> str:
-    """The demo staff (api.demo_people) and `cases` application rows spread over every point, community
+    """The demo staff (api.sandbox.people) and `cases` application rows spread over every point, community
     item, status and due date, all of one anonymous applicant; runs with the service's YWT_* environment."""
     import random
     from datetime import UTC, datetime, timedelta
 
     sys.path.insert(0, str(PROJECT_ROOT))
-    from api.config import load_settings
-    from api.db import close_database, open_database
-    from api.demo_people import seed_demo_people
+    from api.kit.config import load_settings
+    from api.kit.db import close_database, open_database
+    from api.sandbox.people import seed_demo_people
     from models.applications import Application
     from models.catalog import ServiceItem, ServicePoint
     from models.identity import Account

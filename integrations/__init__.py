@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from api.config import ConfigError, Settings
+from api.kit.config import ConfigError, Settings
 from integrations.population import HttpPopulation, PopulationDatabase, SandboxPopulation
 from integrations.sms import HttpSms, SandboxSms, SmsGateway
 from integrations.wechat import HttpWeChat, SandboxWeChat, WeChatApi

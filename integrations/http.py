@@ -23,7 +23,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from api.errors import UpstreamError, UpstreamTimeout
+from api.kit.errors import UpstreamError, UpstreamTimeout
 
 log = logging.getLogger("ywt.integrations")
 

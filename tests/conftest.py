@@ -13,8 +13,8 @@ from sanic import Sanic
 from tortoise import Tortoise, connections
 
 from api.app import create_app
-from api.config import Settings, load_settings
-from api.db import migrate
+from api.kit.config import Settings, load_settings
+from api.kit.db import migrate
 from tests.asgi import running
 
 Sanic.test_mode = True
@@ -41,7 +41,7 @@ async def reset_database(settings: Settings) -> None:
     if settings.database_url.startswith("sqlite://"):
         Path(settings.database_url.removeprefix("sqlite://")).unlink(missing_ok=True)
         return
-    from api.db import tortoise_config
+    from api.kit.db import tortoise_config
 
     await Tortoise.init(config=tortoise_config(settings))
     await connections.get("default").execute_script("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")

@@ -12,17 +12,17 @@ import time
 import httpx
 import pytest
 
-from api.config import PROJECT_ROOT
-from api.demo import STEPS
+from api.kit.config import PROJECT_ROOT
+from scripts.demo import STEPS
 
 # the seeding `serve` does once api/cli.py calls seed_demo_people; until then the test seeds them itself
 CLI_SEEDS_PEOPLE = "seed_demo_people" in (PROJECT_ROOT / "api" / "cli.py").read_text(encoding="utf-8")
 
 SEED_SCRIPT = """
 import asyncio
-from api.config import load_settings
-from api.db import close_database, open_database
-from api.demo_people import seed_demo_people
+from api.kit.config import load_settings
+from api.kit.db import close_database, open_database
+from api.sandbox.people import seed_demo_people
 
 async def main():
     settings = load_settings()
@@ -106,7 +106,7 @@ def service(tmp_path_factory):
 
 
 def _demo(base: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return _run([sys.executable, "-m", "api.demo", "--base-url", base], env)
+    return _run([sys.executable, "-m", "scripts.demo", "--base-url", base], env)
 
 
 def test_the_demo_drives_a_whole_case_and_can_run_again(service):

@@ -1,4 +1,4 @@
-"""api.pii: ID numbers, masking, encryption at rest, blind index, keyring, log scrubbing (SECURITY 7, 8, 18)."""
+"""api.kit.pii: ID numbers, masking, encryption at rest, blind index, keyring, log scrubbing (SECURITY 7, 8, 18)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api import pii
-from api.pii import (
+from api.kit import pii
+from api.kit.pii import (
     PHONE_RE,
     BlindIndex,
     PiiCipher,
@@ -44,7 +44,7 @@ from api.pii import (
 VALID_IDS = ["11010519491231002X", "360502198803152015", "360521199207084021", "360502197505206113"]
 INVALID_CHECK = ["110105194912310021", "360502198803152016"]
 
-# Written out independently of api.pii, so a wrong table there is caught here.
+# Written out independently of api.kit.pii, so a wrong table there is caught here.
 WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 
 
@@ -589,7 +589,7 @@ def test_filter_scrubs_exception_text(scrubbed_log):
 
 
 def test_filter_with_json_lines_formatter(scrubbed_log):
-    from api.logs import JsonLines
+    from api.kit.logs import JsonLines
 
     log, h = scrubbed_log
     h.setFormatter(JsonLines())

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.config import CalendarSection
-from api.workdays import SHANGHAI, WorkCalendar, local_date
+from api.kit.config import CalendarSection
+from api.kit.workdays import SHANGHAI, WorkCalendar, local_date
 
 CN = SHANGHAI
 EIGHT_HOURS = timedelta(hours=8)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from api.applications.files import FileStore
-from api.config import Settings
-from api.pii import PiiCipher
-from api.ratelimit import RateLimiter
-from api.workdays import WorkCalendar
+from api.kit.config import Settings
+from api.kit.pii import PiiCipher
+from api.kit.ratelimit import RateLimiter
+from api.kit.workdays import WorkCalendar
 
 
 @dataclass

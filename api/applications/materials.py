@@ -20,9 +20,9 @@ from tortoise.transactions import in_transaction
 from api.applications.deps import Cases
 from api.applications.files import EXTENSIONS, sniff
 from api.applications.schemas import MaterialOut
-from api.auth import Principal
-from api.errors import AppError, Conflict, InvalidInput, NotFoundError
-from api.scopes import WorkScope
+from api.kit.auth import Principal
+from api.kit.errors import AppError, Conflict, InvalidInput, NotFoundError
+from api.kit.scopes import WorkScope
 from models import applications as db
 from models import catalog as catalog_db
 from models import identity as identity_db

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from api.http import PageQuery
+from api.kit.http import PageQuery
 
 Status = Literal[
     "submitted", "returned", "refused", "accepted", "in_review", "suspended",

@@ -25,13 +25,13 @@ from api.applications.schemas import (
     MissingMaterial,
     Ref,
 )
-from api.auth import Principal
-from api.errors import Conflict, Forbidden, NotFoundError, invalid
-from api.http import decode_cursor, decode_id_cursor, page
 from api.identity.staff import audit
-from api.pii import mask_address
-from api.scopes import WorkScope
-from api.workdays import SHANGHAI
+from api.kit.auth import Principal
+from api.kit.errors import Conflict, Forbidden, NotFoundError, invalid
+from api.kit.http import decode_cursor, decode_id_cursor, page
+from api.kit.pii import mask_address
+from api.kit.scopes import WorkScope
+from api.kit.workdays import SHANGHAI
 from models import applications as db
 from models import catalog as catalog_db
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api.auth import public
 from api.catalog import service
 from api.catalog.schemas import (
     DepartmentList,
@@ -17,8 +16,9 @@ from api.catalog.schemas import (
     PointOut,
     PointsQuery,
 )
-from api.docs import documented
-from api.http import json_bytes, page_limit, parse_query
+from api.kit.auth import public
+from api.kit.docs import documented
+from api.kit.http import json_bytes, page_limit, parse_query
 
 bp = Blueprint("catalog")
 

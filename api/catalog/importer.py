@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from tortoise.transactions import in_transaction
 
 from api.catalog.schemas import CommunityRow, DepartmentRow, DistrictRow, ItemRow, PointRow
-from api.errors import field_errors
+from api.kit.errors import field_errors
 from models.catalog import Community, Department, District, ItemMaterial, ServiceItem, ServicePoint
 
 SECTIONS: dict[str, type[BaseModel]] = {

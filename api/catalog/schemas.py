@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from api.http import PageQuery, QueryModel
+from api.kit.http import PageQuery, QueryModel
 
 ItemKind = Literal["same_day", "committed"]
 Channel = Literal["online", "counter", "community"]

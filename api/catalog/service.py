@@ -26,8 +26,8 @@ from api.catalog.schemas import (
     PointOut,
     PointsQuery,
 )
-from api.errors import InvalidInput, NotFoundError
-from api.http import decode_cursor, encode_cursor, page
+from api.kit.errors import InvalidInput, NotFoundError
+from api.kit.http import decode_cursor, encode_cursor, page
 from models import catalog as db
 
 VERSION_KEY = "catalog:version"

@@ -5,8 +5,6 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api.auth import require
-from api.docs import documented
 from api.feedback import service
 from api.feedback.schemas import (
     ComplaintIn,
@@ -18,9 +16,11 @@ from api.feedback.schemas import (
     MyComplaintsQuery,
     WorkComplaintsQuery,
 )
-from api.http import json_model, page_limit, parse_body, parse_query
-from api.idempotency import idempotent
-from api.scopes import work_scope
+from api.kit.auth import require
+from api.kit.docs import documented
+from api.kit.http import json_model, page_limit, parse_body, parse_query
+from api.kit.idempotency import idempotent
+from api.kit.scopes import work_scope
 
 bp = Blueprint("feedback")
 

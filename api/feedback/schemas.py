@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.applications.schemas import Ref
-from api.http import PageQuery
+from api.kit.http import PageQuery
 
 EvaluationChannel = Literal["app", "wechat", "pad", "sms"]
 PadKey = Literal["very_satisfied", "satisfied", "average", "dissatisfied"]

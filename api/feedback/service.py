@@ -12,9 +12,6 @@ from tortoise.transactions import in_transaction
 
 from api.applications import states
 from api.applications.schemas import Ref
-from api.auth import Principal
-from api.config import Settings
-from api.errors import Conflict, NotFoundError, invalid
 from api.feedback import queries
 from api.feedback.schemas import (
     PAD_LEVELS,
@@ -25,9 +22,12 @@ from api.feedback.schemas import (
     EvaluationIn,
     EvaluationOut,
 )
-from api.http import decode_id_cursor, page
-from api.scopes import WorkScope
-from api.workdays import WorkCalendar, local_date
+from api.kit.auth import Principal
+from api.kit.config import Settings
+from api.kit.errors import Conflict, NotFoundError, invalid
+from api.kit.http import decode_id_cursor, page
+from api.kit.scopes import WorkScope
+from api.kit.workdays import WorkCalendar, local_date
 from models import catalog as catalog_db
 from models.applications import Complaint, Evaluation, Notification
 

@@ -7,12 +7,12 @@ import secrets
 from argon2 import PasswordHasher
 from redis.asyncio import Redis
 
-from api.auth import TokenService
-from api.config import Settings
 from api.identity.deps import Identity
-from api.keys import PII_FILE, load_signing_keys
-from api.pii import BlindIndex, PiiCipher, ensure_keyring, load_keyring
-from api.ratelimit import RateLimiter
+from api.kit.auth import TokenService
+from api.kit.config import Settings
+from api.kit.keys import PII_FILE, load_signing_keys
+from api.kit.pii import BlindIndex, PiiCipher, ensure_keyring, load_keyring
+from api.kit.ratelimit import RateLimiter
 from integrations import Integrations
 
 

@@ -9,10 +9,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from redis.asyncio import Redis
 
-from api.auth import TokenService
-from api.config import Settings
-from api.pii import BlindIndex, PiiCipher
-from api.ratelimit import RateLimiter
+from api.kit.auth import TokenService
+from api.kit.config import Settings
+from api.kit.pii import BlindIndex, PiiCipher
+from api.kit.ratelimit import RateLimiter
 from integrations import Integrations
 
 

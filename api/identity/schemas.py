@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.http import PageQuery
-from api.pii import is_mainland_mobile
+from api.kit.http import PageQuery
+from api.kit.pii import is_mainland_mobile
 
 Channel = Literal["app", "wechat", "handheld"]
 Role = Literal["resident", "grid_worker", "staff", "admin"]

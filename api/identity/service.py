@@ -9,12 +9,12 @@ import orjson
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from api.errors import Conflict, Forbidden, InvalidInput, NotFoundError, Unauthorized
 from api.identity import sessions
 from api.identity.deps import Identity
 from api.identity.schemas import AccountOut, BindingOut, PasswordIn, RealNameIn, TokenIn, TokenOut
 from api.identity.sms_codes import check_code, forget_phone, send_code
-from api.pii import id_number_problem, mask_id_number, mask_name, mask_phone, normalize_id_number
+from api.kit.errors import Conflict, Forbidden, InvalidInput, NotFoundError, Unauthorized
+from api.kit.pii import id_number_problem, mask_id_number, mask_name, mask_phone, normalize_id_number
 from integrations.wechat import InvalidWeChatCode, WeChatIdentity
 from models import identity as db
 

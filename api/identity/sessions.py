@@ -10,9 +10,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from api.auth import REVOKED_SESSION_KEY
-from api.errors import Unauthorized
 from api.identity.deps import Identity
+from api.kit.auth import REVOKED_SESSION_KEY
+from api.kit.errors import Unauthorized
 from models import identity as db
 
 log = logging.getLogger("ywt.auth")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from api.errors import TooManyRequests
 from api.identity.deps import Identity
+from api.kit.errors import TooManyRequests
 
 PURPOSES = ("login", "reset_password", "bind")
 TEMPLATES = {"login": "login_code", "reset_password": "reset_password_code", "bind": "bind_code"}

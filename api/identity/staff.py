@@ -9,14 +9,14 @@ from tortoise.exceptions import IntegrityError
 from tortoise.timezone import is_naive, localtime, make_aware
 from tortoise.transactions import in_transaction
 
-from api.auth import Principal
-from api.errors import Conflict, InvalidInput, NotFoundError
-from api.http import decode_id_cursor, page
 from api.identity import sessions
 from api.identity.deps import Identity
 from api.identity.schemas import AccountOut, AdminAccountIn, AuditList, AuditOut, ResidentOut
 from api.identity.service import account_view, decrypt_phone
-from api.pii import id_number_problem, mask_id_number, mask_name, mask_phone, normalize_id_number
+from api.kit.auth import Principal
+from api.kit.errors import Conflict, InvalidInput, NotFoundError
+from api.kit.http import decode_id_cursor, page
+from api.kit.pii import id_number_problem, mask_id_number, mask_name, mask_phone, normalize_id_number
 from models import catalog as catalog_db
 from models import identity as db
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api.auth import require
-from api.docs import documented
-from api.http import json_model, page_limit, parse_query
+from api.kit.auth import require
+from api.kit.docs import documented
+from api.kit.http import json_model, page_limit, parse_query
 from api.notifications import service
 from api.notifications.schemas import InboxQuery, NotificationList, NotificationOut
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from api.http import PageQuery
+from api.kit.http import PageQuery
 
 
 class InboxQuery(PageQuery):

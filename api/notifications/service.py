@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from api.auth import Principal
-from api.errors import NotFoundError
-from api.http import decode_id_cursor, page
+from api.kit.auth import Principal
+from api.kit.errors import NotFoundError
+from api.kit.http import decode_id_cursor, page
 from api.notifications import queries
 from api.notifications.schemas import NotificationList, NotificationOut
 from models.applications import Notification

@@ -5,10 +5,6 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api.auth import public
-from api.docs import documented
-from api.errors import NotFoundError
-from api.http import json_model, parse_body, parse_query
 from api.identity.schemas import (
     SandboxSmsList,
     SandboxSmsOut,
@@ -16,6 +12,10 @@ from api.identity.schemas import (
     SandboxWeChatCodeIn,
     SandboxWeChatCodeOut,
 )
+from api.kit.auth import public
+from api.kit.docs import documented
+from api.kit.errors import NotFoundError
+from api.kit.http import json_model, parse_body, parse_query
 from integrations.sms.sandbox import SandboxSms
 from integrations.wechat.sandbox import SandboxWeChat
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api.auth import require
-from api.docs import documented
-from api.http import json_model, parse_query
-from api.scopes import work_scope
+from api.kit.auth import require
+from api.kit.docs import documented
+from api.kit.http import json_model, parse_query
+from api.kit.scopes import work_scope
 from api.stats import service
 from api.stats.schemas import ApplicationStats, ApplicationStatsQuery, SatisfactionQuery, SatisfactionReport
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from api.http import QueryModel
+from api.kit.http import QueryModel
 
 GroupBy = Literal["point", "staff", "item", "department"]
 

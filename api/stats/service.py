@@ -10,11 +10,11 @@ from datetime import datetime
 
 from tortoise.timezone import localtime
 
-from api.errors import invalid
 from api.identity.deps import Identity
 from api.identity.service import decrypt_phone
-from api.pii import PiiDecryptError, mask_phone
-from api.scopes import WorkScope
+from api.kit.errors import invalid
+from api.kit.pii import PiiDecryptError, mask_phone
+from api.kit.scopes import WorkScope
 from api.stats import queries
 from api.stats.schemas import ApplicationStats, ApplicationStatsQuery, SatisfactionReport, SatisfactionRow
 from models import catalog as catalog_db

@@ -20,7 +20,7 @@ from typing import Literal
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from api.config import PopulationSection
+from api.kit.config import PopulationSection
 from integrations.http import call_json, make_client, validate_answer
 from integrations.population.base import VerifyResult
 

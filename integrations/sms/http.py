@@ -20,7 +20,7 @@ from __future__ import annotations
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.config import SmsSection
+from api.kit.config import SmsSection
 from integrations.http import call_json, make_client, validate_answer
 from integrations.sms.base import render
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from api.errors import UpstreamError
+from api.kit.errors import UpstreamError
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,8 +38,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
-from api.config import WechatSection
-from api.errors import UpstreamError, UpstreamTimeout
+from api.kit.config import WechatSection
+from api.kit.errors import UpstreamError, UpstreamTimeout
 from integrations.http import call_json, make_client, validate_answer
 from integrations.wechat.base import InvalidWeChatCode, WeChatError, WeChatIdentity
 

@@ -8,7 +8,7 @@ import hashlib
 
 import orjson
 
-from api import idempotency
+from api.kit import idempotency
 from api.applications import service
 from models import applications as db
 from tests.applications.test_cases_kit import APPS, body, make_world, problem_code, submit

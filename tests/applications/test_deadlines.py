@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from api.config import PROJECT_ROOT
-from api.deadlines import WatchReport, watch_forever, watch_once
-from api.workdays import WorkCalendar
+from api.applications.deadlines import WatchReport, watch_forever, watch_once
+from api.kit.config import PROJECT_ROOT
+from api.kit.workdays import WorkCalendar
 from models import applications as db
 from models import catalog as catalog_db
 from tests.factories import load_catalog

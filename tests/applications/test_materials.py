@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from api.applications import materials
-from api.config import PROJECT_ROOT
+from api.kit.config import PROJECT_ROOT
 from models import applications as db
 from tests.factories import load_catalog
 from tests.identity.helpers import LI, ZHANG, bearer, verified_resident

@@ -9,7 +9,7 @@ import sys
 import orjson
 
 from api.catalog.importer import load_file, validate_data
-from api.config import PROJECT_ROOT
+from api.kit.config import PROJECT_ROOT
 from models.catalog import ServiceItem
 from tests.factories import load_catalog, small_catalog
 

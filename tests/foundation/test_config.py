@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from api.config import PROJECT_ROOT, ConfigError, load_settings
+from api.kit.config import PROJECT_ROOT, ConfigError, load_settings
 
 
 def test_defaults_are_the_embedded_mode():

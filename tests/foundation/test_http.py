@@ -66,7 +66,7 @@ async def test_redis_outage_is_503_naming_redis_and_the_service_recovers_without
     outage = FakeAsyncRedis(server=server)
     real_redis, real_cache_redis = app.ctx.redis, app.ctx.catalog_cache.redis
     real_ident_redis, real_limiter = app.ctx.identity.redis, app.ctx.identity.limiter
-    from api.ratelimit import RateLimiter
+    from api.kit.ratelimit import RateLimiter
 
     app.ctx.redis = app.ctx.catalog_cache.redis = app.ctx.identity.redis = outage
     app.ctx.identity.limiter = RateLimiter(outage)
@@ -113,7 +113,7 @@ async def test_access_log_is_json_lines_without_query_values(client, caplog):
         fields["method"] == "GET" and fields["path"] == "/api/v1/items" and fields["status"] == r.status_code
     )
     assert fields["request_id"] == r.headers["x-request-id"] and fields["latency_ms"] >= 0
-    from api.logs import JsonLines
+    from api.kit.logs import JsonLines
 
     line = JsonLines().format(lines[-1])
     assert orjson.loads(line)["path"] == "/api/v1/items" and "张三" not in line

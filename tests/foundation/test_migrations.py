@@ -5,7 +5,7 @@ from __future__ import annotations
 from tortoise.context import get_current_context
 from tortoise.migrations.autodetector import MigrationAutodetector
 
-from api.db import tortoise_config
+from api.kit.db import tortoise_config
 
 
 async def test_models_match_the_latest_migration(app, client, settings):

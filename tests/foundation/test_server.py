@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from api.config import PROJECT_ROOT
+from api.kit.config import PROJECT_ROOT
 
 
 def _free_port() -> int:

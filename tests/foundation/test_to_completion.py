@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from api.auth import public
+from api.kit.auth import public
 
 
 async def test_a_handler_finishes_its_work_when_the_request_task_is_cancelled():

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from api.config import PROJECT_ROOT
+from api.kit.config import PROJECT_ROOT
 from models.identity import Account, AuditLog
 from tests.identity.helpers import bearer, sms_sign_in
 from tests.identity.staff_helpers import password_sign_in

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from api.auth import public, require
+from api.kit.auth import public, require
 from tests.factories import load_catalog
 from tests.identity.helpers import ZHANG, bearer, verified_resident
 from tests.identity.staff_helpers import admin_tokens, grid_tokens, staff_tokens

@@ -15,9 +15,9 @@ import pytest
 from sanic import Sanic
 from tortoise import Tortoise, connections
 
-import api.ratelimit
-from api.logs import JsonLines
-from api.pii import is_valid_id_number
+import api.kit.ratelimit
+from api.kit.logs import JsonLines
+from api.kit.pii import is_valid_id_number
 from models import identity as db
 from tests.identity.helpers import last_code
 
@@ -172,5 +172,5 @@ def frozen_limiter_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     import time
 
     now = time.time()
-    monkeypatch.setattr(api.ratelimit, "time", SimpleNamespace(time=lambda: now))
+    monkeypatch.setattr(api.kit.ratelimit, "time", SimpleNamespace(time=lambda: now))
     yield

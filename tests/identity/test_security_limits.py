@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from api.auth import client_ip
+from api.kit.auth import client_ip
 from models import identity as db
 from tests.identity.helpers import ZHANG, bearer, sms_sign_in
 from tests.identity.test_security_kit import (

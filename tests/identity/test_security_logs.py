@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import jwt
 import orjson
 
-from api.auth import log_auth_event
+from api.kit.auth import log_auth_event
 from tests.identity.helpers import LI, ZHANG, bearer, last_code, sms_sign_in, verified_resident
 from tests.identity.test_security_fail_closed import redis_down
 from tests.identity.test_security_kit import (

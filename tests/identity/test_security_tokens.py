@@ -19,9 +19,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from api.auth import TokenService
-from api.errors import Unauthorized
-from api.keys import JWT_FILE, load_signing_keys, retire_signing_key, rotate_signing_key
+from api.kit.auth import TokenService
+from api.kit.errors import Unauthorized
+from api.kit.keys import JWT_FILE, load_signing_keys, retire_signing_key, rotate_signing_key
 from tests.identity.helpers import bearer, sms_sign_in
 from tests.identity.test_security_kit import ME, assert_problem, new_account
 

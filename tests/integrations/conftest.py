@@ -8,7 +8,7 @@ import pytest
 from fakeredis import FakeAsyncRedis
 from fakeredis import FakeServer as FakeRedisServer
 
-from api.config import Settings, load_settings
+from api.kit.config import Settings, load_settings
 from tests.integrations.fakeserver import FakeServer
 
 PROXY_VARS = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fakeredis import FakeAsyncRedis
 
-from api.config import ConfigError
+from api.kit.config import ConfigError
 from integrations import build_integrations
 from integrations.population import HttpPopulation, SandboxPopulation
 from integrations.sms import HttpSms, SandboxSms

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import BaseModel
 
-from api.errors import UpstreamError, UpstreamTimeout
+from api.kit.errors import UpstreamError, UpstreamTimeout
 from integrations.http import call_json, make_client, tls_context, validate_answer
 from tests.integrations.fakeserver import FakeServer, Reply
 

@@ -8,8 +8,8 @@ from datetime import date
 
 import pytest
 
-from api.errors import UpstreamError, UpstreamTimeout
-from api.pii import is_valid_id_number as valid_id_number
+from api.kit.errors import UpstreamError, UpstreamTimeout
+from api.kit.pii import is_valid_id_number as valid_id_number
 from integrations.population import SANDBOX_PEOPLE, HttpPopulation, SandboxPopulation
 from tests.integrations.conftest import settings_for
 from tests.integrations.fakeserver import FakeServer, Reply

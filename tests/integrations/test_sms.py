@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 from fakeredis import FakeAsyncRedis
 
-from api.errors import UpstreamError, UpstreamTimeout
+from api.kit.errors import UpstreamError, UpstreamTimeout
 from integrations.http import make_client
 from integrations.sms import TEMPLATES, HttpSms, SandboxSms, render
 from tests.integrations.conftest import settings_for

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from fakeredis import FakeAsyncRedis
 
-from api.errors import UpstreamError, UpstreamTimeout
+from api.kit.errors import UpstreamError, UpstreamTimeout
 from integrations.wechat import HttpWeChat, InvalidWeChatCode, WeChatError, WeChatIdentity
 from tests.integrations.conftest import settings_for
 from tests.integrations.fakeserver import FakeServer, Reply, Seen

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from tortoise.expressions import Q
 
-from api.auth import Principal
+from api.kit.auth import Principal
 from models import identity as identity_db
 
 

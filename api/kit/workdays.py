@@ -39,7 +39,7 @@ _ONE_DAY = timedelta(days=1)
 
 
 class CalendarSettings(Protocol):
-    """What `from_settings` reads: `api.config.CalendarSection` fits; a Protocol keeps this module free of
+    """What `from_settings` reads: `api.kit.config.CalendarSection` fits; a Protocol keeps this module free of
     the settings machinery."""
 
     @property
@@ -122,7 +122,7 @@ class WorkCalendar:
 
     @classmethod
     def from_settings(cls, calendar_section: CalendarSettings) -> WorkCalendar:
-        """Build from `settings.calendar` (api.config.CalendarSection)."""
+        """Build from `settings.calendar` (api.kit.config.CalendarSection)."""
         return cls(
             extra_holidays=calendar_section.extra_holidays,
             extra_workdays=calendar_section.extra_workdays,

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from sanic import Request
 from sanic.response import HTTPResponse
 
-from api.errors import InvalidInput, field_errors
+from api.kit.errors import InvalidInput, field_errors
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -85,7 +85,7 @@ def parse_body(request: Request, model: type[M]) -> M:
     """A JSON body validated strictly: wrong Content-Type 415, bad JSON or shape 422 naming the fields."""
     content_type = (request.content_type or "").split(";")[0].strip().lower()
     if content_type != "application/json":
-        from api.errors import AppError
+        from api.kit.errors import AppError
 
         raise AppError("请求体应为 application/json", status=415, code="unsupported_media_type")
     try:

@@ -9,8 +9,8 @@ from typing import Any
 import tortoise.backends.sqlite.executor  # noqa: F401 — registers its adapters first, ours below replace them
 from tortoise import Tortoise, connections
 
-from api.config import Settings
-from api.workdays import SHANGHAI
+from api.kit.config import Settings
+from api.kit.workdays import SHANGHAI
 
 
 def _sqlite_datetime(value: dt.datetime) -> str:
@@ -84,9 +84,9 @@ async def migrate(settings: Settings) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    # `tortoise makemigrations` reads TORTOISE_ORM=api.db.TORTOISE_ORM; built on demand, never at import
+    # `tortoise makemigrations` reads TORTOISE_ORM=api.kit.db.TORTOISE_ORM; built on demand, never at import
     if name == "TORTOISE_ORM":
-        from api.config import load_settings
+        from api.kit.config import load_settings
 
         return tortoise_config(load_settings())
     raise AttributeError(name)

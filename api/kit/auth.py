@@ -18,8 +18,8 @@ import jwt
 from redis.asyncio import Redis
 from sanic import Request
 
-from api.errors import Forbidden, Unauthorized
-from api.keys import SigningKeys
+from api.kit.errors import Forbidden, Unauthorized
+from api.kit.keys import SigningKeys
 
 log = logging.getLogger("ywt.auth")
 

@@ -6,7 +6,7 @@ import time
 
 from redis.asyncio import Redis
 
-from api.errors import TooManyRequests
+from api.kit.errors import TooManyRequests
 
 # INCR the window's counter, set its expiry on first hit; answer the count and the seconds left
 _HIT = """

@@ -14,7 +14,7 @@ import orjson
 from sanic import Request
 from sanic.response import HTTPResponse
 
-from api.errors import Conflict, InvalidInput
+from api.kit.errors import Conflict, InvalidInput
 
 H = TypeVar("H", bound=Callable[..., Awaitable[HTTPResponse]])
 WAIT_STEPS = 50

@@ -23,7 +23,7 @@ from typing import Protocol
 from tortoise.transactions import in_transaction
 
 from api.applications import states
-from api.workdays import SHANGHAI
+from api.kit.workdays import SHANGHAI
 from models import applications as db
 from models import identity as identity_db
 

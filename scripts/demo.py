@@ -1,7 +1,7 @@
-"""python -m api.demo [--base-url http://127.0.0.1:8000] — one whole case through the running service.
+"""python -m scripts.demo [--base-url http://127.0.0.1:8000] — one whole case through the running service.
 
 Needs the service in embedded mode (`make run`: sandbox endpoints on, demo staff seeded, see
-api/demo_people.py). Over plain HTTP, as the apps would: 张三 signs in with an SMS code read from the sandbox
+api/sandbox/people.py). Over plain HTTP, as the apps would: 张三 signs in with an SMS code read from the sandbox
 gateway, verifies his real name, submits 临时救助申请 at 长青社区's point with delivery by grid worker; the
 grid worker returns it once with a notice listing every missing material; 张三 uploads them and resubmits;
 the grid worker accepts; the civil-affairs clerk reviews, approves and marks the result ready; the grid
@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from api.demo_people import DEMO_DEPARTMENT, DEMO_ITEM, DEMO_PASSWORD, DEMO_POINT, person
+from api.sandbox.people import DEMO_DEPARTMENT, DEMO_ITEM, DEMO_PASSWORD, DEMO_POINT, person
 
 ZHANG = {"name": "张三", "id_number": "360502198803152015", "phone": "13800000001"}
 ADDRESS = "渝水区长青南路88号2栋1单元302室"
@@ -173,7 +173,7 @@ class Demo:
         if r.status_code == 401:
             raise Unexpected(
                 f"demo staff {phone} cannot sign in with the demo password: are the demo people seeded? "
-                "(`python -m api.cli serve` seeds them in embedded mode, see api/demo_people.py)",
+                "(`python -m api.cli serve` seeds them in embedded mode, see api/sandbox/people.py)",
                 r,
             )
         return r.json()
@@ -451,7 +451,7 @@ class Demo:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m api.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m scripts.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="the running service (make run)")
     args = parser.parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):

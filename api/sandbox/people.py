@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from api.config import Settings
+    from api.kit.config import Settings
 
 # the password of every demo staff account (admin, clerks, grid workers) — embedded mode only
 DEMO_PASSWORD = "Xinyu2026"
@@ -126,10 +126,10 @@ async def seed_demo_people(settings: Settings) -> list[str]:
 
     from tortoise.transactions import in_transaction
 
-    from api.errors import Conflict, InvalidInput
     from api.identity.build import build_identity
     from api.identity.staff import insert_account, resolve_scopes
-    from api.kv import make_redis
+    from api.kit.errors import Conflict, InvalidInput
+    from api.kit.kv import make_redis
     from integrations import build_integrations
     from models import identity as identity_db
 

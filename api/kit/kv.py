@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from api.config import Settings
+from api.kit.config import Settings
 
 
 def make_redis(settings: Settings) -> Redis:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from api.pii import ScrubFilter
+from api.kit.pii import ScrubFilter
 
 
 class JsonLines(logging.Formatter):

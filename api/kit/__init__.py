@@ -1,0 +1,1 @@
+"""The kernel every area stands on, and nothing about any one area."""

@@ -1,0 +1,29 @@
+"""The one clock: the city's time zone and `now()` in it. Tests replace the clock with `use(...)`.
+
+China has no daylight saving time, so the zone is a fixed +08:00 offset named Asia/Shanghai: exact, and it
+needs no tz database on the host."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+CITY_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+def _system() -> datetime:
+    return datetime.now(CITY_TZ)
+
+
+_source: Callable[[], datetime] = _system
+
+
+def now() -> datetime:
+    """The current instant, aware, in the city's zone."""
+    return _source()
+
+
+def use(source: Callable[[], datetime] | None) -> None:
+    """Replace the clock (a test's frozen or moving time); `use(None)` puts the system clock back."""
+    global _source
+    _source = source or _system
