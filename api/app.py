@@ -1,4 +1,8 @@
-"""create_app(settings) -> Sanic: configuration, listeners, middleware, error handlers, routes."""
+"""create_app(settings) -> Sanic: configuration, listeners, middleware, error handlers, routes.
+
+The composition root: the one module that knows every area. `build_services` makes the kernel and each
+area's service on it, once per worker, into one container (`app.ctx.services`); kit reaches the parts it
+needs (the kernel, the principal and scope sources) through the protocols it defines."""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ import re
 import secrets
 import sys
 import time
+from dataclasses import dataclass
 
 import orjson
+from redis.asyncio import Redis
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 
@@ -19,19 +25,57 @@ from api.applications.deps import Cases
 from api.applications.files import FileStore
 from api.catalog.service import CatalogCache
 from api.identity.build import build_identity
+from api.identity.deps import Identity
+from api.identity.principals import AccountDirectory
 from api.kit.config import ConfigError, Settings, load_settings
+from api.kit.container import Kernel, build_kernel
 from api.kit.db import close_database, open_database, ping_database
 from api.kit.errors import problem, register_error_handlers, request_id_of
 from api.kit.http import json_bytes
 from api.kit.kv import make_redis
 from api.kit.logs import setup_logging
-from api.kit.workdays import WorkCalendar
 from api.routes import api_v1, root
-from integrations import build_integrations
+from integrations import Integrations, build_integrations
 
 access_log = logging.getLogger("ywt.access")
 log = logging.getLogger("ywt.app")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
+
+
+@dataclass
+class Services:
+    """The one container of a worker's services, on `app.ctx.services`."""
+
+    kernel: Kernel
+    integrations: Integrations
+    principals: AccountDirectory
+    scopes: AccountDirectory
+    catalog: CatalogCache
+    identity: Identity
+    cases: Cases
+    jwks_body: bytes
+
+    async def close(self) -> None:
+        await self.integrations.close()
+        await self.kernel.redis.aclose()
+
+
+def build_services(settings: Settings, redis: Redis | None = None) -> Services:
+    """Every service of one process (a server worker, the CLI, the background worker), on one kernel."""
+    redis = redis or make_redis(settings)
+    kernel = build_kernel(settings, redis)
+    integrations = build_integrations(settings, redis)
+    directory = AccountDirectory()
+    return Services(
+        kernel=kernel,
+        integrations=integrations,
+        principals=directory,
+        scopes=directory,
+        catalog=CatalogCache(redis, settings.catalog.cache_ttl),
+        identity=build_identity(kernel, integrations),
+        cases=Cases(kernel=kernel, files=FileStore(settings.uploads_dir)),
+        jwks_body=orjson.dumps(kernel.tokens.keys.jwks()),
+    )
 
 
 def create_app(settings: Settings | None = None) -> Sanic:
@@ -92,23 +136,10 @@ def _configure(app: Sanic, settings: Settings) -> None:
 
 
 async def open_resources(app: Sanic) -> None:
-    """Per worker process: database pool, Redis client, outside-system clients."""
+    """Per worker process: database pool, Redis client, outside-system clients, every area's service."""
     settings: Settings = app.ctx.settings
     await open_database(settings)
-    app.ctx.redis = make_redis(settings)
-    app.ctx.catalog_cache = CatalogCache(app.ctx.redis, settings.catalog.cache_ttl)
-    app.ctx.integrations = build_integrations(settings, app.ctx.redis)
-    app.ctx.identity = build_identity(settings, app.ctx.redis, app.ctx.integrations)
-    app.ctx.tokens = app.ctx.identity.tokens
-    app.ctx.jwks_body = orjson.dumps(app.ctx.tokens.keys.jwks())
-    app.ctx.cases = Cases(
-        settings=settings,
-        redis=app.ctx.redis,
-        cipher=app.ctx.identity.cipher,
-        calendar=WorkCalendar.from_settings(settings.calendar),
-        files=FileStore(settings.uploads_dir),
-        limiter=app.ctx.identity.limiter,
-    )
+    app.ctx.services = build_services(settings)
 
 
 async def start_background(app: Sanic) -> None:
@@ -118,7 +149,7 @@ async def start_background(app: Sanic) -> None:
         interval = settings.applications.deadline_watch_interval
         app.ctx.watch_stop = asyncio.Event()
         app.add_task(
-            watch_forever(app.ctx.cases, interval, app.ctx.watch_stop, first_after=interval),
+            watch_forever(app.ctx.services.cases, interval, app.ctx.watch_stop, first_after=interval),
             name="deadline_watch",
         )
 
@@ -135,12 +166,9 @@ async def stop_background(app: Sanic) -> None:
 
 
 async def close_resources(app: Sanic) -> None:
-    integrations = getattr(app.ctx, "integrations", None)
-    if integrations is not None:
-        await integrations.close()
-    redis = getattr(app.ctx, "redis", None)
-    if redis is not None:
-        await redis.aclose()
+    services: Services | None = getattr(app.ctx, "services", None)
+    if services is not None:
+        await services.close()
     await close_database()
 
 
@@ -159,7 +187,7 @@ def _register_health(app: Sanic) -> None:
         except Exception:  # noqa: BLE001 — any failure means not ready
             down.append("database")
         try:
-            await request.app.ctx.redis.ping()
+            await request.app.ctx.services.kernel.redis.ping()
         except Exception:  # noqa: BLE001
             down.append("redis")
         if down:

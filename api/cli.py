@@ -74,6 +74,18 @@ async def _invalidate_catalog_cache(settings: Settings) -> None:
         await redis.aclose()
 
 
+async def seed_people(settings: Settings) -> list[str]:
+    """The demo staff of embedded mode, made through the identity service as the server builds it."""
+    from api.app import build_services
+    from api.sandbox.people import seed_demo_people
+
+    services = build_services(settings)
+    try:
+        return await seed_demo_people(settings, services.identity)
+    finally:
+        await services.close()
+
+
 async def _seed(settings: Settings) -> None:
     from models.catalog import ServiceItem
 
@@ -85,9 +97,7 @@ async def _seed(settings: Settings) -> None:
         else:
             print("catalogue present, not seeded again")
         if settings.embedded:
-            from api.sandbox.people import seed_demo_people
-
-            for line in await seed_demo_people(settings):
+            for line in await seed_people(settings):
                 print(line)
 
     await _with_db(settings, work)
@@ -108,20 +118,16 @@ def _admin_input_problem(phone: str, password: str | None) -> str | None:
 async def _create_admin(settings: Settings, phone: str, password: str | None) -> int:
     """The identity service built the way the server builds it, so the phone is encrypted and indexed with
     the same keyring (data_dir/keys) the app reads."""
-    from api.identity.build import build_identity
+    from api.app import build_services
     from api.identity.staff import bootstrap_admin
-    from api.kit.kv import make_redis
     from api.kit.pii import mask_phone
-    from integrations import build_integrations
 
-    redis = make_redis(settings)
-    integrations = build_integrations(settings, redis)
+    services = build_services(settings)
     try:
-        ident = build_identity(settings, redis, integrations)
+        ident = services.identity
         account, outcome = await _with_db(settings, lambda: bootstrap_admin(ident, phone, password))
     finally:
-        await integrations.close()
-        await redis.aclose()
+        await services.close()
     said = {"created": "created", "granted": "admin role added", "unchanged": "already an admin"}[outcome]
     extra = ", password set" if password and outcome != "created" else ""
     print(f"admin account {account.id} ({mask_phone(phone)}): {said}{extra}")

@@ -632,9 +632,9 @@ async def insert_cases(cases: int) -> str:
     from datetime import UTC, datetime, timedelta
 
     sys.path.insert(0, str(PROJECT_ROOT))
+    from api.cli import seed_people
     from api.kit.config import load_settings
     from api.kit.db import close_database, open_database
-    from api.sandbox.people import seed_demo_people
     from models.applications import Application
     from models.catalog import ServiceItem, ServicePoint
     from models.identity import Account
@@ -642,7 +642,7 @@ async def insert_cases(cases: int) -> str:
     settings = load_settings()
     await open_database(settings)
     try:
-        lines = await seed_demo_people(settings)
+        lines = await seed_people(settings)
         rng = random.Random(20260101)
         applicant = await Account.create(phone_index=None, roles="resident", real_name_level=2)
         points = [p for p in await ServicePoint.all().values("id", "level")]

@@ -86,5 +86,5 @@ async def clean(request: pytest.FixtureRequest) -> None:
             + "".join(f'DELETE FROM "{t}";' for t in tables)
             + "PRAGMA foreign_keys=ON;"
         )
-    await app.ctx.redis.flushdb()
-    app.ctx.catalog_cache.forget_local()
+    await app.ctx.services.kernel.redis.flushdb()
+    app.ctx.services.catalog.forget_local()

@@ -16,19 +16,19 @@ from api.kit.config import PROJECT_ROOT
 from scripts.demo import STEPS
 
 # the seeding `serve` does once api/cli.py calls seed_demo_people; until then the test seeds them itself
-CLI_SEEDS_PEOPLE = "seed_demo_people" in (PROJECT_ROOT / "api" / "cli.py").read_text(encoding="utf-8")
+CLI_SEEDS_PEOPLE = "seed_people" in (PROJECT_ROOT / "api" / "cli.py").read_text(encoding="utf-8")
 
 SEED_SCRIPT = """
 import asyncio
 from api.kit.config import load_settings
 from api.kit.db import close_database, open_database
-from api.sandbox.people import seed_demo_people
+from api.cli import seed_people
 
 async def main():
     settings = load_settings()
     await open_database(settings)
     try:
-        for line in await seed_demo_people(settings):
+        for line in await seed_people(settings):
             print(line)
     finally:
         await close_database()

@@ -1,4 +1,4 @@
-"""What the applications area needs, built once per worker."""
+"""The applications area's service object: the kernel it stands on and the store of uploaded files."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from api.applications.files import FileStore
 from api.kit.config import Settings
+from api.kit.container import Kernel
 from api.kit.pii import PiiCipher
 from api.kit.ratelimit import RateLimiter
 from api.kit.workdays import WorkCalendar
@@ -15,9 +16,25 @@ from api.kit.workdays import WorkCalendar
 
 @dataclass
 class Cases:
-    settings: Settings
-    redis: Redis
-    cipher: PiiCipher
-    calendar: WorkCalendar
+    kernel: Kernel
     files: FileStore
-    limiter: RateLimiter
+
+    @property
+    def settings(self) -> Settings:
+        return self.kernel.settings
+
+    @property
+    def redis(self) -> Redis:
+        return self.kernel.redis
+
+    @property
+    def cipher(self) -> PiiCipher:
+        return self.kernel.cipher
+
+    @property
+    def calendar(self) -> WorkCalendar:
+        return self.kernel.calendar
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self.kernel.limiter

@@ -32,7 +32,7 @@ WORK_ROLES = ("grid_worker", "staff", "admin")
 
 
 def _cases(request: Request) -> Cases:
-    return request.app.ctx.cases
+    return request.app.ctx.services.cases
 
 
 @bp.post("/applications")
@@ -43,7 +43,6 @@ def _cases(request: Request) -> Cases:
     ok=ApplicationOut,
     status=201,
     errors=(401, 403, 409),
-    secured=True,
     idempotent=True,
 )
 @require("resident", real_name_level=2)
@@ -60,7 +59,6 @@ async def submit(request: Request) -> HTTPResponse:
     query=MyApplicationsQuery,
     ok=ApplicationList,
     errors=(401, 403),
-    secured=True,
 )
 @require("resident")
 async def mine(request: Request) -> HTTPResponse:
@@ -78,7 +76,6 @@ async def mine(request: Request) -> HTTPResponse:
     tag="applications",
     ok=ApplicationOut,
     errors=(401, 403, 404),
-    secured=True,
 )
 @require("resident")
 async def get_mine(request: Request, application_id: int) -> HTTPResponse:
@@ -87,9 +84,7 @@ async def get_mine(request: Request, application_id: int) -> HTTPResponse:
 
 
 @bp.post("/applications/<application_id:int>/resubmit")
-@documented(
-    "补正后重新提交", tag="applications", ok=ApplicationOut, errors=(401, 403, 404, 409), secured=True
-)
+@documented("补正后重新提交", tag="applications", ok=ApplicationOut, errors=(401, 403, 404, 409))
 @require("resident")
 async def resubmit(request: Request, application_id: int) -> HTTPResponse:
     return json_model(
@@ -104,7 +99,6 @@ async def resubmit(request: Request, application_id: int) -> HTTPResponse:
     body=WithdrawIn,
     ok=ApplicationOut,
     errors=(401, 403, 404, 409),
-    secured=True,
 )
 @require("resident")
 async def withdraw(request: Request, application_id: int) -> HTTPResponse:
@@ -124,12 +118,11 @@ async def withdraw(request: Request, application_id: int) -> HTTPResponse:
     query=WorkApplicationsQuery,
     ok=ApplicationList,
     errors=(401, 403),
-    secured=True,
 )
 @require(*WORK_ROLES)
 async def work_queue(request: Request) -> HTTPResponse:
     query = parse_query(request, WorkApplicationsQuery)
-    scope = await work_scope(request.ctx.principal, request.ctx.account)
+    scope = await work_scope(request)
     return json_model(
         await service.queue(
             scope,
@@ -144,10 +137,10 @@ async def work_queue(request: Request) -> HTTPResponse:
 
 
 @bp.get("/work/applications/<application_id:int>")
-@documented("工作台办件详情", tag="work", ok=ApplicationOut, errors=(401, 403, 404), secured=True)
+@documented("工作台办件详情", tag="work", ok=ApplicationOut, errors=(401, 403, 404))
 @require(*WORK_ROLES)
 async def work_get(request: Request, application_id: int) -> HTTPResponse:
-    scope = await work_scope(request.ctx.principal, request.ctx.account)
+    scope = await work_scope(request)
     return json_model(
         await service.work_case(
             _cases(request),
@@ -167,12 +160,11 @@ async def work_get(request: Request, application_id: int) -> HTTPResponse:
     body=ActionIn,
     ok=ApplicationOut,
     errors=(401, 403, 404, 409),
-    secured=True,
 )
 @require(*WORK_ROLES)
 async def work_action(request: Request, application_id: int) -> HTTPResponse:
     body = parse_body(request, ActionIn)
-    scope = await work_scope(request.ctx.principal, request.ctx.account)
+    scope = await work_scope(request)
     return json_model(await service.act(_cases(request), request.ctx.principal, scope, application_id, body))
 
 
@@ -227,7 +219,6 @@ def _attachment(download: materials.Download) -> HTTPResponse:
     ok=MaterialOut,
     status=201,
     errors=(401, 403, 404, 409, 413, 422, 429),
-    secured=True,
 )
 @require("resident")
 async def upload(request: Request, application_id: int) -> HTTPResponse:
@@ -249,7 +240,7 @@ async def upload(request: Request, application_id: int) -> HTTPResponse:
 
 @materials_bp.get("/applications/<application_id:int>/materials/<material_id:int>")
 @openapi.response(200, DOWNLOAD_OK, "文件内容(attachment)")
-@documented("下载我的办件的一份材料(附件方式)", tag="applications", errors=(401, 403, 404), secured=True)
+@documented("下载我的办件的一份材料(附件方式)", tag="applications", errors=(401, 403, 404))
 @require("resident")
 async def download_mine(request: Request, application_id: int, material_id: int) -> HTTPResponse:
     return _attachment(
@@ -259,8 +250,8 @@ async def download_mine(request: Request, application_id: int, material_id: int)
 
 @materials_bp.get("/work/applications/<application_id:int>/materials/<material_id:int>")
 @openapi.response(200, DOWNLOAD_OK, "文件内容(attachment)")
-@documented("工作台下载办件材料(附件方式)", tag="work", errors=(401, 403, 404), secured=True)
+@documented("工作台下载办件材料(附件方式)", tag="work", errors=(401, 403, 404))
 @require(*WORK_ROLES)
 async def download_work(request: Request, application_id: int, material_id: int) -> HTTPResponse:
-    scope = await work_scope(request.ctx.principal, request.ctx.account)
+    scope = await work_scope(request)
     return _attachment(await materials.download_in_scope(_cases(request), scope, application_id, material_id))

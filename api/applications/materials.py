@@ -26,6 +26,7 @@ from api.kit.scopes import WorkScope
 from models import applications as db
 from models import catalog as catalog_db
 from models import identity as identity_db
+from models.scopes import scope_filter
 
 log = logging.getLogger("ywt.materials")
 
@@ -166,7 +167,7 @@ async def download_own(cases: Cases, principal: Principal, application_id: int, 
 async def download_in_scope(
     cases: Cases, scope: WorkScope, application_id: int, material_id: int
 ) -> Download:
-    app = await db.application_in_scope(application_id, scope.q())
+    app = await db.application_in_scope(application_id, scope_filter(scope))
     if app is None:
         raise NotFoundError("没有这个办件", code="application_not_found")
     return await _download(cases, app, material_id)

@@ -34,6 +34,7 @@ from api.kit.scopes import WorkScope
 from api.kit.workdays import SHANGHAI
 from models import applications as db
 from models import catalog as catalog_db
+from models.scopes import scope_filter
 
 
 def now() -> datetime:
@@ -189,7 +190,7 @@ async def applicant_action(
 
 
 async def in_scope(scope: WorkScope, application_id: int) -> db.Application:
-    app = await db.application_in_scope(application_id, scope.q())
+    app = await db.application_in_scope(application_id, scope_filter(scope))
     if app is None:
         raise NotFoundError("没有这个办件", code="application_not_found")
     return app
@@ -220,7 +221,7 @@ async def queue(
         except (TypeError, ValueError):
             raise invalid("cursor", "无效的分页游标", "invalid_cursor") from None
     rows = await db.work_queue(
-        scope.q(),
+        scope_filter(scope),
         point_id=point_id,
         status=status,
         due_before=_local(due_before) if due_before is not None else None,

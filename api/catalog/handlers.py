@@ -24,7 +24,7 @@ bp = Blueprint("catalog")
 
 
 def _cache(request: Request) -> service.CatalogCache:
-    return request.app.ctx.catalog_cache
+    return request.app.ctx.services.catalog
 
 
 @bp.get("/departments")

@@ -35,7 +35,6 @@ CLERKS = ("staff", "admin")
     ok=EvaluationOut,
     status=201,
     errors=(401, 403, 404, 409),
-    secured=True,
     idempotent=True,
 )
 @require("resident")
@@ -53,14 +52,13 @@ async def evaluate(request: Request, application_id: int) -> HTTPResponse:
     ok=ComplaintOut,
     status=201,
     errors=(401, 403, 409),
-    secured=True,
     idempotent=True,
 )
 @require("resident")
 @idempotent
 async def file_complaint(request: Request) -> HTTPResponse:
     body = parse_body(request, ComplaintIn)
-    cases = request.app.ctx.cases
+    cases = request.app.ctx.services.cases
     return json_model(
         await service.file_complaint(cases.settings, cases.calendar, request.ctx.principal, body), status=201
     )
@@ -73,7 +71,6 @@ async def file_complaint(request: Request) -> HTTPResponse:
     query=MyComplaintsQuery,
     ok=ComplaintList,
     errors=(401, 403),
-    secured=True,
 )
 @require("resident")
 async def my_complaints(request: Request) -> HTTPResponse:
@@ -92,12 +89,11 @@ async def my_complaints(request: Request) -> HTTPResponse:
     query=WorkComplaintsQuery,
     ok=ComplaintList,
     errors=(401, 403),
-    secured=True,
 )
 @require(*CLERKS)
 async def work_complaints(request: Request) -> HTTPResponse:
     query = parse_query(request, WorkComplaintsQuery)
-    scope = await work_scope(request.ctx.principal, request.ctx.account)
+    scope = await work_scope(request)
     return json_model(
         await service.work_complaints(scope, query.status, query.cursor, page_limit(request, query.limit))
     )
@@ -110,10 +106,9 @@ async def work_complaints(request: Request) -> HTTPResponse:
     body=ComplaintReplyIn,
     ok=ComplaintOut,
     errors=(401, 403, 404, 409),
-    secured=True,
 )
 @require(*CLERKS)
 async def reply(request: Request, complaint_id: int) -> HTTPResponse:
     body = parse_body(request, ComplaintReplyIn)
-    scope = await work_scope(request.ctx.principal, request.ctx.account)
+    scope = await work_scope(request)
     return json_model(await service.reply(request.ctx.principal, scope, complaint_id, body))

@@ -1,4 +1,6 @@
-"""What the identity services need, built once per worker in before_server_start."""
+"""The identity area's service object: the kernel it stands on, password hashing and the outside systems.
+
+Built once per worker by the composition root (`api/app.py`); the kernel's pieces are read through it."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from redis.asyncio import Redis
 
 from api.kit.auth import TokenService
 from api.kit.config import Settings
+from api.kit.container import Kernel
 from api.kit.pii import BlindIndex, PiiCipher
 from api.kit.ratelimit import RateLimiter
 from integrations import Integrations
@@ -18,16 +21,35 @@ from integrations import Integrations
 
 @dataclass
 class Identity:
-    settings: Settings
-    redis: Redis
-    tokens: TokenService
-    cipher: PiiCipher
-    index: BlindIndex
-    limiter: RateLimiter
+    kernel: Kernel
     integrations: Integrations
     hasher: PasswordHasher
     # verified against when a phone is unknown, so both paths cost one Argon2 verification
     dummy_hash: str
+
+    @property
+    def settings(self) -> Settings:
+        return self.kernel.settings
+
+    @property
+    def redis(self) -> Redis:
+        return self.kernel.redis
+
+    @property
+    def tokens(self) -> TokenService:
+        return self.kernel.tokens
+
+    @property
+    def cipher(self) -> PiiCipher:
+        return self.kernel.cipher
+
+    @property
+    def index(self) -> BlindIndex:
+        return self.kernel.index
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self.kernel.limiter
 
     # Argon2 is slow on purpose (~0.1–0.5 s): run it in a thread so one sign-in never stalls the worker
     async def hash_password(self, password: str) -> str:

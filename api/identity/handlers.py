@@ -37,7 +37,7 @@ wellknown = Blueprint("wellknown")
 
 
 def _ident(request: Request) -> Identity:
-    return request.app.ctx.identity
+    return request.app.ctx.services.identity
 
 
 @bp.post("/auth/sms-codes")
@@ -82,9 +82,7 @@ async def logout(request: Request) -> HTTPResponse:
 
 
 @bp.get("/me")
-@documented(
-    "当前账号(手机号、姓名、证件号已脱敏)", tag="identity", ok=AccountOut, errors=(401,), secured=True
-)
+@documented("当前账号(手机号、姓名、证件号已脱敏)", tag="identity", ok=AccountOut, errors=(401,))
 @require()
 async def me(request: Request) -> HTTPResponse:
     return json_model(await account_view(_ident(request), request.ctx.account))
@@ -97,7 +95,6 @@ async def me(request: Request) -> HTTPResponse:
     body=PasswordIn,
     status=204,
     errors=(401,),
-    secured=True,
 )
 @require()
 async def change_password(request: Request) -> HTTPResponse:
@@ -113,7 +110,6 @@ async def change_password(request: Request) -> HTTPResponse:
     body=RealNameIn,
     ok=AccountOut,
     errors=(401, 409, 429),
-    secured=True,
 )
 @require()
 async def real_name(request: Request) -> HTTPResponse:
@@ -122,7 +118,7 @@ async def real_name(request: Request) -> HTTPResponse:
 
 
 @bp.get("/me/bindings")
-@documented("已绑定的渠道", tag="identity", ok=BindingList, errors=(401,), secured=True)
+@documented("已绑定的渠道", tag="identity", ok=BindingList, errors=(401,))
 @require()
 async def bindings(request: Request) -> HTTPResponse:
     return json_model(BindingList(items=await service.bindings(request.ctx.account)))
@@ -136,7 +132,6 @@ async def bindings(request: Request) -> HTTPResponse:
     ok=BindingOut,
     status=201,
     errors=(401, 409, 422),
-    secured=True,
 )
 @require()
 async def bind_wechat(request: Request) -> HTTPResponse:
@@ -145,7 +140,7 @@ async def bind_wechat(request: Request) -> HTTPResponse:
 
 
 @bp.delete("/me/bindings/wechat")
-@documented("解绑微信", tag="identity", status=204, errors=(401, 404), secured=True)
+@documented("解绑微信", tag="identity", status=204, errors=(401, 404))
 @require()
 async def unbind_wechat(request: Request) -> HTTPResponse:
     await service.unbind_wechat(request.ctx.account)
@@ -153,7 +148,7 @@ async def unbind_wechat(request: Request) -> HTTPResponse:
 
 
 @bp.delete("/me")
-@documented("注销账号：个人信息匿名化，会话全部注销", tag="identity", status=204, errors=(401,), secured=True)
+@documented("注销账号：个人信息匿名化，会话全部注销", tag="identity", status=204, errors=(401,))
 @require()
 async def delete_me(request: Request) -> HTTPResponse:
     await service.delete_account(_ident(request), request.ctx.account)
@@ -164,7 +159,7 @@ async def delete_me(request: Request) -> HTTPResponse:
 @documented("公钥集(按 kid)：其他系统用它验证我们的访问令牌", tag="identity", ok=Jwks)
 @public
 async def jwks(request: Request) -> HTTPResponse:
-    return json_bytes(request.app.ctx.jwks_body, headers={"Cache-Control": "public, max-age=300"})
+    return json_bytes(request.app.ctx.services.jwks_body, headers={"Cache-Control": "public, max-age=300"})
 
 
 # Back office: admins create staff accounts and read the audit log; clerks find and check residents.
@@ -184,12 +179,13 @@ def _who(request: Request) -> tuple:
     ok=AccountOut,
     status=201,
     errors=(401, 403, 409),
-    secured=True,
 )
 @require("admin")
 async def create_account(request: Request) -> HTTPResponse:
     body = parse_body(request, AdminAccountIn)
-    return json_model(await staff.create_account(request.app.ctx.identity, body, *_who(request)), status=201)
+    return json_model(
+        await staff.create_account(request.app.ctx.services.identity, body, *_who(request)), status=201
+    )
 
 
 @staff_bp.get("/work/residents")
@@ -199,12 +195,13 @@ async def create_account(request: Request) -> HTTPResponse:
     query=ResidentQuery,
     ok=ResidentOut,
     errors=(401, 403, 404),
-    secured=True,
 )
 @require("staff", "grid_worker", "admin")
 async def find_resident(request: Request) -> HTTPResponse:
     query = parse_query(request, ResidentQuery)
-    return json_model(await staff.find_resident(request.app.ctx.identity, query.id_number, *_who(request)))
+    return json_model(
+        await staff.find_resident(request.app.ctx.services.identity, query.id_number, *_who(request))
+    )
 
 
 @staff_bp.post("/work/residents/<resident_id:int>/in-person-verification")
@@ -214,13 +211,14 @@ async def find_resident(request: Request) -> HTTPResponse:
     body=InPersonIn,
     ok=ResidentOut,
     errors=(401, 403, 404, 409),
-    secured=True,
 )
 @require("staff", "grid_worker", "admin")
 async def in_person(request: Request, resident_id: int) -> HTTPResponse:
     body = parse_body(request, InPersonIn)
     return json_model(
-        await staff.verify_in_person(request.app.ctx.identity, resident_id, body.id_number, *_who(request))
+        await staff.verify_in_person(
+            request.app.ctx.services.identity, resident_id, body.id_number, *_who(request)
+        )
     )
 
 
@@ -231,7 +229,6 @@ async def in_person(request: Request, resident_id: int) -> HTTPResponse:
     query=AuditQuery,
     ok=AuditList,
     errors=(401, 403),
-    secured=True,
 )
 @require("admin")
 async def audit_log(request: Request) -> HTTPResponse:

@@ -11,8 +11,9 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import jwt
 from redis.asyncio import Redis
@@ -31,6 +32,40 @@ REVOKED_SESSION_KEY = "session:revoked:{}"
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 
 
+class Role(StrEnum):
+    """The roles an account can hold; a StrEnum, so a role compares equal to its stored string."""
+
+    RESIDENT = "resident"
+    GRID_WORKER = "grid_worker"
+    STAFF = "staff"
+    ADMIN = "admin"
+
+
+# the strongest first: the role that acts is the first one held
+ROLE_ORDER = (Role.ADMIN, Role.STAFF, Role.GRID_WORKER, Role.RESIDENT)
+# who works cases: grid workers at their points, window staff of their department, admins everywhere
+WORK_ROLES = (Role.GRID_WORKER, Role.STAFF, Role.ADMIN)
+# back office: window staff and admins (complaints, statistics)
+CLERKS = (Role.STAFF, Role.ADMIN)
+ADMINS = (Role.ADMIN,)
+
+
+class Account(Protocol):
+    """The live account behind a token, as `require()` needs it."""
+
+    id: int
+    real_name_level: int
+
+    @property
+    def role_set(self) -> frozenset[str]: ...
+
+
+class PrincipalSource(Protocol):
+    """Implemented by the identity area, wired in by the composition root: kit never imports identity."""
+
+    async def active_account(self, account_id: int) -> Account | None: ...
+
+
 @dataclass(frozen=True)
 class Principal:
     account_id: int
@@ -43,9 +78,9 @@ class Principal:
     @property
     def role(self) -> str:
         """The role that acts (the strongest one held), written into events and audit rows."""
-        for role in ("admin", "staff", "grid_worker", "resident"):
+        for role in ROLE_ORDER:
             if role in self.roles:
-                return role
+                return str(role)
         return ""
 
 
@@ -145,13 +180,12 @@ async def session_revoked(redis: Redis, session: str) -> bool:
 
 async def authenticate(request: Request) -> Principal:
     """The caller behind the bearer token: a valid token of a live session of an active account."""
-    from models.identity import active_account
-
+    services = request.app.ctx.services
     try:
-        principal = request.app.ctx.tokens.verify_access(bearer_token(request))
-        if await session_revoked(request.app.ctx.redis, principal.session):
+        principal = services.kernel.tokens.verify_access(bearer_token(request))
+        if await session_revoked(services.kernel.redis, principal.session):
             raise _denied("session_revoked")
-        account = await active_account(principal.account_id)
+        account = await services.principals.active_account(principal.account_id)
         if account is None:
             raise _denied("account_inactive")
     except Unauthorized as exc:
@@ -177,8 +211,10 @@ def to_completion(handler: H) -> H:
     return shielded  # type: ignore[return-value]
 
 
-def require(*roles: str, real_name_level: int = 0) -> Callable[[H], H]:
-    """Only a signed-in caller holding one of `roles` (any role when none given) and the real-name level."""
+def require(*roles: Role, real_name_level: int = 0) -> Callable[[H], H]:
+    """Only a signed-in caller holding one of `roles` (any role when none given) and the real-name level.
+
+    The roles and level are kept on the handler, where `kit.docs.documented` reads them for OpenAPI."""
 
     def decorate(handler: H) -> H:
         @wraps(handler)
@@ -198,7 +234,8 @@ def require(*roles: str, real_name_level: int = 0) -> Callable[[H], H]:
             return await handler(request, *args, **kwargs)
 
         completed = to_completion(guarded)
-        completed.__ywt_roles__ = roles or ("*",)  # type: ignore[attr-defined]
+        completed.__ywt_roles__ = tuple(str(role) for role in roles) or ("*",)  # type: ignore[attr-defined]
+        completed.__ywt_real_name_level__ = real_name_level  # type: ignore[attr-defined]
         return completed
 
     return decorate

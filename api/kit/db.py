@@ -8,16 +8,18 @@ from typing import Any
 
 import tortoise.backends.sqlite.executor  # noqa: F401 — registers its adapters first, ours below replace them
 from tortoise import Tortoise, connections
+from tortoise.exceptions import DBConnectionError, IntegrityError
+from tortoise.transactions import in_transaction as _tortoise_transaction
 
+from api.kit.clock import CITY_TZ
 from api.kit.config import Settings
-from api.kit.workdays import SHANGHAI
 
 
 def _sqlite_datetime(value: dt.datetime) -> str:
     # SQLite keeps datetimes as text and compares them as text: store every aware one in the city's zone with
     # the same layout, so a UTC value and a +08:00 value of the same instant are the same string
     if value.tzinfo is not None:
-        value = value.astimezone(SHANGHAI)
+        value = value.astimezone(CITY_TZ)
     return value.isoformat(" ", timespec="microseconds")
 
 
@@ -28,6 +30,16 @@ MODEL_MODULES = [
     "models.identity",
     "models.applications",
 ]
+
+
+__all__ = ["DBConnectionError", "IntegrityError", "in_transaction"]
+
+
+def in_transaction() -> Any:
+    """One database transaction: `async with in_transaction():` commits at the end, rolls back on error.
+
+    Services own their transactions through this; only this module and models/ import tortoise."""
+    return _tortoise_transaction()
 
 
 def tortoise_config(settings: Settings) -> dict[str, Any]:

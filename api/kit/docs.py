@@ -65,12 +65,26 @@ def documented(
     ok: type[BaseModel] | None = None,
     status: int = 200,
     errors: tuple[int, ...] = (),
-    secured: bool = False,
     content_type: str = "application/json",
     idempotent: bool = False,
 ) -> Callable[[T], T]:
+    """Describe a route. Its security comes from the `@require` / `@public` below it (put `@documented` above):
+    a route that requires a sign-in is documented as bearer-secured with 401, and with 403 when it names
+    roles or a real-name level; the roles are written into the operation's description."""
+
     def decorate(handler: T) -> T:
         wrapped: Any = handler
+        roles: tuple[str, ...] = getattr(handler, "__ywt_roles__", ())
+        level: int = getattr(handler, "__ywt_real_name_level__", 0)
+        secured = bool(roles)
+        implied = set()
+        if secured:
+            implied.add(401)
+            if roles != ("*",) or level:
+                implied.add(403)
+            who = "任一已登录账号" if roles == ("*",) else "、".join(roles)
+            note = f"需要登录：{who}" + (f"；实名等级 ≥ {level}" if level else "")
+            wrapped = openapi.description(note)(wrapped)
         wrapped = openapi.summary(summary)(wrapped)
         wrapped = openapi.tag(tag)(wrapped)
         if query is not None:
@@ -93,7 +107,7 @@ def documented(
             wrapped = openapi.response(status, {"application/json": ok}, "成功")(wrapped)
         else:
             wrapped = openapi.response(status, None, "成功")(wrapped)
-        for code in sorted({*errors, 422 if (query or body) else 0} - {0}):
+        for code in sorted({*errors, *implied, 422 if (query or body) else 0} - {0}):
             wrapped = openapi.response(code, {"application/problem+json": Problem}, ERROR_TEXT[code])(wrapped)
         if secured:
             wrapped = openapi.secured("bearer")(wrapped)

@@ -20,7 +20,8 @@ from sanic.exceptions import (
 )
 from sanic.response import HTTPResponse
 from sanic_ext.exceptions import ValidationError as SanicExtValidationError
-from tortoise.exceptions import DBConnectionError
+
+from api.kit.db import DBConnectionError
 
 log = logging.getLogger("ywt.errors")
 

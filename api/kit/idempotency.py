@@ -37,7 +37,7 @@ def idempotent(handler: H) -> H:
         if not _valid_key(key):
             raise InvalidInput("Idempotency-Key 应为 1–128 个可见 ASCII 字符", code="invalid_idempotency_key",
                                errors=[{"field": "Idempotency-Key", "message": "格式不正确"}])  # fmt: skip
-        redis = request.app.ctx.redis
+        redis = request.app.ctx.services.kernel.redis
         ttl = request.app.ctx.settings.applications.idempotency_ttl
         owner = request.ctx.principal.account_id
         slot = f"idem:{owner}:{request.method}:{request.path}:{hashlib.sha256(key.encode()).hexdigest()}"

@@ -22,13 +22,14 @@ import logging
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from typing import Literal, Protocol
-from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
+from api.kit.clock import CITY_TZ
+
 __all__ = ["SHANGHAI", "CalendarSettings", "DeadlineStatus", "ItemKind", "WorkCalendar", "local_date"]
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+SHANGHAI = CITY_TZ  # the city zone, from the one clock
 
 ItemKind = Literal["same_day", "committed"]
 DeadlineStatus = Literal["normal", "warning", "overdue"]

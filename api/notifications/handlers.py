@@ -21,7 +21,6 @@ bp = Blueprint("notifications")
     query=InboxQuery,
     ok=NotificationList,
     errors=(401,),
-    secured=True,
 )
 @require()
 async def inbox(request: Request) -> HTTPResponse:
@@ -39,7 +38,6 @@ async def inbox(request: Request) -> HTTPResponse:
     tag="notifications",
     ok=NotificationOut,
     errors=(401, 404),
-    secured=True,
 )
 @require()
 async def read(request: Request, notification_id: int) -> HTTPResponse:

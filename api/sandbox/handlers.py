@@ -23,7 +23,7 @@ bp = Blueprint("sandbox", url_prefix="/sandbox")
 
 
 def _sandbox(request: Request, name: str, kind: type) -> object:
-    system = getattr(request.app.ctx.integrations, name)
+    system = getattr(request.app.ctx.services.integrations, name)
     if not request.app.ctx.settings.embedded or not isinstance(system, kind):
         raise NotFoundError()
     return system

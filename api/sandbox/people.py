@@ -1,6 +1,6 @@
 """Demo staff of embedded mode: an admin, a window clerk per department, grid workers for 渝水区.
 
-`seed_demo_people(settings)` creates them (idempotent: a phone that already has an account is left alone)
+`seed_demo_people(settings, identity)` creates them (idempotent: a phone that already has an account is left alone)
 through the identity service's own functions, so phones are encrypted and blind-indexed with the keyring
 the server reads (data_dir/keys). Every demo staff account has the password `DEMO_PASSWORD`.
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from api.identity.deps import Identity
     from api.kit.config import Settings
 
 # the password of every demo staff account (admin, clerks, grid workers) — embedded mode only
@@ -115,7 +116,7 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
-async def seed_demo_people(settings: Settings) -> list[str]:
+async def seed_demo_people(settings: Settings, ident: Identity) -> list[str]:
     """Create the demo staff accounts that do not exist yet; the database must already be open.
 
     Returns the lines to print. A department or point missing from the loaded catalogue skips that person
@@ -126,54 +127,44 @@ async def seed_demo_people(settings: Settings) -> list[str]:
 
     from tortoise.transactions import in_transaction
 
-    from api.identity.build import build_identity
     from api.identity.staff import insert_account, resolve_scopes
     from api.kit.errors import Conflict, InvalidInput
-    from api.kit.kv import make_redis
-    from integrations import build_integrations
     from models import identity as identity_db
 
-    redis = make_redis(settings)
-    integrations = build_integrations(settings, redis)
     created: dict[str, int] = {}
     present = 0
     lines: list[str] = []
-    try:
-        ident = build_identity(settings, redis, integrations)
-        # one argon2 hash for all of them: a hash takes ~0.5 s here and 24 would slow the first start by
-        # ten seconds; one salted hash shared by accounts with one published password gives nothing away
-        password_hash: str | None = None
-        for p in DEMO_PEOPLE:
-            if await identity_db.account_by_phone_index(ident.phone_index(p.phone)) is not None:
-                present += 1
-                continue
-            try:
-                department_id, point_ids = await resolve_scopes([p.role], p.department, list(p.points))
-                if password_hash is None:
-                    password_hash = ident.hasher.hash(DEMO_PASSWORD)
-                async with in_transaction():
-                    account = await insert_account(
-                        ident, p.phone, [p.role], department_id=department_id, point_ids=point_ids
-                    )
-                    await identity_db.Account.filter(id=account.id).update(password_hash=password_hash)
-                    await identity_db.AuditLog.create(
-                        actor_id=None,
-                        actor_role="cli",
-                        action="account.created",
-                        subject_id=account.id,
-                        detail={"roles": [p.role], "via": "seed-demo-people"},
-                    )
-            except Conflict:  # created meanwhile by someone else: left alone
-                present += 1
-                continue
-            except InvalidInput as exc:
-                reason = "; ".join(e["message"] for e in exc.errors or ()) or exc.detail
-                lines.append(f"demo {p.role} {p.phone} skipped: {reason}")
-                continue
-            created[p.role] = created.get(p.role, 0) + 1
-    finally:
-        await integrations.close()
-        await redis.aclose()
+    # one argon2 hash for all of them: a hash takes ~0.5 s here and 24 would slow the first start by
+    # ten seconds; one salted hash shared by accounts with one published password gives nothing away
+    password_hash: str | None = None
+    for p in DEMO_PEOPLE:
+        if await identity_db.account_by_phone_index(ident.phone_index(p.phone)) is not None:
+            present += 1
+            continue
+        try:
+            department_id, point_ids = await resolve_scopes([p.role], p.department, list(p.points))
+            if password_hash is None:
+                password_hash = ident.hasher.hash(DEMO_PASSWORD)
+            async with in_transaction():
+                account = await insert_account(
+                    ident, p.phone, [p.role], department_id=department_id, point_ids=point_ids
+                )
+                await identity_db.Account.filter(id=account.id).update(password_hash=password_hash)
+                await identity_db.AuditLog.create(
+                    actor_id=None,
+                    actor_role="cli",
+                    action="account.created",
+                    subject_id=account.id,
+                    detail={"roles": [p.role], "via": "seed-demo-people"},
+                )
+        except Conflict:  # created meanwhile by someone else: left alone
+            present += 1
+            continue
+        except InvalidInput as exc:
+            reason = "; ".join(e["message"] for e in exc.errors or ()) or exc.detail
+            lines.append(f"demo {p.role} {p.phone} skipped: {reason}")
+            continue
+        created[p.role] = created.get(p.role, 0) + 1
     if created:
         counts = ", ".join(f"{n} {role}" for role, n in created.items())
         lines.insert(

@@ -24,14 +24,15 @@ READERS = ("admin", "staff")
     query=SatisfactionQuery,
     ok=SatisfactionReport,
     errors=(401, 403),
-    secured=True,
 )
 @require(*READERS)
 async def satisfaction(request: Request) -> HTTPResponse:
     query = parse_query(request, SatisfactionQuery)
-    scope = await work_scope(request.ctx.principal, request.ctx.account)
+    scope = await work_scope(request)
     return json_model(
-        await service.satisfaction(request.app.ctx.identity, scope, query.group_by, query.start, query.end)
+        await service.satisfaction(
+            request.app.ctx.services.identity, scope, query.group_by, query.start, query.end
+        )
     )
 
 
@@ -42,10 +43,9 @@ async def satisfaction(request: Request) -> HTTPResponse:
     query=ApplicationStatsQuery,
     ok=ApplicationStats,
     errors=(401, 403),
-    secured=True,
 )
 @require(*READERS)
 async def applications(request: Request) -> HTTPResponse:
     query = parse_query(request, ApplicationStatsQuery)
-    scope = await work_scope(request.ctx.principal, request.ctx.account)
+    scope = await work_scope(request)
     return json_model(await service.application_figures(scope, query))

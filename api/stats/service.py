@@ -18,6 +18,7 @@ from api.kit.scopes import WorkScope
 from api.stats import queries
 from api.stats.schemas import ApplicationStats, ApplicationStatsQuery, SatisfactionReport, SatisfactionRow
 from models import catalog as catalog_db
+from models.scopes import scope_filter
 
 COLUMNS = {"point": "point_id", "staff": "staff_id", "item": "item_id", "department": "department_id"}
 LEVELS = ("5", "4", "3", "2", "1")
@@ -41,7 +42,7 @@ async def satisfaction(
     start, end = _period(start, end)
     column = COLUMNS[group_by]
     counts: dict[int | None, dict[str, int]] = defaultdict(lambda: dict.fromkeys(LEVELS, 0))
-    for row in await queries.evaluation_counts(scope.q(), column, start, end):
+    for row in await queries.evaluation_counts(scope_filter(scope), column, start, end):
         level = str(row["level"])
         if level in LEVELS:
             counts[row[column]][level] += int(row["n"])
@@ -111,7 +112,7 @@ async def application_figures(scope: WorkScope, query: ApplicationStatsQuery) ->
         if department is None:
             raise invalid("department", "没有这个部门", "unknown_department")
         department_id = department.id
-    n = await queries.application_figures(scope.q(), start, end, point_id, department_id)
+    n = await queries.application_figures(scope_filter(scope), start, end, point_id, department_id)
     return ApplicationStats(
         submitted=n["submitted"],
         accepted=n["accepted"],

@@ -11,14 +11,13 @@ last 50 kept, expiring 24 h after the latest message.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
 
 import orjson
 from redis.asyncio import Redis
 
+from api.kit import clock
 from integrations.sms.base import render
 
-CHINA = timezone(timedelta(hours=8))
 KEEP = 50
 TTL_SECONDS = 24 * 3600
 
@@ -40,7 +39,7 @@ class SandboxSms:
             "phone": phone,
             "text": text,
             "code": params.get("code"),
-            "sent_at": datetime.now(CHINA).isoformat(timespec="seconds"),
+            "sent_at": clock.now().isoformat(timespec="seconds"),
         }
         key = sandbox_key(phone)
         async with self._redis.pipeline(transaction=True) as pipe:

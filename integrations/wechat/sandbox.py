@@ -20,14 +20,13 @@ import base64
 import hashlib
 import re
 import secrets
-from datetime import datetime, timedelta, timezone
 
 import orjson
 from redis.asyncio import Redis
 
+from api.kit import clock
 from integrations.wechat.base import InvalidWeChatCode, WeChatIdentity
 
-CHINA = timezone(timedelta(hours=8))
 CODE_TTL_SECONDS = 300
 TOKEN_TTL_SECONDS = 7200 - 300
 KEEP = 50
@@ -99,7 +98,7 @@ class SandboxWeChat:
             "data": dict(data),
             "url": url,
             "msgid": msgid,
-            "sent_at": datetime.now(CHINA).isoformat(timespec="seconds"),
+            "sent_at": clock.now().isoformat(timespec="seconds"),
         }
         key = messages_key(openid)
         async with self._redis.pipeline(transaction=True) as pipe:

@@ -40,7 +40,7 @@ async def test_accept_sets_the_due_date_in_working_days(app, client):
     done = await act_ok(w, "grid", case["id"], "accept")
     assert done["status"] == "accepted"
     accepted = when(done["accepted_at"])
-    expected = app.ctx.cases.calendar.due_at(accepted, "committed", 5)
+    expected = app.ctx.services.cases.calendar.due_at(accepted, "committed", 5)
     assert when(done["due_at"]) == expected
     assert done["deadline_status"] == "normal"
     row = await db.Application.get(id=case["id"])
@@ -57,7 +57,7 @@ async def test_same_day_item_is_due_at_the_end_of_the_acceptance_day(app, client
     case = await new_case(w, item=SAME_DAY_ITEM)
     done = await act_ok(w, "staff", case["id"], "accept")
     accepted = when(done["accepted_at"])
-    assert when(done["due_at"]) == app.ctx.cases.calendar.due_at(accepted, "same_day", 0)
+    assert when(done["due_at"]) == app.ctx.services.cases.calendar.due_at(accepted, "same_day", 0)
     assert when(done["due_at"]) >= accepted
 
 
@@ -243,7 +243,7 @@ async def test_resume_moves_the_due_date_by_the_paused_working_days(app, client)
     due_before = row.due_at
     resumed = await act_ok(w, "staff", case["id"], "resume")
     assert resumed["status"] == "in_review"
-    calendar = app.ctx.cases.calendar
+    calendar = app.ctx.services.cases.calendar
     resumed_at = when(resumed["events"][-1]["at"])
     paused = calendar.paused_workdays(began, resumed_at)
     assert paused >= 6  # twelve calendar days hold at least six working days, holidays or not
@@ -342,7 +342,7 @@ async def test_door_delivery_keeps_the_photo(app, client):
     import hashlib
 
     assert note["photo_sha256"] == hashlib.sha256(png_bytes()).hexdigest()
-    assert await app.ctx.cases.files.read(note["photo_sha256"]) == png_bytes()
+    assert await app.ctx.services.cases.files.read(note["photo_sha256"]) == png_bytes()
     assert "photo" not in note  # the picture is stored once, not copied into the timeline
 
 

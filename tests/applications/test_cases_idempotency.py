@@ -8,8 +8,8 @@ import hashlib
 
 import orjson
 
-from api.kit import idempotency
 from api.applications import service
+from api.kit import idempotency
 from models import applications as db
 from tests.applications.test_cases_kit import APPS, body, make_world, problem_code, submit
 
@@ -98,7 +98,7 @@ async def test_a_claim_in_flight_expires_soon_and_the_answer_after_a_day(app, cl
     real_submit = service.submit
 
     async def watching(*args, **kwargs):
-        seen["ttl"] = await app.ctx.redis.ttl(_slot(w.resident_id, "k-ttl"))
+        seen["ttl"] = await app.ctx.services.kernel.redis.ttl(_slot(w.resident_id, "k-ttl"))
         return await real_submit(*args, **kwargs)
 
     monkeypatch.setattr(service, "submit", watching)
@@ -106,13 +106,13 @@ async def test_a_claim_in_flight_expires_soon_and_the_answer_after_a_day(app, cl
     assert r.status_code == 201
     assert 0 < seen["ttl"] <= idempotency.PENDING_TTL
     ttl = app.ctx.settings.applications.idempotency_ttl
-    assert ttl - 5 <= await app.ctx.redis.ttl(_slot(w.resident_id, "k-ttl")) <= ttl
+    assert ttl - 5 <= await app.ctx.services.kernel.redis.ttl(_slot(w.resident_id, "k-ttl")) <= ttl
 
 
 async def test_a_duplicate_of_a_request_still_running_is_409_in_progress(app, client, monkeypatch):
     w = await make_world(app, client, second_resident=False)
     # the first request's worker died after claiming the key
-    await app.ctx.redis.set(
+    await app.ctx.services.kernel.redis.set(
         _slot(w.resident_id, "k-stuck"),
         orjson.dumps({"state": "pending", "body": hashlib.sha256(orjson.dumps(body())).hexdigest()}),
         ex=60,

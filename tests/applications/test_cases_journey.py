@@ -46,7 +46,7 @@ async def test_the_whole_journey(app, client):
     # the grid worker accepts: the due date is counted in working days
     accepted = await act_ok(w, "grid", case_id, "accept")
     accepted_at = datetime.fromisoformat(accepted["accepted_at"])
-    assert datetime.fromisoformat(accepted["due_at"]) == app.ctx.cases.calendar.due_at(
+    assert datetime.fromisoformat(accepted["due_at"]) == app.ctx.services.cases.calendar.due_at(
         accepted_at, "committed", 5
     )
 

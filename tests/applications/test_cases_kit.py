@@ -66,7 +66,7 @@ async def clerk(
     """A back-office account (no password: argon2 would cost a quarter second per account) and a bearer header
     signed by the app's own token service, as the password grant would issue it."""
     account_id = await make_account(app, phone, roles, department=department, points=points, password=None)
-    token = app.ctx.tokens.issue_access(
+    token = app.ctx.services.kernel.tokens.issue_access(
         account_id=account_id,
         roles=frozenset(roles),
         real_name_level=1,

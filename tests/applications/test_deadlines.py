@@ -286,7 +286,7 @@ async def overdue_through_the_api(app, client, calendar) -> tuple[int, dict[str,
     staff_id = await make_account(app, "13700000002", ["staff"], department="civil", password=None)
 
     def token(account_id: int, roles: list[str]) -> dict[str, str]:
-        access = app.ctx.tokens.issue_access(
+        access = app.ctx.services.kernel.tokens.issue_access(
             account_id=account_id, roles=frozenset(roles), real_name_level=1, channel="handheld",
             session=uuid.uuid4().hex,
         )  # fmt: skip

@@ -101,7 +101,7 @@ async def clerk(app, phone: str, roles: list[str], **scope) -> dict[str, str]:
     """A back-office account and a token for it, minted by the app's own token service (the password grant
     is tested elsewhere; argon2 on every test would only make these slow)."""
     account_id = await make_account(app, phone, roles, password=None, **scope)
-    token = app.ctx.tokens.issue_access(
+    token = app.ctx.services.kernel.tokens.issue_access(
         account_id=account_id,
         roles=frozenset(roles),
         real_name_level=1,
@@ -434,7 +434,7 @@ async def test_uploads_are_rate_limited_per_applicant(app, client, settings):
     w = await make_world(app, client)
     limit = settings.uploads.max_per_hour
     for _ in range(limit):  # the hour's uploads already made (counted the same way the route counts)
-        await app.ctx.cases.limiter.hit("upload", str(w.resident_id), limit, 3600)
+        await app.ctx.services.cases.limiter.hit("upload", str(w.resident_id), limit, 3600)
     r = await upload(client, w.resident, w.case_id, png())
     assert r.status_code == 429
     assert int(r.headers["retry-after"]) >= 1
@@ -448,6 +448,6 @@ async def test_rate_limit_counts_real_uploads(app, client, settings):
     w = await make_world(app, client)
     limit = settings.uploads.max_per_hour
     for _ in range(limit - 1):
-        await app.ctx.cases.limiter.hit("upload", str(w.resident_id), limit, 3600)
+        await app.ctx.services.cases.limiter.hit("upload", str(w.resident_id), limit, 3600)
     assert (await upload(client, w.resident, w.case_id, png())).status_code == 201
     assert (await upload(client, w.resident, w.case_id, png(3, 3))).status_code == 429

@@ -193,7 +193,7 @@ async def test_catalogue_change_is_visible_at_once_despite_the_cache(client, cat
     data["items"][0]["promised_days"] = 3
     report = await load_catalog(data)
     assert report.updated == {"items": 1}
-    await app.ctx.catalog_cache.invalidate()  # what load-catalog does after a change
+    await app.ctx.services.catalog.invalidate()  # what load-catalog does after a change
     after = (await client.get("/api/v1/items/360500-MZ-001")).json()
     assert after["promised_days"] == 3
 
@@ -202,12 +202,12 @@ async def test_another_workers_change_is_seen_within_the_recheck_interval(client
     from api.catalog.service import VERSION_KEY
     from tests.factories import small_catalog
 
-    cache = app.ctx.catalog_cache
+    cache = app.ctx.services.catalog
     assert (await client.get("/api/v1/items/360500-MZ-001")).json()["promised_days"] == 5
     data = small_catalog()
     data["items"][0]["promised_days"] = 2
     await load_catalog(data)
-    await app.ctx.redis.incr(VERSION_KEY)  # another process bumped the version
+    await app.ctx.services.kernel.redis.incr(VERSION_KEY)  # another process bumped the version
     monkeypatch.setattr(cache, "recheck", 0.0)  # the interval has passed
     assert (await client.get("/api/v1/items/360500-MZ-001")).json()["promised_days"] == 2
 
@@ -226,9 +226,9 @@ async def test_repeated_reads_do_not_touch_the_database(client, catalog, monkeyp
 
 async def test_workers_share_answers_through_redis(client, catalog, app):
     await client.get("/api/v1/items/360500-MZ-001")
-    keys = [k.decode() async for k in app.ctx.redis.scan_iter("catalog:*:item:*")]
+    keys = [k.decode() async for k in app.ctx.services.kernel.redis.scan_iter("catalog:*:item:*")]
     assert len(keys) == 1
     # a worker with an empty memory takes the shared answer: poison it in Redis and read it back
-    await app.ctx.redis.set(keys[0], b'{"code":"from-redis"}')
-    app.ctx.catalog_cache._local.clear()
+    await app.ctx.services.kernel.redis.set(keys[0], b'{"code":"from-redis"}')
+    app.ctx.services.catalog._local.clear()
     assert (await client.get("/api/v1/items/360500-MZ-001")).json() == {"code": "from-redis"}

@@ -64,13 +64,14 @@ async def test_redis_outage_is_503_naming_redis_and_the_service_recovers_without
     assert warm.status_code == 200
     server = FakeServer()
     outage = FakeAsyncRedis(server=server)
-    real_redis, real_cache_redis = app.ctx.redis, app.ctx.catalog_cache.redis
-    real_ident_redis, real_limiter = app.ctx.identity.redis, app.ctx.identity.limiter
+    kernel = app.ctx.services.kernel  # every area reads Redis and the limiter through the kernel
+    real_redis, real_cache_redis = kernel.redis, app.ctx.services.catalog.redis
+    real_limiter = kernel.limiter
     from api.kit.ratelimit import RateLimiter
 
-    app.ctx.redis = app.ctx.catalog_cache.redis = app.ctx.identity.redis = outage
-    app.ctx.identity.limiter = RateLimiter(outage)
-    app.ctx.catalog_cache._checked = float("-inf")
+    kernel.redis = app.ctx.services.catalog.redis = outage
+    kernel.limiter = RateLimiter(outage)
+    app.ctx.services.catalog._checked = float("-inf")
     try:
         server.connected = False
         r = await client.get("/readyz")
@@ -88,8 +89,8 @@ async def test_redis_outage_is_503_naming_redis_and_the_service_recovers_without
         r = await client.post("/api/v1/auth/sms-codes", json={"phone": "13800000001", "purpose": "login"})
         assert r.status_code == 202
     finally:
-        app.ctx.redis, app.ctx.catalog_cache.redis = real_redis, real_cache_redis
-        app.ctx.identity.redis, app.ctx.identity.limiter = real_ident_redis, real_limiter
+        kernel.redis, app.ctx.services.catalog.redis = real_redis, real_cache_redis
+        kernel.limiter = real_limiter
 
 
 async def test_database_outage_is_named_by_readyz(client, monkeypatch):

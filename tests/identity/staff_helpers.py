@@ -32,7 +32,7 @@ async def make_account(
     department_id, point_ids = await staff.resolve_scopes(roles, department, points or [])
     async with in_transaction():
         account = await staff.insert_account(
-            app.ctx.identity,
+            app.ctx.services.identity,
             phone,
             roles,
             department_id=department_id,
@@ -85,4 +85,4 @@ async def resident_tokens(client: httpx.AsyncClient, phone: str = RESIDENT_PHONE
 
 async def end_cooldown(app: Sanic, phone: str) -> None:
     """Let the next SMS code go out now instead of after the resend cooldown."""
-    await app.ctx.redis.delete(_cooldown_key(app.ctx.identity.phone_index(phone)))
+    await app.ctx.services.kernel.redis.delete(_cooldown_key(app.ctx.services.identity.phone_index(phone)))

@@ -252,7 +252,7 @@ async def test_a_used_or_unknown_binding_ticket_is_422_and_spends_nothing(client
         assert r.status_code == 422, r.text
         assert r.json()["code"] == "invalid_binding_ticket"
         assert [e["field"] for e in r.json()["errors"]] == ["binding_ticket"]
-        assert not await Account.filter(phone_index=app.ctx.identity.phone_index(phone)).exists()
+        assert not await Account.filter(phone_index=app.ctx.services.identity.phone_index(phone)).exists()
         # the refused ticket did not spend the code: it still signs in, without binding anything
         r = await client.post(
             TOKEN, json={"grant_type": "sms_code", "phone": phone, "code": sms, "channel": "wechat"}

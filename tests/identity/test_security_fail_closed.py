@@ -17,8 +17,8 @@ PHONE = "13800000501"
 
 @asynccontextmanager
 async def redis_down(app) -> AsyncIterator[None]:
-    """Every component shares app.ctx.redis: point it at a port where nothing listens, then put it back."""
-    redis = app.ctx.redis
+    """Every component shares app.ctx.services.kernel.redis: point it at a port where nothing listens, then put it back."""
+    redis = app.ctx.services.kernel.redis
     original = redis.connection_pool
     dead = ConnectionPool.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     redis.connection_pool = dead

@@ -42,7 +42,7 @@ def assert_problem(r: httpx.Response, status: int, code: str | None = None) -> d
 
 async def new_account(app: Sanic, phone: str, roles: str = "resident", **fields: Any) -> db.Account:
     """An account made straight in the database (as an admin or the CLI would), found by phone at sign-in."""
-    ident = app.ctx.identity
+    ident = app.ctx.services.identity
     index = ident.phone_index(phone)
     return await db.Account.create(
         phone_index=index, phone_enc=ident.cipher.encrypt(phone, f"phone:{index}"), roles=roles, **fields
@@ -67,11 +67,11 @@ async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
 
 async def skip_cooldown(app: Sanic, phone: str) -> None:
     """Let the per-phone resend cooldown run out now (the time that would pass, not a lower limit)."""
-    await app.ctx.redis.delete(f"sms:cooldown:{app.ctx.identity.phone_index(phone)}")
+    await app.ctx.services.kernel.redis.delete(f"sms:cooldown:{app.ctx.services.identity.phone_index(phone)}")
 
 
 def code_key(app: Sanic, phone: str, purpose: str = "login") -> str:
-    return f"sms:code:{purpose}:{app.ctx.identity.phone_index(phone)}"
+    return f"sms:code:{purpose}:{app.ctx.services.identity.phone_index(phone)}"
 
 
 def other_code(code: str) -> str:
@@ -102,7 +102,7 @@ def cells_containing(rows: dict[str, list[dict[str, Any]]], *needles: str) -> li
 
 async def redis_items(app: Sanic) -> list[tuple[bytes, bytes]]:
     """Every key and everything stored under it, whatever the type."""
-    redis = app.ctx.redis
+    redis = app.ctx.services.kernel.redis
     items = []
     async for key in redis.scan_iter(count=1000):
         kind = await redis.type(key)

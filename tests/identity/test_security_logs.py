@@ -42,7 +42,7 @@ def lines_of(capture) -> list[dict]:
 
 
 def sign(app, claims: dict) -> str:
-    keys = app.ctx.tokens.keys
+    keys = app.ctx.services.kernel.tokens.keys
     return jwt.encode(claims, keys.private[keys.current], algorithm="EdDSA", headers={"kid": keys.current})
 
 
@@ -223,7 +223,9 @@ async def _journey(client, app) -> None:
     rotated = (await refresh(client, zhang["refresh_token"])).json()
     assert (await refresh(client, zhang["refresh_token"])).status_code == 401  # reuse: family revoked
     assert (await client.get(ME, headers=bearer(rotated))).status_code == 401
-    await app.ctx.redis.delete(f"sms:cooldown:{app.ctx.identity.phone_index(ZHANG['phone'])}")
+    await app.ctx.services.kernel.redis.delete(
+        f"sms:cooldown:{app.ctx.services.identity.phone_index(ZHANG['phone'])}"
+    )
     zhang = await sms_sign_in(client, ZHANG["phone"])
     assert (
         await client.put(ME + "/password", json={"new_password": "Mima2026zz"}, headers=bearer(zhang))

@@ -105,7 +105,7 @@ def test_the_check_digit_helper_agrees_with_the_sandbox_people():
 
 
 async def test_deleting_an_account_revokes_its_sessions_and_leaves_no_personal_data(client, app):
-    ident = app.ctx.identity
+    ident = app.ctx.services.identity
     phone = ZHANG["phone"]
     phone_index = ident.phone_index(phone).encode()
     first = await verified_resident(client, ZHANG)

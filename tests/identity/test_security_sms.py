@@ -30,14 +30,14 @@ async def test_codes_are_six_digits_and_live_at_most_five_minutes(client, app):
         phone = f"1380000031{n}"
         code = await request_code(client, phone)
         assert re.fullmatch(r"[0-9]{6}", code)
-        ttl = await app.ctx.redis.ttl(code_key(app, phone))
+        ttl = await app.ctx.services.kernel.redis.ttl(code_key(app, phone))
         assert 0 < ttl <= 300
 
 
 async def test_an_expired_code_is_refused(client, app):
     code = await request_code(client, PHONE)
     # five minutes pass: the code's key expires in Redis
-    assert await app.ctx.redis.pexpire(code_key(app, PHONE), 1)
+    assert await app.ctx.services.kernel.redis.pexpire(code_key(app, PHONE), 1)
     await asyncio.sleep(0.05)
     assert_problem(await sign_in_with_code(client, PHONE, code), 401, "invalid_grant")
 

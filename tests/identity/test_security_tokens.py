@@ -50,7 +50,7 @@ async def signed_in(client, app) -> dict:
 
 def sign(app, claims: dict, *, kid: str | None = None, key: Any = None, **headers: Any) -> str:
     """Claims signed with our current key (or `key`), under `kid` (ours by default), with extra headers."""
-    keys = app.ctx.tokens.keys
+    keys = app.ctx.services.kernel.tokens.keys
     return jwt.encode(
         claims,
         key or keys.private[keys.current],
@@ -130,7 +130,7 @@ async def test_a_token_with_bad_claims_is_refused_even_when_signed_with_our_key(
 
 
 async def test_alg_none_is_refused(client, app, signed_in):
-    kid = app.ctx.tokens.keys.current
+    kid = app.ctx.services.kernel.tokens.keys.current
     for alg in ("none", "None", "NONE"):
         unsigned = f"{b64json({'alg': alg, 'typ': 'JWT', 'kid': kid})}.{b64json(signed_in['claims'])}."
         await assert_refused(client, unsigned)
@@ -240,7 +240,11 @@ async def test_an_unknown_kid_is_refused(client, app, signed_in):
     await assert_refused(client, sign(app, claims, kid="k-unknown"))  # our key, a kid we never made
     await assert_refused(client, sign(app, claims, kid="k-unknown", key=stranger))
     await assert_refused(client, sign(app, claims, key=stranger))  # our kid, someone else's key
-    no_kid = jwt.encode(claims, app.ctx.tokens.keys.private[app.ctx.tokens.keys.current], algorithm="EdDSA")
+    no_kid = jwt.encode(
+        claims,
+        app.ctx.services.kernel.tokens.keys.private[app.ctx.services.kernel.tokens.keys.current],
+        algorithm="EdDSA",
+    )
     await assert_refused(client, no_kid)
 
 
