@@ -25,7 +25,6 @@ from api.applications.schemas import (
     MissingMaterial,
     Ref,
 )
-from api.identity.staff import audit
 from api.kit.auth import Principal
 from api.kit.errors import Conflict, Forbidden, NotFoundError, invalid
 from api.kit.http import decode_cursor, decode_id_cursor, page
@@ -34,6 +33,7 @@ from api.kit.scopes import WorkScope
 from api.kit.workdays import SHANGHAI
 from models import applications as db
 from models import catalog as catalog_db
+from models.audit import audit
 from models.scopes import scope_filter
 
 

@@ -19,26 +19,7 @@ from api.kit.http import decode_id_cursor, page
 from api.kit.pii import id_number_problem, mask_id_number, mask_name, mask_phone, normalize_id_number
 from models import catalog as catalog_db
 from models import identity as db
-
-
-async def audit(
-    principal: Principal,
-    action: str,
-    *,
-    subject: int | None,
-    request_id: str,
-    ip: str,
-    detail: dict | None = None,
-) -> None:
-    await db.AuditLog.create(
-        actor_id=principal.account_id,
-        actor_role=principal.role,
-        action=action,
-        subject_id=subject,
-        request_id=request_id,
-        ip=ip,
-        detail=detail or {},
-    )
+from models.audit import audit
 
 
 async def resolve_scopes(
