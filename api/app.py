@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import orjson
 from redis.asyncio import Redis
 from sanic import Request, Sanic
-from sanic.response import HTTPResponse
+from sanic.response import BaseHTTPResponse, HTTPResponse
 
 from api.applications.deadlines import watch_forever
 from api.applications.deps import Cases
@@ -203,14 +203,12 @@ def _register_health(app: Sanic) -> None:
 
 
 def _register_middleware(app: Sanic) -> None:
-    @app.on_request(priority=100)
     async def start(request: Request) -> None:
         given = request.headers.get("x-request-id", "")
         request.ctx.request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(16)
         request.ctx.started = time.perf_counter()
 
-    @app.on_response(priority=100)
-    async def finish(request: Request, response: HTTPResponse) -> None:
+    async def finish(request: Request, response: BaseHTTPResponse) -> None:
         request_id = request_id_of(request)
         response.headers["X-Request-ID"] = request_id
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -229,3 +227,6 @@ def _register_middleware(app: Sanic) -> None:
                 }
             },
         )
+
+    app.register_middleware(start, "request", priority=100)
+    app.register_middleware(finish, "response", priority=100)

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import wraps
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import jwt
 from redis.asyncio import Redis
@@ -233,10 +233,10 @@ def require(*roles: Role, real_name_level: int = 0) -> Callable[[H], H]:
                 raise Forbidden("请先完成实名认证", code="real_name_required")
             return await handler(request, *args, **kwargs)
 
-        completed = to_completion(guarded)
-        completed.__ywt_roles__ = tuple(str(role) for role in roles) or ("*",)  # type: ignore[attr-defined]
-        completed.__ywt_real_name_level__ = real_name_level  # type: ignore[attr-defined]
-        return completed
+        completed: Any = to_completion(guarded)  # Any: it carries the two attributes below
+        completed.__ywt_roles__ = tuple(str(role) for role in roles) or ("*",)
+        completed.__ywt_real_name_level__ = real_name_level
+        return cast(H, completed)
 
     return decorate
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -118,7 +119,7 @@ class UpstreamTimeout(AppError):
     title = "外部系统响应超时"
 
 
-def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
     """Pydantic errors -> [{field, message}] in our words, nothing about pydantic internals."""
     out = []
     for err in errors:
@@ -151,7 +152,7 @@ _MESSAGES = {
 }
 
 
-def _message_for(err: dict[str, Any]) -> str:
+def _message_for(err: Mapping[str, Any]) -> str:
     kind = err.get("type", "")
     if kind == "value_error":
         # our own validators raise ValueError with a Chinese message meant for people

@@ -7,6 +7,16 @@ from redis.asyncio import Redis
 from api.kit.config import Settings
 
 
+def text(value: bytes | str) -> str:
+    """A Redis reply as text (our clients answer bytes; redis-py's types allow either)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def raw(value: bytes | str) -> bytes:
+    """A Redis reply as bytes."""
+    return value if isinstance(value, bytes) else value.encode()
+
+
 def make_redis(settings: Settings) -> Redis:
     if settings.memory_redis:
         from fakeredis import FakeAsyncRedis, FakeServer

@@ -26,7 +26,9 @@ class JsonLines(logging.Formatter):
             line["message"] = message
         if record.exc_info or record.exc_text:
             # ScrubFilter leaves a scrubbed exc_text; format the exception only when it did not run
-            line["error"] = record.exc_text or self.formatException(record.exc_info)
+            line["error"] = record.exc_text or (
+                self.formatException(record.exc_info) if record.exc_info else ""
+            )
         return orjson.dumps(line, default=str).decode()
 
 

@@ -40,6 +40,7 @@ from redis.asyncio import Redis
 
 from api.kit.config import WechatSection
 from api.kit.errors import UpstreamError, UpstreamTimeout
+from api.kit.kv import raw, text
 from integrations.http import call_json, make_client, validate_answer
 from integrations.wechat.base import InvalidWeChatCode, WeChatError, WeChatIdentity
 
@@ -126,7 +127,7 @@ class HttpWeChat:
         """The shared access token, fetched by one caller across all processes when the cache is cold."""
         cached = await self._redis.get(self._key)
         if cached:
-            return cached.decode()
+            return text(cached)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._wait_seconds
         while True:
@@ -139,9 +140,9 @@ class HttpWeChat:
             if holder is None:  # the holder finished between our SET and GET
                 cached = await self._redis.get(self._key)
                 if cached:
-                    return cached.decode()
+                    return text(cached)
                 continue
-            token = await self._wait_for(holder, deadline)
+            token = await self._wait_for(raw(holder), deadline)
             if token is not None:
                 return token
             # the holder went away without a token (it crashed and its lock expired): try to take over
@@ -150,7 +151,7 @@ class HttpWeChat:
         try:
             cached = await self._redis.get(self._key)  # another holder may have just finished
             if cached:
-                return cached.decode()
+                return text(cached)
             try:
                 token, ttl = await self._fetch_token()
             except UpstreamTimeout:
@@ -174,9 +175,9 @@ class HttpWeChat:
             await asyncio.sleep(POLL_SECONDS)
             cached, failed, current = await self._redis.mget(self._key, self._failed_key, self._lock_key)
             if cached:
-                return cached.decode()
-            if failed and failed.startswith(holder + b":"):
-                if failed.endswith(b":timeout"):
+                return text(cached)
+            if failed and raw(failed).startswith(holder + b":"):
+                if raw(failed).endswith(b":timeout"):
                     raise UpstreamTimeout(f"{NAME}响应超时")
                 raise UpstreamError(f"{NAME}暂时无法获取 access_token")
             if current != holder:

@@ -25,6 +25,7 @@ import orjson
 from redis.asyncio import Redis
 
 from api.kit import clock
+from api.kit.kv import text
 from integrations.wechat.base import InvalidWeChatCode, WeChatIdentity
 
 CODE_TTL_SECONDS = 300
@@ -79,12 +80,12 @@ class SandboxWeChat:
         key = f"sandbox:wechat:access_token:{self._app_id}"
         token = await self._redis.get(key)
         if token:
-            return token.decode()
+            return text(token)
         fresh = "sandbox-" + secrets.token_urlsafe(32)
         if await self._redis.set(key, fresh, nx=True, ex=TOKEN_TTL_SECONDS):
             return fresh
         token = await self._redis.get(key)  # another caller minted one first
-        return token.decode() if token else fresh
+        return text(token) if token else fresh
 
     async def send_template(
         self, openid: str, template_id: str, data: dict[str, str], url: str | None = None
