@@ -1,13 +1,12 @@
 """Signing keys by kid. The current key signs; every key in the ring verifies until it is removed (retired).
 
-The ring is one JSON file, `<keys_dir>/jwt.json` (mode 0600): {"current": kid, "keys": {kid: PEM}}. In
-embedded mode it is generated on first start; in production it must exist (made by `python -m api.cli
-init-keys` on a secure host and shipped as a secret file)."""
+The ring is one JSON file, `<keys_dir>/jwt.json` (mode 0600, written atomically by api.kit.keyfile):
+{"current": kid, "keys": {kid: PEM}}. In embedded mode it is generated on first start; in production it must
+exist (made by `python -m api.cli init-keys` on a secure host and shipped as a secret file)."""
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -17,6 +16,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.algorithms import OKPAlgorithm
+
+from api.kit.keyfile import read_or_create, write_private
 
 JWT_FILE = "jwt.json"
 PII_FILE = "pii.json"
@@ -55,23 +56,24 @@ def _pem(key: Ed25519PrivateKey) -> str:
     ).decode()
 
 
-def _write_private(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1)
-    os.replace(tmp, path)
+def _encode(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, indent=1).encode("utf-8")
+
+
+def _new_ring() -> bytes:
+    kid = _new_kid()
+    return _encode({"current": kid, "keys": {kid: _pem(Ed25519PrivateKey.generate())}})
 
 
 def load_signing_keys(keys_dir: Path, *, create: bool) -> SigningKeys:
+    """The ring in ``keys_dir``; with ``create``, made first if missing. Workers starting at once on a fresh
+    data dir all end up with the one ring the first of them wrote (it is created exclusively)."""
     path = keys_dir / JWT_FILE
-    if not path.exists():
-        if not create:
-            raise KeyringMissing(f"signing keys not found: {path}")
-        kid = _new_kid()
-        _write_private(path, {"current": kid, "keys": {kid: _pem(Ed25519PrivateKey.generate())}})
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        raw = read_or_create(path, _new_ring) if create else path.read_bytes()
+    except FileNotFoundError:
+        raise KeyringMissing(f"signing keys not found: {path}") from None
+    data = json.loads(raw)
     private = {}
     for kid, pem in data["keys"].items():
         key = serialization.load_pem_private_key(pem.encode(), password=None)
@@ -84,13 +86,16 @@ def load_signing_keys(keys_dir: Path, *, create: bool) -> SigningKeys:
 
 
 def rotate_signing_key(keys_dir: Path) -> str:
-    """Add a new key and make it current; older keys keep verifying until retired."""
+    """Add a new key and make it current; older keys keep verifying until retired. An operator action: do
+    not run two at once."""
     path = keys_dir / JWT_FILE
-    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"keys": {}}
+    existed = path.exists()
+    data = json.loads(path.read_text(encoding="utf-8")) if existed else {"keys": {}}
     kid = _new_kid()
     data["keys"][kid] = _pem(Ed25519PrivateKey.generate())
     data["current"] = kid
-    _write_private(path, data)
+    # a ring that appeared meanwhile (a worker's first start) is not overwritten: FileExistsError
+    write_private(path, _encode(data), replace=existed)
     return kid
 
 
@@ -100,4 +105,4 @@ def retire_signing_key(keys_dir: Path, kid: str) -> None:
     if kid == data["current"]:
         raise ValueError("cannot retire the current key; rotate first")
     data["keys"].pop(kid, None)
-    _write_private(path, data)
+    write_private(path, _encode(data), replace=True)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
-import os
 import re
 import secrets
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from api.kit.keyfile import read_or_create, write_private
 from api.kit.pii.cipher import _KID_RE, KEY_BYTES, _check_key
 
 # --------------------------------------------------------------------------------------------------------------
@@ -34,32 +32,14 @@ def _encode_keyring(keys: Mapping[str, bytes], current: str, blind_index_key: by
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("ascii")
 
 
-def _write_private(path: Path, data: bytes, *, replace: bool) -> None:
-    """Write ``data`` to ``path`` with mode 0o600, atomically: a temp file in the same folder, fsynced, then
-    renamed over (``replace``) or hard-linked into place (fails with FileExistsError if ``path`` exists, so two
-    processes creating the keyring at once cannot overwrite each other's keys)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if replace:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 def create_keyring(path: Path) -> None:
     """Create a new keyring file (one encryption key ``k1`` and a blind-index key), mode 0o600, parent folders
     created. Refuses (FileExistsError) to overwrite an existing one: that would make all data unreadable."""
-    path = Path(path)
-    _write_private(path, _encode_keyring({"k1": generate_key()}, "k1", generate_key()), replace=False)
+    write_private(Path(path), _new_keyring(), replace=False)
+
+
+def _new_keyring() -> bytes:
+    return _encode_keyring({"k1": generate_key()}, "k1", generate_key())
 
 
 def _decode_key(text: object, what: str) -> bytes:
@@ -75,8 +55,12 @@ def _decode_key(text: object, what: str) -> bytes:
 def load_keyring(path: Path) -> tuple[dict[str, bytes], str, bytes]:
     """Read and validate a keyring file: ``(keys by kid, current kid, blind-index key)``. Raises ValueError for
     a malformed file (without echoing key material)."""
+    return _parse_keyring(Path(path).read_bytes(), path)
+
+
+def _parse_keyring(raw: bytes, path: Path) -> tuple[dict[str, bytes], str, bytes]:
     try:
-        doc = json.loads(Path(path).read_bytes())
+        doc = json.loads(raw)
     except json.JSONDecodeError as e:
         raise ValueError(f"keyring {path}: not valid JSON") from e
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict) or not doc["keys"]:
@@ -95,10 +79,7 @@ def load_keyring(path: Path) -> tuple[dict[str, bytes], str, bytes]:
 def ensure_keyring(path: Path) -> tuple[dict[str, bytes], str, bytes]:
     """Load the keyring, creating it first if missing (safe when several workers start at once)."""
     path = Path(path)
-    if not path.exists():
-        with contextlib.suppress(FileExistsError):
-            create_keyring(path)
-    return load_keyring(path)
+    return _parse_keyring(read_or_create(path, _new_keyring), path)
 
 
 def add_key(path: Path) -> str:
@@ -112,7 +93,7 @@ def add_key(path: Path) -> str:
     while kid in keys:  # pragma: no cover - only with hand-made ids
         kid = f"k{secrets.token_hex(4)}"
     keys[kid] = generate_key()
-    _write_private(path, _encode_keyring(keys, kid, blind), replace=True)
+    write_private(path, _encode_keyring(keys, kid, blind), replace=True)
     return kid
 
 
@@ -126,4 +107,4 @@ def remove_key(path: Path, kid: str) -> None:
     if kid not in keys:
         raise KeyError(kid)
     del keys[kid]
-    _write_private(path, _encode_keyring(keys, current, blind), replace=True)
+    write_private(path, _encode_keyring(keys, current, blind), replace=True)
