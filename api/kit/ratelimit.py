@@ -19,7 +19,7 @@ from urllib.parse import quote
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 
 from api.kit.errors import TooManyRequests
 
@@ -35,13 +35,20 @@ def _part(value: str) -> str:
 class RateLimiter:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._storage = RedisStorage(
-            "async+redis://",
-            implementation="redispy",
-            key_prefix=KEY_PREFIX,
-            connection_pool=redis.connection_pool,
-        )
-        self._window = MovingWindowRateLimiter(self._storage)
+        self._pool: ConnectionPool | None = None
+        self._strategy: MovingWindowRateLimiter | None = None
+
+    @property
+    def _window(self) -> MovingWindowRateLimiter:
+        """limits' moving window on the pool our client has now: whatever replaces the client's pool (a test
+        pointing it at a dead port) reaches the limiter too, as it reaches every other user of the client."""
+        pool = self.redis.connection_pool
+        if self._strategy is None or pool is not self._pool:
+            storage = RedisStorage(
+                "async+redis://", implementation="redispy", key_prefix=KEY_PREFIX, connection_pool=pool
+            )
+            self._pool, self._strategy = pool, MovingWindowRateLimiter(storage)
+        return self._strategy
 
     @staticmethod
     def _item(limit: int, window: int) -> RateLimitItem:
