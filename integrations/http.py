@@ -2,7 +2,7 @@
 
 Every call to a provider goes through `make_client` + `call_json` so the rules hold in one place:
 TLS verified, redirects never followed (a redirect from a provider is an error, not a hint: following it
-could send our API key or WeChat secret to another host), one overall deadline per call (httpx's timeouts are
+could send our API key or WeChat secret to another host), one overall deadline per try (httpx's timeouts are
 per phase, a server trickling bytes would never trip them), the body read in a stream and cut off at a size
 cap (a misbehaving provider cannot fill our memory), and the answer must be JSON.
 
