@@ -2,9 +2,15 @@
 
 Every call to a provider goes through `make_client` + `call_json` so the rules hold in one place:
 TLS verified, redirects never followed (a redirect from a provider is an error, not a hint: following it
-could send our API key or WeChat secret to another host), one overall deadline per call (httpx's timeouts are
+could send our API key or WeChat secret to another host), one overall deadline per try (httpx's timeouts are
 per phase, a server trickling bytes would never trip them), the body read in a stream and cut off at a size
 cap (a misbehaving provider cannot fill our memory), and the answer must be JSON.
+
+A call that is safe to repeat (GET, HEAD, OPTIONS, PUT, DELETE, or a POST its caller marks idempotent) and
+fails in a way that may pass (a timeout, a refused or dropped connection, HTTP 502/503/504) is tried again
+through `stamina`, up to `attempts` tries in all with a short jittered backoff, each try within its own
+deadline. A POST is tried once (an SMS or a WeChat message sent twice is worse than a 502), and no other
+failure is repeated.
 
 Failures become `UpstreamTimeout` (504) or `UpstreamError` (502) with a message for people in Chinese.
 Secrets travel in headers and query strings (API keys, the WeChat app secret and access token), so neither
@@ -21,6 +27,7 @@ from typing import Any, TypeVar
 
 import httpx
 import orjson
+import stamina
 from pydantic import BaseModel, ValidationError
 
 from api.kit.errors import UpstreamError, UpstreamTimeout
@@ -30,6 +37,25 @@ log = logging.getLogger("ywt.integrations")
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_MAX_BYTES = 1_000_000
+DEFAULT_ATTEMPTS = 2
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+RETRY_STATUSES = frozenset({502, 503, 504})
+# backoff before try n+1: min(WAIT_MAX, WAIT_INITIAL * 2 ** (n - 1) + up to WAIT_JITTER)
+WAIT_INITIAL, WAIT_MAX, WAIT_JITTER = 0.1, 1.0, 0.1
+
+
+class _Transient(Exception):
+    """A failure another try may not meet; carries what the caller gets when no try is left."""
+
+    def __init__(self, final: UpstreamError) -> None:
+        super().__init__(final.detail)
+        self.final = final
+
+
+def longest_call(timeout: float, attempts: int = DEFAULT_ATTEMPTS) -> float:
+    """The most seconds one `call_json` can take on a client with this timeout: every try, every backoff."""
+    waits = sum(min(WAIT_MAX, WAIT_INITIAL * 2 ** (n - 1) + WAIT_JITTER) for n in range(1, attempts))
+    return attempts * timeout + waits
 
 
 class _RedactQuery(logging.Filter):
@@ -93,6 +119,18 @@ def _where(client: httpx.AsyncClient, url: str) -> str:
         return "?"
 
 
+def _tls_refused(exc: BaseException) -> bool:
+    """Whether a connection failed on TLS (a certificate that does not verify...), somewhere in its causes."""
+    cause: BaseException | None = exc
+    for _ in range(10):  # a chain can loop; a real one is a few links long
+        if cause is None:
+            return False
+        if isinstance(cause, ssl.SSLError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 async def call_json(
     client: httpx.AsyncClient,
     method: str,
@@ -100,15 +138,56 @@ async def call_json(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     name: str = "外部系统",
+    attempts: int = DEFAULT_ATTEMPTS,
+    idempotent: bool | None = None,
     **kwargs: Any,
 ) -> Any:
     """Send one request and return the decoded JSON answer of a 2xx response.
 
-    `name` is how the provider is called in messages (e.g. "微信接口"). The whole call, body included, must
-    finish within the client's timeout. Raises UpstreamTimeout when it does not, UpstreamError on a connection
-    failure, a redirect (never followed), a non-2xx status, a body over `max_bytes` or a body that is not JSON.
+    `name` is how the provider is called in messages (e.g. "微信接口"). Each try, body included, must finish
+    within the client's timeout. A request that is safe to repeat (`idempotent`, by default true for GET,
+    HEAD, OPTIONS, PUT and DELETE) is tried up to `attempts` times while it times out, loses its connection or
+    gets HTTP 502/503/504 (`longest_call` bounds the whole). Raises UpstreamTimeout when the last try timed out,
+    UpstreamError on a connection failure, a redirect (never followed), a non-2xx status, a body over
+    `max_bytes` or a body that is not JSON.
     """
     where = _where(client, url)
+    if idempotent is None:
+        idempotent = method.upper() in IDEMPOTENT_METHODS
+    tries = max(1, attempts) if idempotent else 1
+    try:
+        if tries == 1:
+            body = await _try_once(client, method, url, where, name, max_bytes, kwargs)
+        else:
+            async for attempt in stamina.retry_context(
+                on=_Transient,
+                attempts=tries,
+                timeout=None,  # each try has its own deadline; `tries` bounds the whole
+                wait_initial=WAIT_INITIAL,
+                wait_max=WAIT_MAX,
+                wait_jitter=WAIT_JITTER,
+            ):
+                with attempt:
+                    body = await _try_once(client, method, url, where, name, max_bytes, kwargs)
+    except _Transient as failed:
+        raise failed.final from None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        log.warning("upstream %s %s answered something that is not JSON", method, where)
+        raise UpstreamError(f"{name}返回的内容不是合法的 JSON") from None
+
+
+async def _try_once(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    where: str,
+    name: str,
+    max_bytes: int,
+    kwargs: dict[str, Any],
+) -> bytes:
+    """One try: the body of a 2xx answer; _Transient for what another try may not meet, UpstreamError else."""
     body = bytearray()
     try:
         async with asyncio.timeout(_deadline(client)):
@@ -121,7 +200,10 @@ async def call_json(
                     raise UpstreamError(f"{name}返回了重定向（HTTP {status}），已拒绝跟随")
                 if not 200 <= status < 300:
                     log.warning("upstream %s %s answered HTTP %s", method, where, status)
-                    raise UpstreamError(f"{name}返回了错误状态（HTTP {status}）")
+                    failure = UpstreamError(f"{name}返回了错误状态（HTTP {status}）")
+                    if status in RETRY_STATUSES:
+                        raise _Transient(failure)
+                    raise failure
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
                     log.warning("upstream %s %s declared %s bytes, over the cap", method, where, declared)
@@ -135,16 +217,16 @@ async def call_json(
                         raise UpstreamError(f"{name}返回的内容过大")
     except (TimeoutError, httpx.TimeoutException):
         log.warning("upstream %s %s timed out", method, where)
-        raise UpstreamTimeout(f"{name}响应超时") from None
+        raise _Transient(UpstreamTimeout(f"{name}响应超时")) from None
     except httpx.HTTPError as exc:
-        # connection refused, TLS verification failed, connection dropped, broken encoding...
+        # refused, reset or dropped connection, closed without an answer: worth another try; a certificate
+        # that does not verify, broken encoding, a malformed answer, an unsupported URL: not
         log.warning("upstream %s %s failed: %s", method, where, type(exc).__name__)
-        raise UpstreamError(f"{name}暂时无法访问") from None
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        log.warning("upstream %s %s answered something that is not JSON", method, where)
-        raise UpstreamError(f"{name}返回的内容不是合法的 JSON") from None
+        failure = UpstreamError(f"{name}暂时无法访问")
+        if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError) and not _tls_refused(exc):
+            raise _Transient(failure) from None
+        raise failure from None
+    return bytes(body)
 
 
 def validate_answer(model: type[M], data: Any, *, name: str = "外部系统") -> M:

@@ -81,8 +81,6 @@ async def check_code(ident: Identity, phone: str, purpose: str, code: str) -> bo
 
 
 async def forget_phone(ident: Identity, phone_index: str) -> None:
-    """Remove every Redis key that names this phone (account deletion)."""
-    keys = [_code_key(p, phone_index) for p in PURPOSES] + [_cooldown_key(phone_index)]
-    async for key in ident.redis.scan_iter(match=f"rl:*:{phone_index}:*"):
-        keys.append(key)
-    await ident.redis.delete(*keys)
+    """Remove every Redis key that names this phone (account deletion): codes, cooldown, rate-limit counters."""
+    await ident.redis.delete(*[_code_key(p, phone_index) for p in PURPOSES], _cooldown_key(phone_index))
+    await ident.limiter.forget(phone_index)

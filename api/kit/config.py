@@ -119,6 +119,7 @@ class WechatSection(_Provider):
     app_secret: str = ""
     token: str = ""
     encoding_aes_key: str = ""
+    attempts: int = Field(2, ge=1, le=5)
 
 
 class SecuritySection(_Section):

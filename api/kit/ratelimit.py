@@ -1,35 +1,80 @@
-"""Fixed-window counters in Redis, shared by every worker. Redis down means the limiter fails closed (503)."""
+"""Rate limits through the `limits` library: a moving window in Redis, shared by every worker.
+
+A moving window keeps the time of each of a subject's last `limit` hits, so no `window` seconds ever hold more
+than `limit` of them. (A fixed window, counting per clock-aligned bucket, lets 2× the limit through around a
+bucket's boundary.) Refused hits are not stored: a client that keeps knocking is let in again `window` seconds
+after the hits that filled its window, not after its last refusal.
+
+limits' redis-py storage runs on our own client's connection pool: the same Redis (fakeredis in embedded
+mode), the same timeouts, no second pool. Redis down means the limiter fails closed: redis-py's
+ConnectionError or TimeoutError reaches the error handler, which answers 503.
+"""
 
 from __future__ import annotations
 
+import math
 import time
+from urllib.parse import quote
 
-from redis.asyncio import Redis
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import ConnectionPool, Redis
 
 from api.kit.errors import TooManyRequests
 
-# INCR the window's counter, set its expiry on first hit; answer the count and the seconds left
-_HIT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-local ttl = redis.call('TTL', KEYS[1])
-return {n, ttl}
-"""
+KEY_PREFIX = "rl"
+NAMESPACE = "ywt"
+
+
+def _part(value: str) -> str:
+    # percent-encoded: no "/" (limits' separator), no glob character: a subject's keys match one pattern
+    return quote(value, safe="")
 
 
 class RateLimiter:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._hit = redis.register_script(_HIT)
+        self._pool: ConnectionPool | None = None
+        self._strategy: MovingWindowRateLimiter | None = None
+
+    @property
+    def _window(self) -> MovingWindowRateLimiter:
+        """limits' moving window on the pool our client has now: whatever replaces the client's pool (a test
+        pointing it at a dead port) reaches the limiter too, as it reaches every other user of the client."""
+        pool = self.redis.connection_pool
+        if self._strategy is None or pool is not self._pool:
+            storage = RedisStorage(
+                "async+redis://", implementation="redispy", key_prefix=KEY_PREFIX, connection_pool=pool
+            )
+            self._pool, self._strategy = pool, MovingWindowRateLimiter(storage)
+        return self._strategy
+
+    @staticmethod
+    def _item(limit: int, window: int) -> RateLimitItem:
+        return RateLimitItemPerSecond(limit, window, namespace=NAMESPACE)
+
+    @staticmethod
+    def _who(name: str, subject: str) -> tuple[str, str]:
+        # keys are rl:ywt/<subject>/<name>/<limit>/<window>/second: the subject first, for forget()
+        return _part(subject), _part(name)
 
     async def hit(self, name: str, subject: str, limit: int, window: int) -> None:
-        """Count one attempt; raise 429 with Retry-After when `limit` is passed within `window` seconds."""
-        bucket = int(time.time() // window)
-        key = f"rl:{name}:{subject}:{bucket}"
-        count, ttl = await self._hit(keys=[key], args=[window])
-        if int(count) > limit:
-            raise TooManyRequests(retry_after=int(ttl) if int(ttl) > 0 else window)
+        """Count one attempt; raise 429 with Retry-After when `limit` attempts already passed in the last
+        `window` seconds. Retry-After is when the oldest of them leaves the window."""
+        item, who = self._item(limit, window), self._who(name, subject)
+        if await self._window.hit(item, *who):
+            return
+        stats = await self._window.get_window_stats(item, *who)
+        raise TooManyRequests(retry_after=max(1, math.ceil(stats.reset_time - time.time())))
 
-    async def reset(self, name: str, subject: str, window: int) -> None:
-        bucket = int(time.time() // window)
-        await self.redis.delete(f"rl:{name}:{subject}:{bucket}")
+    async def reset(self, name: str, subject: str, limit: int, window: int) -> None:
+        """Forget the attempts counted by `hit` with the same arguments."""
+        await self._window.clear(self._item(limit, window), *self._who(name, subject))
+
+    async def forget(self, subject: str) -> None:
+        """Forget every attempt of `subject` under any name, limit and window (a deleted account's phone)."""
+        pattern = f"{KEY_PREFIX}:{NAMESPACE}/{_part(subject)}/*"
+        keys = [key async for key in self.redis.scan_iter(match=pattern, count=1000)]
+        if keys:
+            await self.redis.delete(*keys)

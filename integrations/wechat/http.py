@@ -18,11 +18,13 @@ Protocol used (WeChat's documentation):
 
 Access token in Redis: `wechat:access_token:{app_id}` (expiry = expires_in - 300 s). A refresh runs under
 `wechat:access_token:{app_id}:lock` (SET NX PX with a random value, released by compare-and-delete in Lua);
-every other caller polls the cache with short sleeps instead of fetching too, for at most the timeout plus half a
-second. A failed refresh leaves `wechat:access_token:{app_id}:failed` = "<lock value>:<kind>" for a second so
-the callers waiting on that very refresh fail at once instead of queueing up to repeat it.
+every other caller polls the cache with short sleeps instead of fetching too, for at most the longest fetch (all
+its tries, `wechat.attempts`) plus half a second. A failed refresh leaves `wechat:access_token:{app_id}:failed` =
+"<lock value>:<kind>" for a second so the callers waiting on that very refresh fail at once instead of queueing up
+to repeat it.
 
-Every call honours `wechat.timeout` (UpstreamTimeout 504) and the rules of integrations.http; the app secret,
+Every try honours `wechat.timeout` (UpstreamTimeout 504) and the rules of integrations.http (the GETs are tried
+up to `wechat.attempts` times on a timeout, a lost connection or HTTP 502/503/504; the POST once); the app secret,
 access tokens and URLs with their query never appear in a log line or an exception message.
 """
 
@@ -41,7 +43,7 @@ from redis.asyncio import Redis
 from api.kit.config import WechatSection
 from api.kit.errors import UpstreamError, UpstreamTimeout
 from api.kit.kv import raw, text
-from integrations.http import call_json, make_client, validate_answer
+from integrations.http import call_json, longest_call, make_client, validate_answer
 from integrations.wechat.base import InvalidWeChatCode, WeChatError, WeChatIdentity
 
 log = logging.getLogger("ywt.integrations.wechat")
@@ -106,15 +108,17 @@ class HttpWeChat:
         self._app_id = settings.app_id
         self._secret = settings.app_secret
         self._timeout = settings.timeout
+        self._attempts = settings.attempts
         self._redis = redis
         self._owns_client = client is None
         self._client = client or make_client(settings.base_url, settings.timeout)
         self._key = token_key(self._app_id)
         self._lock_key = self._key + ":lock"
         self._failed_key = self._key + ":failed"
-        # the lock outlives the longest refresh (one call bounded by the timeout) with a margin
-        self._lock_ms = int((self._timeout + 2.0) * 1000)
-        self._wait_seconds = self._timeout + 0.5
+        # the lock outlives the longest refresh (one call, all its tries) with a margin
+        longest = longest_call(self._timeout, self._attempts)
+        self._lock_ms = int((longest + 2.0) * 1000)
+        self._wait_seconds = longest + 0.5
         self._delete_if = redis.register_script(_COMPARE_AND_DELETE)
 
     async def aclose(self) -> None:
@@ -189,6 +193,7 @@ class HttpWeChat:
             "GET",
             "/cgi-bin/token",
             name=NAME,
+            attempts=self._attempts,
             params={"grant_type": "client_credential", "appid": self._app_id, "secret": self._secret},
         )
         code = _errcode(data)
@@ -216,6 +221,7 @@ class HttpWeChat:
             "GET",
             "/sns/oauth2/access_token",
             name=NAME,
+            attempts=self._attempts,
             params={
                 "appid": self._app_id,
                 "secret": self._secret,

@@ -7,15 +7,12 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
-import pytest
 from sanic import Sanic
 from tortoise import Tortoise, connections
 
-import api.kit.ratelimit
 from api.kit.logs import JsonLines
 from api.kit.pii import is_valid_id_number
 from models import identity as db
@@ -164,13 +161,3 @@ def production_log_lines() -> Iterator[_Capture]:
     finally:
         ywt.removeHandler(capture)
         ywt.setLevel(level)
-
-
-@contextmanager
-def frozen_limiter_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Keep the fixed-window limiter in one window for the test (no window boundary mid-test)."""
-    import time
-
-    now = time.time()
-    monkeypatch.setattr(api.kit.ratelimit, "time", SimpleNamespace(time=lambda: now))
-    yield

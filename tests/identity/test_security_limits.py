@@ -14,7 +14,6 @@ from tests.identity.test_security_kit import (
     SMS,
     TOKEN,
     assert_problem,
-    frozen_limiter_clock,
     new_account,
     other_code,
     request_code,
@@ -40,86 +39,79 @@ def assert_limited(r, window: int) -> None:
 
 
 async def test_sign_in_attempts_per_ip_are_limited_and_a_forged_forwarded_for_does_not_reset_them(
-    client, settings, monkeypatch
+    client, settings
 ):
     limit = settings.security.token_max_per_ip_per_minute
-    with frozen_limiter_clock(monkeypatch):
-        for n in range(limit):
-            r = await client.post(
-                TOKEN,
-                json={"grant_type": "refresh_token", "refresh_token": f"not-a-real-token-{n:04d}"},
-                headers=forged_headers(n),
-            )
-            assert_problem(r, 401, "invalid_grant")
-        for n in range(len(FORGED)):
-            r = await client.post(
-                TOKEN,
-                json={"grant_type": "refresh_token", "refresh_token": "not-a-real-token-last"},
-                headers=forged_headers(n + 100),
-            )
-            assert_limited(r, 60)
-
-
-async def test_sms_sends_per_ip_are_limited(client, settings, monkeypatch):
-    limit = settings.security.sms_max_per_ip_per_hour
-    with frozen_limiter_clock(monkeypatch):
-        for n in range(limit):
-            r = await client.post(
-                SMS, json={"phone": f"1350000{n:04d}", "purpose": "login"}, headers=forged_headers(n)
-            )
-            assert r.status_code == 202, r.text
+    for n in range(limit):
         r = await client.post(
-            SMS, json={"phone": "13599999999", "purpose": "login"}, headers=forged_headers(7)
+            TOKEN,
+            json={"grant_type": "refresh_token", "refresh_token": f"not-a-real-token-{n:04d}"},
+            headers=forged_headers(n),
         )
-        assert_limited(r, 3600)
+        assert_problem(r, 401, "invalid_grant")
+    for n in range(len(FORGED)):
+        r = await client.post(
+            TOKEN,
+            json={"grant_type": "refresh_token", "refresh_token": "not-a-real-token-last"},
+            headers=forged_headers(n + 100),
+        )
+        assert_limited(r, 60)
+
+
+async def test_sms_sends_per_ip_are_limited(client, settings):
+    limit = settings.security.sms_max_per_ip_per_hour
+    for n in range(limit):
+        r = await client.post(
+            SMS, json={"phone": f"1350000{n:04d}", "purpose": "login"}, headers=forged_headers(n)
+        )
+        assert r.status_code == 202, r.text
+    r = await client.post(SMS, json={"phone": "13599999999", "purpose": "login"}, headers=forged_headers(7))
+    assert_limited(r, 3600)
     sent = (await client.get("/api/v1/sandbox/sms", params={"phone": "13599999999"})).json()["items"]
     assert sent == []
 
 
-async def test_sms_sends_per_phone_are_limited_per_day(client, app, settings, monkeypatch):
+async def test_sms_sends_per_phone_are_limited_per_day(client, app, settings):
     phone = "13500000001"
     limit = settings.security.sms_max_per_phone_per_day
-    with frozen_limiter_clock(monkeypatch):
-        for _ in range(limit):
-            await request_code(client, phone)
-            await skip_cooldown(app, phone)
-        r = await client.post(SMS, json={"phone": phone, "purpose": "login"})
-        assert_limited(r, 86400)
+    for _ in range(limit):
+        await request_code(client, phone)
+        await skip_cooldown(app, phone)
+    r = await client.post(SMS, json={"phone": phone, "purpose": "login"})
+    assert_limited(r, 86400)
     assert len((await client.get("/api/v1/sandbox/sms", params={"phone": phone})).json()["items"]) == limit
 
 
-async def test_sign_in_attempts_per_phone_are_limited(client, settings, monkeypatch):
+async def test_sign_in_attempts_per_phone_are_limited(client, settings):
     phone = "13500000002"
     limit = settings.security.token_max_per_phone_per_hour
     assert limit < settings.security.token_max_per_ip_per_minute  # else the IP limit would answer first
-    with frozen_limiter_clock(monkeypatch):
-        code = await request_code(client, phone)
-        for _ in range(limit):
-            assert_problem(await sign_in_with_code(client, phone, other_code(code)), 401, "invalid_grant")
-        assert_limited(await sign_in_with_code(client, phone, code), 3600)
-        # another phone from the same address is still served
-        other = await request_code(client, "13500000003")
-        assert (await sign_in_with_code(client, "13500000003", other)).status_code == 200
+    code = await request_code(client, phone)
+    for _ in range(limit):
+        assert_problem(await sign_in_with_code(client, phone, other_code(code)), 401, "invalid_grant")
+    assert_limited(await sign_in_with_code(client, phone, code), 3600)
+    # another phone from the same address is still served
+    other = await request_code(client, "13500000003")
+    assert (await sign_in_with_code(client, "13500000003", other)).status_code == 200
 
 
-async def test_real_name_checks_per_account_are_limited(client, settings, monkeypatch):
+async def test_real_name_checks_per_account_are_limited(client, settings):
     limit = settings.security.real_name_max_per_day
     tokens = await sms_sign_in(client, ZHANG["phone"])
     other = await sms_sign_in(client, "13500000004")
     attempt = {"name": ZHANG["name"], "id_number": "360502198803152016"}
-    with frozen_limiter_clock(monkeypatch):
-        for n in range(limit):
-            r = await client.post(
-                "/api/v1/me/real-name", json=attempt, headers={**bearer(tokens), **forged_headers(n)}
-            )
-            assert_problem(r, 422, "invalid_id_number")
+    for n in range(limit):
         r = await client.post(
-            "/api/v1/me/real-name", json={**attempt, "id_number": ZHANG["id_number"]}, headers=bearer(tokens)
+            "/api/v1/me/real-name", json=attempt, headers={**bearer(tokens), **forged_headers(n)}
         )
-        assert_limited(r, 86400)
-        # per account: another account is not held back
-        r = await client.post("/api/v1/me/real-name", json=attempt, headers=bearer(other))
         assert_problem(r, 422, "invalid_id_number")
+    r = await client.post(
+        "/api/v1/me/real-name", json={**attempt, "id_number": ZHANG["id_number"]}, headers=bearer(tokens)
+    )
+    assert_limited(r, 86400)
+    # per account: another account is not held back
+    r = await client.post("/api/v1/me/real-name", json=attempt, headers=bearer(other))
+    assert_problem(r, 422, "invalid_id_number")
     assert await db.RealNameRecord.all().count() == 0
 
 

@@ -166,8 +166,8 @@ async def test_codes_are_not_stored_in_plaintext_in_redis(client, app):
     assert any(k.startswith(b"sms:code:") for k, _ in stored)
     for phone, code in codes.items():
         assert await last_code(client, phone) == code
+        # the code as a number of its own: the rate limiter stores clock readings, whose digits may hold it
+        as_stored = re.compile(rb"(?<![0-9])%s(?![0-9])" % code.encode())
         for key, value in stored:
-            if key.startswith(b"rl:"):
-                key = key.rsplit(b":", 1)[0]  # the window number at the end is a clock reading
-            assert code.encode() not in key and code.encode() not in value, key
+            assert not as_stored.search(key) and not as_stored.search(value), key
             assert phone.encode() not in key and phone.encode() not in value, key

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import stamina
 from fakeredis import FakeAsyncRedis
 from fakeredis import FakeServer as FakeRedisServer
 
@@ -19,6 +20,13 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """A proxy from the environment must not stand between the clients and the fake on 127.0.0.1."""
     for name in PROXY_VARS:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _retries_without_backoff() -> Iterator[None]:
+    """stamina's test mode, capped: every retry the code asks for happens, none sleeps first."""
+    with stamina.set_testing(True, attempts=10, cap=True):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,7 @@ class Reply:
     delay: float = 0.0  # seconds before the status line
     content_length: bool = True  # False: no Content-Length, the body ends when the connection closes
     trickle: float = 0.0  # seconds between single bytes of the body
+    drop: bool = False  # close the connection without an answer (a provider that crashed mid-request)
 
     def payload(self) -> bytes:
         if self.body is not None:
@@ -110,6 +111,9 @@ class FakeServer:
                 else:
                     reply = route(seen) if callable(route) else route
                 if reply.delay and fake._stopping.wait(reply.delay):
+                    return
+                if reply.drop:
+                    self.close_connection = True
                     return
                 payload = reply.payload()
                 try:

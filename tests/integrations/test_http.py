@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import stamina
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -19,7 +20,7 @@ from cryptography.x509.oid import NameOID
 from pydantic import BaseModel
 
 from api.kit.errors import UpstreamError, UpstreamTimeout
-from integrations.http import call_json, make_client, tls_context, validate_answer
+from integrations.http import call_json, longest_call, make_client, tls_context, validate_answer
 from tests.integrations.fakeserver import FakeServer, Reply
 
 SECRET = "s3cr3t-never-shown"
@@ -216,3 +217,119 @@ def test_validate_answer_wrong_shape(data: object) -> None:
     with pytest.raises(UpstreamError):
         validate_answer(_Shape, data)
     assert validate_answer(_Shape, {"message_id": "m1", "extra": 1}).message_id == "m1"
+
+
+# ---- retries ------------------------------------------------------------------------------------------------
+
+
+def once_then(first: Reply, then: Reply):
+    """A route that answers `first` to the first request and `then` to every later one."""
+    seen = []
+
+    def answer(_request) -> Reply:
+        seen.append(_request)
+        return first if len(seen) == 1 else then
+
+    return answer
+
+
+TRANSIENT = {
+    "502": Reply(502, {"busy": True}),
+    "503": Reply(503, {"busy": True}),
+    "504": Reply(504, {"busy": True}),
+    "dropped connection": Reply(drop=True),
+    "timeout": Reply(200, {"late": True}, delay=1),
+}
+
+
+@pytest.mark.parametrize("first", TRANSIENT.values(), ids=TRANSIENT.keys())
+async def test_a_get_that_fails_once_in_passing_is_tried_again_and_succeeds(fake: FakeServer, first) -> None:
+    fake.route("GET", "/x", once_then(first, Reply(200, {"ok": True})))
+    async with make_client(fake.url, 0.3) as client:
+        assert await call_json(client, "GET", "/x", params={"q": "1"}) == {"ok": True}
+    assert [(s.method, s.query) for s in fake.hits("/x")] == [("GET", {"q": "1"})] * 2
+
+
+@pytest.mark.parametrize("attempts", [1, 2, 3])
+async def test_a_get_is_tried_at_most_attempts_times(fake: FakeServer, attempts: int) -> None:
+    fake.route("GET", "/x", Reply(503, {}))
+    async with make_client(fake.url, 0.3) as client:
+        with pytest.raises(UpstreamError, match="503"):
+            await call_json(client, "GET", "/x", attempts=attempts)
+    assert len(fake.hits("/x")) == attempts
+
+
+async def test_the_last_try_decides_the_answer(fake: FakeServer) -> None:
+    fake.route("GET", "/x", once_then(Reply(503, {}), Reply(200, {}, delay=1)))
+    async with make_client(fake.url, 0.3) as client:
+        with pytest.raises(UpstreamTimeout):
+            await call_json(client, "GET", "/x")
+    assert len(fake.hits("/x")) == 2
+
+
+@pytest.mark.parametrize("first", TRANSIENT.values(), ids=TRANSIENT.keys())
+async def test_a_post_is_sent_once_whatever_happens(fake: FakeServer, first) -> None:
+    fake.route("POST", "/send", once_then(first, Reply(200, {"sent": True})))
+    async with make_client(fake.url, 0.3) as client:
+        with pytest.raises((UpstreamError, UpstreamTimeout)):
+            await call_json(client, "POST", "/send", json={"to": "13800000001"}, attempts=3)
+    assert len(fake.hits("/send")) == 1
+
+
+async def test_a_post_its_caller_marks_idempotent_is_tried_again(fake: FakeServer) -> None:
+    fake.route("POST", "/lookup", once_then(Reply(drop=True), Reply(200, {"found": True})))
+    async with make_client(fake.url, 0.3) as client:
+        assert await call_json(client, "POST", "/lookup", json={"id": 1}, idempotent=True) == {"found": True}
+    assert [s.json() for s in fake.hits("/lookup")] == [{"id": 1}] * 2
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        Reply(500, {}),
+        Reply(404, {}),
+        Reply(429, {}),
+        Reply(302, {}, headers={"Location": "/elsewhere"}),
+        Reply(200, body=b"<html>not json</html>"),
+        Reply(200, body=b'"' + b"a" * 2000 + b'"'),
+    ],
+    ids=["500", "404", "429", "redirect", "not json", "too big"],
+)
+async def test_a_get_that_fails_for_good_is_not_repeated(fake: FakeServer, first: Reply) -> None:
+    fake.route("GET", "/x", once_then(first, Reply(200, {"ok": True})))
+    async with make_client(fake.url, 0.3) as client:
+        with pytest.raises(UpstreamError):
+            await call_json(client, "GET", "/x", max_bytes=1000, attempts=3)
+    assert len(fake.hits("/x")) == 1
+
+
+async def test_a_certificate_that_does_not_verify_is_not_tried_again(tmp_path: Path) -> None:
+    context, _ = _self_signed(tmp_path)
+    server = FakeServer().start(ssl_context=context)
+    connections = []
+    accept = server._server.get_request
+
+    def counted_accept():
+        connections.append(1)
+        return accept()
+
+    server._server.get_request = counted_accept
+    try:
+        async with make_client(server.url, 1) as client:
+            with pytest.raises(UpstreamError, match="无法访问"):
+                await call_json(client, "GET", "/x", attempts=3)
+    finally:
+        server.stop()
+    assert len(connections) == 1
+
+
+async def test_the_backoff_is_short_and_bounded(fake: FakeServer) -> None:
+    fake.route("GET", "/x", once_then(Reply(503, {}), Reply(200, {"ok": True})))
+    with stamina.set_testing(False):  # the real backoff, as in production
+        async with make_client(fake.url, 0.3) as client:
+            started = time.monotonic()
+            assert await call_json(client, "GET", "/x") == {"ok": True}
+            waited = time.monotonic() - started
+    assert 0.1 <= waited < 0.1 + 0.1 + 0.3  # the first backoff is 0.1 s plus up to 0.1 s of jitter
+    assert longest_call(5.0, 2) == pytest.approx(2 * 5.0 + 0.2)
+    assert longest_call(5.0, 1) == 5.0

@@ -138,6 +138,17 @@ async def test_http_malformed_answer(fake: FakeServer, http_sms: HttpSms, reply:
         await http_sms.send("13800000001", "login_code", {"code": "123456"})
 
 
+@pytest.mark.parametrize(
+    "first", [Reply(503, {}), Reply(drop=True), Reply(200, {"message_id": "late"}, delay=1)]
+)
+async def test_http_send_is_never_repeated(fake: FakeServer, http_sms: HttpSms, first: Reply) -> None:
+    """An SMS that may have gone out is not sent again: a POST gets one try."""
+    fake.route("POST", SEND, first)
+    with pytest.raises((UpstreamError, UpstreamTimeout)):
+        await http_sms.send("13800000001", "login_code", {"code": "123456"})
+    assert len(fake.hits(SEND)) == 1
+
+
 async def test_http_slow_answer(fake: FakeServer, http_sms: HttpSms) -> None:
     fake.route("POST", SEND, Reply(200, {"message_id": "late"}, delay=3))
     started = time.monotonic()
