@@ -47,7 +47,7 @@ WAIT_INITIAL, WAIT_MAX, WAIT_JITTER = 0.1, 1.0, 0.1
 class _Transient(Exception):
     """A failure another try may not meet; carries what the caller gets when no try is left."""
 
-    def __init__(self, final: UpstreamError) -> None:
+    def __init__(self, final: UpstreamError | UpstreamTimeout) -> None:
         super().__init__(final.detail)
         self.final = final
 

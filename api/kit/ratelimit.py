@@ -45,7 +45,11 @@ class RateLimiter:
         pool = self.redis.connection_pool
         if self._strategy is None or pool is not self._pool:
             storage = RedisStorage(
-                "async+redis://", implementation="redispy", key_prefix=KEY_PREFIX, connection_pool=pool
+                "async+redis://",
+                implementation="redispy",
+                key_prefix=KEY_PREFIX,
+                # limits types its **options as scalars, yet hands them to redis-py, which takes a pool here
+                connection_pool=pool,  # type: ignore[arg-type]
             )
             self._pool, self._strategy = pool, MovingWindowRateLimiter(storage)
         return self._strategy
