@@ -19,7 +19,7 @@ import jwt
 from redis.asyncio import Redis
 from sanic import Request
 
-from api.kit.errors import Forbidden, Unauthorized
+from api.kit.errors import Forbidden, InvalidToken, RealNameRequired, Unauthorized
 from api.kit.keys import SigningKeys
 
 log = logging.getLogger("ywt.auth")
@@ -157,11 +157,7 @@ class TokenService:
 
 
 def _denied(reason: str) -> Unauthorized:
-    err = Unauthorized(
-        "访问令牌无效或已过期",
-        code="invalid_token",
-        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-    )
+    err = InvalidToken(headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     err.reason = reason  # type: ignore[attr-defined]
     return err
 
@@ -170,7 +166,7 @@ def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("需要登录", code="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("需要登录", headers={"WWW-Authenticate": "Bearer"})
     return token.strip()
 
 
@@ -225,12 +221,12 @@ def require(*roles: Role, real_name_level: int = 0) -> Callable[[H], H]:
                 log_auth_event(
                     request, "authz.denied", status=403, reason="role", account=principal.account_id
                 )
-                raise Forbidden("当前角色无权进行此操作", code="forbidden")
+                raise Forbidden("当前角色无权进行此操作")
             if request.ctx.account.real_name_level < real_name_level:
                 log_auth_event(
                     request, "authz.denied", status=403, reason="real_name", account=principal.account_id
                 )
-                raise Forbidden("请先完成实名认证", code="real_name_required")
+                raise RealNameRequired()
             return await handler(request, *args, **kwargs)
 
         completed: Any = to_completion(guarded)  # Any: it carries the two attributes below

@@ -119,6 +119,67 @@ class UpstreamTimeout(AppError):
     title = "外部系统响应超时"
 
 
+# ---- the kernel's own typed errors (each area has its own in api/<area>/errors.py) -----------------------
+
+
+class InvalidToken(Unauthorized):
+    code = "invalid_token"
+    title = "访问令牌无效或已过期"
+
+
+class RealNameRequired(Forbidden):
+    code = "real_name_required"
+    title = "请先完成实名认证"
+
+
+class InvalidCursor(InvalidInput):
+    code = "invalid_cursor"
+    title = "分页游标无效"
+
+    def __init__(self) -> None:
+        super().__init__(errors=[{"field": "cursor", "message": "无效的分页游标"}])
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "不支持的请求体类型"
+
+
+class InvalidJson(InvalidInput):
+    code = "invalid_json"
+    title = "请求体不是合法的 JSON"
+
+    def __init__(self) -> None:
+        super().__init__(errors=[{"field": "body", "message": "不是合法的 JSON"}])
+
+
+class InvalidIdempotencyKey(InvalidInput):
+    code = "invalid_idempotency_key"
+    title = "Idempotency-Key 应为 1–128 个可见 ASCII 字符"
+
+    def __init__(self) -> None:
+        super().__init__(errors=[{"field": "Idempotency-Key", "message": "格式不正确"}])
+
+
+class IdempotencyKeyReused(InvalidInput):
+    code = "idempotency_key_reused"
+    title = "该 Idempotency-Key 已用于另一个请求体"
+
+    def __init__(self) -> None:
+        super().__init__(errors=[{"field": "Idempotency-Key", "message": "已用于不同的请求"}])
+
+
+class IdempotencyRetry(Conflict):
+    code = "idempotency_retry"
+    title = "同一 Idempotency-Key 的请求刚刚失败，请重试"
+
+
+class IdempotencyInProgress(Conflict):
+    code = "idempotency_in_progress"
+    title = "同一 Idempotency-Key 的请求仍在处理中"
+
+
 def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
     """Pydantic errors -> [{field, message}] in our words, nothing about pydantic internals."""
     out = []

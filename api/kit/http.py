@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from sanic import Request
 from sanic.response import HTTPResponse
 
-from api.kit.errors import InvalidInput, field_errors
+from api.kit.errors import InvalidCursor, InvalidInput, InvalidJson, UnsupportedMediaType, field_errors
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -67,9 +67,7 @@ def decode_cursor(cursor: str | None, expected_key: str) -> Any:
     except (ValueError, binascii.Error, UnicodeEncodeError, orjson.JSONDecodeError):
         position = None
     if not isinstance(position, dict) or expected_key not in position:
-        raise InvalidInput(
-            "分页游标无效", code="invalid_cursor", errors=[{"field": "cursor", "message": "无效的分页游标"}]
-        )
+        raise InvalidCursor()
     return position[expected_key]
 
 
@@ -85,17 +83,11 @@ def parse_body(request: Request, model: type[M]) -> M:
     """A JSON body validated strictly: wrong Content-Type 415, bad JSON or shape 422 naming the fields."""
     content_type = (request.content_type or "").split(";")[0].strip().lower()
     if content_type != "application/json":
-        from api.kit.errors import AppError
-
-        raise AppError("请求体应为 application/json", status=415, code="unsupported_media_type")
+        raise UnsupportedMediaType("请求体应为 application/json")
     try:
         raw = orjson.loads(request.body or b"null")
     except orjson.JSONDecodeError:
-        raise InvalidInput(
-            "请求体不是合法的 JSON",
-            code="invalid_json",
-            errors=[{"field": "body", "message": "不是合法的 JSON"}],
-        ) from None
+        raise InvalidJson() from None
     if not isinstance(raw, dict):
         raise InvalidInput(errors=[{"field": "body", "message": "应为 JSON 对象"}])
     try:
@@ -115,9 +107,7 @@ def decode_id_cursor(cursor: str | None, expected_key: str) -> int | None:
     """A cursor holding a row id (newest-first lists); anything else is a 422."""
     position = decode_cursor(cursor, expected_key)
     if position is not None and (not isinstance(position, int) or isinstance(position, bool)):
-        raise InvalidInput(
-            "分页游标无效", code="invalid_cursor", errors=[{"field": "cursor", "message": "无效的分页游标"}]
-        )
+        raise InvalidCursor()
     return position
 
 

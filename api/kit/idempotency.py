@@ -14,7 +14,12 @@ import orjson
 from sanic import Request
 from sanic.response import HTTPResponse
 
-from api.kit.errors import Conflict, InvalidInput
+from api.kit.errors import (
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
+    IdempotencyRetry,
+    InvalidIdempotencyKey,
+)
 
 H = TypeVar("H", bound=Callable[..., Awaitable[HTTPResponse]])
 WAIT_STEPS = 50
@@ -35,8 +40,7 @@ def idempotent(handler: H) -> H:
         if key is None:
             return await handler(request, *args, **kwargs)
         if not _valid_key(key):
-            raise InvalidInput("Idempotency-Key 应为 1–128 个可见 ASCII 字符", code="invalid_idempotency_key",
-                               errors=[{"field": "Idempotency-Key", "message": "格式不正确"}])  # fmt: skip
+            raise InvalidIdempotencyKey()
         redis = request.app.ctx.services.kernel.redis
         ttl = request.app.ctx.settings.applications.idempotency_ttl
         owner = request.ctx.principal.account_id
@@ -72,11 +76,10 @@ async def _replay(redis: Any, slot: str, fingerprint: str) -> HTTPResponse:
     for _ in range(WAIT_STEPS):
         raw = await redis.get(slot)
         if raw is None:
-            raise Conflict("同一 Idempotency-Key 的请求刚刚失败，请重试", code="idempotency_retry")
+            raise IdempotencyRetry()
         record = orjson.loads(raw)
         if record["body"] != fingerprint:
-            raise InvalidInput("该 Idempotency-Key 已用于另一个请求体", code="idempotency_key_reused",
-                               errors=[{"field": "Idempotency-Key", "message": "已用于不同的请求"}])  # fmt: skip
+            raise IdempotencyKeyReused()
         if record["state"] == "done":
             return HTTPResponse(
                 record["response"].encode(),
@@ -85,4 +88,4 @@ async def _replay(redis: Any, slot: str, fingerprint: str) -> HTTPResponse:
                 headers={"Idempotent-Replayed": "true"},
             )
         await asyncio.sleep(WAIT_STEP)
-    raise Conflict("同一 Idempotency-Key 的请求仍在处理中", code="idempotency_in_progress")
+    raise IdempotencyInProgress()
