@@ -1,5 +1,5 @@
-"""Evaluations and complaints: one transaction per use case; a reply reaches the resident's inbox in the
-same transaction that records it."""
+"""Evaluations and complaints. A case is read through the applications area's service; a reply reaches the
+resident's inbox in the same transaction that records it."""
 
 from __future__ import annotations
 
