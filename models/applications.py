@@ -1,10 +1,13 @@
-"""Applications (办件) and what hangs on them: the event timeline, uploaded materials, evaluations,
-inbox notifications, complaints, and the per-day number sequence."""
+"""Applications (办件) and what hangs on them: the event timeline, uploaded materials, and the per-day
+number sequence. (Evaluations and complaints are in models.feedback, the inbox in models.notifications.)"""
 
 from __future__ import annotations
 
 from tortoise import fields
 from tortoise.models import Model
+
+# the inbox lives in models.notifications; applications code and tests still write it as `db.Notification`
+from models.notifications import Notification  # noqa: F401
 
 STATUSES = (
     "submitted",
@@ -110,87 +113,6 @@ class ApplicationMaterial(Model):
 
     class Meta:
         table = "application_material"
-
-
-class Evaluation(Model):
-    """好差评: one per application, on the national 5-level scale."""
-
-    id = fields.IntField(primary_key=True)
-    application: fields.OneToOneRelation[Application] = fields.OneToOneField(
-        "models.Application", related_name="evaluation", on_delete=fields.CASCADE
-    )
-    level = fields.SmallIntField()
-    comment = fields.TextField(default="")
-    channel = fields.CharField(max_length=16)  # app | wechat | pad | sms
-    # who and what is rated, copied from the case so statistics group without joins
-    point: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
-        "models.ServicePoint", related_name="evaluations", null=True, on_delete=fields.RESTRICT
-    )
-    staff: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
-        "models.Account", related_name="evaluations", null=True, on_delete=fields.SET_NULL
-    )
-    item: fields.ForeignKeyRelation = fields.ForeignKeyField(
-        "models.ServiceItem", related_name="evaluations", on_delete=fields.RESTRICT
-    )
-    department: fields.ForeignKeyRelation = fields.ForeignKeyField(
-        "models.Department", related_name="evaluations", on_delete=fields.RESTRICT
-    )
-    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        table = "evaluation"
-
-
-class Notification(Model):
-    """An inbox entry, written in the same transaction as the change it tells of."""
-
-    id = fields.BigIntField(primary_key=True)
-    account: fields.ForeignKeyRelation = fields.ForeignKeyField(
-        "models.Account", related_name="notifications", on_delete=fields.CASCADE
-    )
-    kind = fields.CharField(max_length=32)
-    title = fields.CharField(max_length=128)
-    body = fields.TextField()
-    application: fields.ForeignKeyNullableRelation[Application] = fields.ForeignKeyField(
-        "models.Application", related_name="notifications", null=True, on_delete=fields.CASCADE
-    )
-    created_at = fields.DatetimeField(auto_now_add=True)
-    read_at = fields.DatetimeField(null=True)
-
-    class Meta:
-        table = "notification"
-        indexes = (("account_id", "id"),)
-
-
-class Complaint(Model):
-    """咨询投诉建议: a resident asks, complains or suggests, and staff answer within a deadline."""
-
-    id = fields.IntField(primary_key=True)
-    account: fields.ForeignKeyRelation = fields.ForeignKeyField(
-        "models.Account", related_name="complaints", on_delete=fields.CASCADE
-    )
-    kind = fields.CharField(max_length=16)  # consultation | complaint | suggestion
-    content = fields.TextField()
-    application: fields.ForeignKeyNullableRelation[Application] = fields.ForeignKeyField(
-        "models.Application", related_name="complaints", null=True, on_delete=fields.SET_NULL
-    )
-    point: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
-        "models.ServicePoint", related_name="complaints", null=True, on_delete=fields.SET_NULL
-    )
-    department: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
-        "models.Department", related_name="complaints", null=True, on_delete=fields.SET_NULL
-    )
-    status = fields.CharField(max_length=16, default="open")  # open | answered
-    due_at = fields.DatetimeField()
-    reply = fields.TextField(null=True)
-    replied_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
-        "models.Account", related_name="complaint_replies", null=True, on_delete=fields.SET_NULL
-    )
-    replied_at = fields.DatetimeField(null=True)
-    created_at = fields.DatetimeField(auto_now_add=True)
-
-    class Meta:
-        table = "complaint"
 
 
 class NumberSequence(Model):
@@ -313,10 +235,6 @@ async def move(application_id: int, version: int, **changes: object) -> bool:
         version=version + 1, **changes
     )
     return updated == 1
-
-
-async def is_evaluated(application_id: int) -> bool:
-    return await Evaluation.filter(application_id=application_id).exists()
 
 
 async def application_with_refs(application_id: int) -> Application:

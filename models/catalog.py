@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
 from tortoise import fields
+from tortoise.expressions import Q
 from tortoise.models import Model
-from tortoise.queryset import QuerySet
 
 POINT_SERVICES = (
     "appointment",
@@ -94,12 +97,14 @@ class ServiceItem(Model):
     legal_basis = fields.TextField()
     fee_fen = fields.IntField(null=True)  # null: free of charge
     fee_basis = fields.TextField(default="")
-    channels = fields.JSONField(default=list)  # online | counter | community
+    channels: fields.JSONField[list[str]] = fields.JSONField(default=list)  # online | counter | community
     community_level = fields.BooleanField(default=False, db_index=True)
     scope = fields.CharField(max_length=32, default="city_wide")
-    delivery_modes = fields.JSONField(default=list)  # pickup | mail | grid_worker
-    conditions = fields.JSONField(default=list)
-    process = fields.JSONField(default=list)
+    delivery_modes: fields.JSONField[list[str]] = fields.JSONField(
+        default=list
+    )  # pickup | mail | grid_worker
+    conditions: fields.JSONField[list[str]] = fields.JSONField(default=list)
+    process: fields.JSONField[list[dict[str, str]]] = fields.JSONField(default=list)  # [{step, description}]
     updated_at = fields.DatetimeField(auto_now=True)
 
     materials: fields.ReverseRelation[ItemMaterial]
@@ -131,8 +136,8 @@ class ItemMaterial(Model):
 # ---- queries -------------------------------------------------------------------------------------------
 
 
-def departments_ordered() -> QuerySet[Department]:
-    return Department.all().order_by("code")
+async def departments_ordered() -> list[Department]:
+    return await Department.all().order_by("code")
 
 
 async def department_by_code(code: str) -> Department | None:
@@ -147,7 +152,7 @@ async def community_by_code(code: str) -> Community | None:
     return await Community.get_or_none(code=code)
 
 
-def items_page(
+async def items_page(
     *,
     q: str | None,
     department_id: int | None,
@@ -155,12 +160,10 @@ def items_page(
     community_level: bool | None,
     after_code: str | None,
     limit: int,
-) -> QuerySet[ServiceItem]:
-    """Items matching the filters, ordered by code, starting after `after_code` (keyset)."""
+) -> list[ServiceItem]:
+    """Items matching the filters, with their department, ordered by code, after `after_code` (keyset)."""
     qs = ServiceItem.all().select_related("department")
     if q:
-        from tortoise.expressions import Q
-
         qs = qs.filter(Q(name__icontains=q) | Q(code__icontains=q))
     if department_id is not None:
         qs = qs.filter(department_id=department_id)
@@ -170,7 +173,7 @@ def items_page(
         qs = qs.filter(community_level=community_level)
     if after_code:
         qs = qs.filter(code__gt=after_code)
-    return qs.order_by("code").limit(limit)
+    return await qs.order_by("code").limit(limit)
 
 
 async def item_with_guide(code: str) -> ServiceItem | None:
@@ -180,9 +183,16 @@ async def item_with_guide(code: str) -> ServiceItem | None:
     return item
 
 
-def points_filtered(
-    *, district_id: int | None, community_id: int | None, service: str | None
-) -> QuerySet[ServicePoint]:
+async def points_filtered(
+    *,
+    district_id: int | None,
+    community_id: int | None,
+    service: str | None,
+    after_code: str | None = None,
+    limit: int | None = None,
+) -> list[ServicePoint]:
+    """Points matching the filters, with district and community, ordered by code; all of them unless
+    `limit` (keyset after `after_code`)."""
     qs = ServicePoint.all().select_related("district", "community")
     if district_id is not None:
         qs = qs.filter(district_id=district_id)
@@ -190,7 +200,10 @@ def points_filtered(
         qs = qs.filter(community_id=community_id)
     if service:
         qs = qs.filter(service_tags__contains=f",{service},")
-    return qs.order_by("code")
+    if after_code is not None:
+        qs = qs.filter(code__gt=after_code)
+    qs = qs.order_by("code")
+    return await (qs.limit(limit) if limit is not None else qs)
 
 
 async def point_by_code(code: str) -> ServicePoint | None:
@@ -198,4 +211,69 @@ async def point_by_code(code: str) -> ServicePoint | None:
 
 
 async def material_codes_of(item_id: int) -> list[str]:
-    return list(await ItemMaterial.filter(item_id=item_id).values_list("code", flat=True))
+    return [str(code) for code in await ItemMaterial.filter(item_id=item_id).values_list("code", flat=True)]
+
+
+# ---- loading a catalogue file --------------------------------------------------------------------------
+
+Section = Literal["districts", "departments", "communities", "points", "items"]
+_TABLES: dict[str, type[Model]] = {
+    "districts": District,
+    "departments": Department,
+    "communities": Community,
+    "points": ServicePoint,
+    "items": ServiceItem,
+}
+
+
+@dataclass
+class Upserted:
+    """What loading rows did: the id of every code, and how many rows were created, updated or left alone."""
+
+    ids: dict[str, int] = field(default_factory=dict)
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+async def upsert_by_code(section: Section, rows: list[tuple[str, dict[str, Any]]]) -> Upserted:
+    """Insert or update each (code, values) of a catalogue table; a row already as given is not written.
+    Call it inside the loader's transaction."""
+    model: Any = _TABLES[section]
+    existing = {obj.code: obj for obj in await model.filter(code__in=[code for code, _ in rows])}
+    done = Upserted()
+    for code, values in rows:
+        obj = existing.get(code)
+        if obj is None:
+            obj = await model.create(code=code, **values)
+            done.created += 1
+        elif any(getattr(obj, k) != v for k, v in values.items()):
+            await model.filter(id=obj.id).update(**values)
+            done.updated += 1
+        else:
+            done.unchanged += 1
+        done.ids[code] = obj.id
+    return done
+
+
+async def sync_materials(item_id: int, wanted: dict[str, dict[str, Any]]) -> Upserted:
+    """Make an item's materials exactly `wanted` (code -> values): stale ones deleted (counted as updated),
+    new ones created, changed ones updated."""
+    existing = {m.code: m for m in await ItemMaterial.filter(item_id=item_id)}
+    done = Upserted()
+    stale = [m.id for code, m in existing.items() if code not in wanted]
+    if stale:
+        await ItemMaterial.filter(id__in=stale).delete()
+        done.updated += len(stale)
+    for code, values in wanted.items():
+        obj = existing.get(code)
+        if obj is None:
+            obj = await ItemMaterial.create(item_id=item_id, code=code, **values)
+            done.created += 1
+        elif any(getattr(obj, k) != v for k, v in values.items()):
+            await ItemMaterial.filter(id=obj.id).update(**values)
+            done.updated += 1
+        else:
+            done.unchanged += 1
+        done.ids[code] = obj.id
+    return done

@@ -33,6 +33,7 @@ from api.kit.scopes import WorkScope
 from api.kit.workdays import SHANGHAI
 from models import applications as db
 from models import catalog as catalog_db
+from models import feedback as feedback_db
 from models.audit import audit
 from models.scopes import scope_filter
 
@@ -88,7 +89,7 @@ async def view(cases: Cases, app: db.Application, *, full_address: bool = False)
         missing_materials=missing,
         materials=[MaterialOut.model_validate(m, from_attributes=True) for m in materials],
         events=[EventOut.model_validate(e, from_attributes=True) for e in events],
-        evaluated=await db.is_evaluated(app.id),
+        evaluated=await feedback_db.is_evaluated(app.id),
     )
 
 
@@ -167,6 +168,11 @@ async def own(principal: Principal, application_id: int) -> db.Application:
     if app is None:
         raise NotFoundError("没有这个办件", code="application_not_found")
     return app
+
+
+def is_decided(app: db.Application) -> bool:
+    """Whether a decision was made on the case (what a resident may evaluate)."""
+    return app.status in states.DECIDED
 
 
 async def applicant_action(

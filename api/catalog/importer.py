@@ -10,11 +10,11 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from tortoise.transactions import in_transaction
 
 from api.catalog.schemas import CommunityRow, DepartmentRow, DistrictRow, ItemRow, PointRow
+from api.kit.db import in_transaction
 from api.kit.errors import field_errors
-from models.catalog import Community, Department, District, ItemMaterial, ServiceItem, ServicePoint
+from models import catalog as db
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "districts": DistrictRow,
@@ -55,6 +55,15 @@ class LoadReport:
     def changed(self) -> bool:
         return any(self.created.values()) or any(self.updated.values())
 
+    def count(self, section: str, done: db.Upserted) -> None:
+        for counts, n in (
+            (self.created, done.created),
+            (self.updated, done.updated),
+            (self.unchanged, done.unchanged),
+        ):
+            if n:
+                counts[section] = counts.get(section, 0) + n
+
 
 @dataclass
 class Catalog:
@@ -94,7 +103,7 @@ def validate_data(raw: Any) -> tuple[Catalog | None, list[RowError]]:
             try:
                 good.append(model.model_validate(row))
             except ValidationError as exc:
-                for err in field_errors(exc.errors()):
+                for err in field_errors([dict(e) for e in exc.errors()]):
                     errors.append(
                         RowError(
                             section,
@@ -151,29 +160,26 @@ def _cross_check(raw: dict, parsed: dict[str, list[Any]]) -> list[RowError]:
 async def load(catalog: Catalog) -> LoadReport:
     """Upsert every row by code in one transaction."""
     report = LoadReport()
+
+    async def upsert(section: db.Section, rows: list[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+        done = await db.upsert_by_code(section, rows)
+        report.count(section, done)
+        return done.ids
+
     async with in_transaction():
-        districts = await _upsert(
-            report, "districts", District, [(d.code, {"name": d.name}) for d in catalog.districts]
+        districts = await upsert("districts", [(d.code, {"name": d.name}) for d in catalog.districts])
+        departments = await upsert(
+            "departments", [(d.code, {"name": d.name, "phone": d.phone}) for d in catalog.departments]
         )
-        departments = await _upsert(
-            report,
-            "departments",
-            Department,
-            [(d.code, {"name": d.name, "phone": d.phone}) for d in catalog.departments],
-        )
-        communities = await _upsert(
-            report,
+        communities = await upsert(
             "communities",
-            Community,
             [
                 (c.code, {"name": c.name, "kind": c.kind, "district_id": districts[c.district]})
                 for c in catalog.communities
             ],
         )
-        await _upsert(
-            report,
+        await upsert(
             "points",
-            ServicePoint,
             [
                 (
                     p.code,
@@ -187,16 +193,14 @@ async def load(catalog: Catalog) -> LoadReport:
                         "longitude": p.longitude,
                         "phone": p.phone,
                         "opening_hours": p.opening_hours,
-                        "service_tags": ServicePoint.tags_for(list(p.services)),
+                        "service_tags": db.ServicePoint.tags_for(list(p.services)),
                     },
                 )
                 for p in catalog.points
             ],
         )
-        items = await _upsert(
-            report,
+        items = await upsert(
             "items",
-            ServiceItem,
             [
                 (
                     i.code,
@@ -221,31 +225,12 @@ async def load(catalog: Catalog) -> LoadReport:
             ],
         )
         for row in catalog.items:
-            await _sync_materials(report, items[row.code], row)
+            report.count("materials", await db.sync_materials(items[row.code], _materials(row)))
     return report
 
 
-async def _upsert(
-    report: LoadReport, section: str, model: Any, rows: list[tuple[str, dict[str, Any]]]
-) -> dict[str, int]:
-    existing = {obj.code: obj for obj in await model.filter(code__in=[code for code, _ in rows])}
-    ids: dict[str, int] = {}
-    for code, values in rows:
-        obj = existing.get(code)
-        if obj is None:
-            obj = await model.create(code=code, **values)
-            report.created[section] = report.created.get(section, 0) + 1
-        elif any(getattr(obj, k) != v for k, v in values.items()):
-            await model.filter(id=obj.id).update(**values)
-            report.updated[section] = report.updated.get(section, 0) + 1
-        else:
-            report.unchanged[section] = report.unchanged.get(section, 0) + 1
-        ids[code] = obj.id
-    return ids
-
-
-async def _sync_materials(report: LoadReport, item_id: int, row: ItemRow) -> None:
-    wanted = {
+def _materials(row: ItemRow) -> dict[str, dict[str, Any]]:
+    return {
         m.code: {
             "position": pos,
             "name": m.name,
@@ -258,21 +243,6 @@ async def _sync_materials(report: LoadReport, item_id: int, row: ItemRow) -> Non
         }
         for pos, m in enumerate(row.materials)
     }
-    existing = {m.code: m for m in await ItemMaterial.filter(item_id=item_id)}
-    stale = [m.id for code, m in existing.items() if code not in wanted]
-    if stale:
-        await ItemMaterial.filter(id__in=stale).delete()
-        report.updated["materials"] = report.updated.get("materials", 0) + len(stale)
-    for code, values in wanted.items():
-        obj = existing.get(code)
-        if obj is None:
-            await ItemMaterial.create(item_id=item_id, code=code, **values)
-            report.created["materials"] = report.created.get("materials", 0) + 1
-        elif any(getattr(obj, k) != v for k, v in values.items()):
-            await ItemMaterial.filter(id=obj.id).update(**values)
-            report.updated["materials"] = report.updated.get("materials", 0) + 1
-        else:
-            report.unchanged["materials"] = report.unchanged.get("materials", 0) + 1
 
 
 async def load_file(path: Path) -> LoadReport:

@@ -13,6 +13,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from api.catalog.errors import InvalidCursor, ItemNotFound, PointNotFound, UnknownFilterValue
 from api.catalog.schemas import (
     DepartmentList,
     DepartmentOut,
@@ -26,7 +27,6 @@ from api.catalog.schemas import (
     PointOut,
     PointsQuery,
 )
-from api.kit.errors import InvalidInput, NotFoundError
 from api.kit.http import decode_cursor, encode_cursor, page
 from models import catalog as db
 
@@ -55,7 +55,7 @@ class CatalogCache:
         if self._version is not None and moment - self._checked < self.recheck:
             return self._version
         try:
-            version = await self.redis.get(VERSION_KEY) or b"0"
+            version = _as_bytes(await self.redis.get(VERSION_KEY) or b"0")
         except RedisError as exc:
             log.warning("catalogue cache without Redis: %s", type(exc).__name__)
             return None
@@ -74,10 +74,12 @@ class CatalogCache:
             return await build()
         full_key = f"catalog:{version.decode()}:{key}"
         try:
-            body = await self.redis.get(full_key)
-            if body is None:
+            cached = await self.redis.get(full_key)
+            if cached is None:
                 body = await build()
                 await self.redis.set(full_key, body, ex=self.ttl)
+            else:
+                body = _as_bytes(cached)
         except RedisError:
             body = await build()
         if len(self._local) >= self.max_entries:
@@ -95,6 +97,11 @@ class CatalogCache:
         await self.redis.incr(VERSION_KEY)
         self._local.clear()
         self._checked = -math.inf
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    # the client answers bytes (it is not made with decode_responses); the type stubs allow str too
+    return value if isinstance(value, bytes) else value.encode()
 
 
 def _dump(model: DepartmentList | ItemList | ItemGuide | PointList | PointOut) -> bytes:
@@ -137,7 +144,7 @@ async def list_items(cache: CatalogCache, query: ItemsQuery, limit: int) -> byte
         if query.department:
             dep = await db.department_by_code(query.department)
             if dep is None:
-                raise _unknown("department", "没有这个部门")
+                raise UnknownFilterValue("department", "没有这个部门")
             department_id = dep.id
         rows = await db.items_page(
             q=query.q,
@@ -159,7 +166,7 @@ async def get_item(cache: CatalogCache, code: str) -> bytes:
     async def build() -> bytes:
         item = await db.item_with_guide(code)
         if item is None:
-            raise NotFoundError("没有这个事项", code="item_not_found")
+            raise ItemNotFound()
         materials = sorted(item.materials, key=lambda m: m.position)
         return _dump(
             ItemGuide(
@@ -173,7 +180,7 @@ async def get_item(cache: CatalogCache, code: str) -> bytes:
         )
 
     if len(code) > 64:
-        raise NotFoundError("没有这个事项", code="item_not_found")
+        raise ItemNotFound()
     return await cache.get_or_build("item:" + code, build)
 
 
@@ -207,7 +214,7 @@ async def list_points(cache: CatalogCache, query: PointsQuery, limit: int) -> by
     position_key = "offset" if query.near else "after"
     position = decode_cursor(query.cursor, position_key)
     if query.near and position is not None and (not isinstance(position, int) or position < 0):
-        raise _unknown("cursor", "无效的分页游标", code="invalid_cursor")
+        raise InvalidCursor()
     key = "points:" + _digest([query.district, query.community, query.service, query.near, position, limit])
 
     async def build() -> bytes:
@@ -215,19 +222,23 @@ async def list_points(cache: CatalogCache, query: PointsQuery, limit: int) -> by
         if query.district:
             district = await db.district_by_code(query.district)
             if district is None:
-                raise _unknown("district", "没有这个区县")
+                raise UnknownFilterValue("district", "没有这个区县")
             district_id = district.id
         if query.community:
             community = await db.community_by_code(query.community)
             if community is None:
-                raise _unknown("community", "没有这个社区")
+                raise UnknownFilterValue("community", "没有这个社区")
             community_id = community.id
-        qs = db.points_filtered(district_id=district_id, community_id=community_id, service=query.service)
         if query.near:
             lat, lng = (float(p) for p in query.near.split(","))
             # a city has a few hundred points at most: rank them all, then page by offset
             ranked = sorted(
-                ((distance_m(lat, lng, p.latitude, p.longitude), p.code, p) for p in await qs),
+                (
+                    (distance_m(lat, lng, p.latitude, p.longitude), p.code, p)
+                    for p in await db.points_filtered(
+                        district_id=district_id, community_id=community_id, service=query.service
+                    )
+                ),
                 key=lambda t: (t[0], t[1]),
             )
             start = position or 0
@@ -236,9 +247,17 @@ async def list_points(cache: CatalogCache, query: PointsQuery, limit: int) -> by
             items = [_point(p, d) for d, _, p in window]
             next_cursor = encode_cursor({"offset": start + limit}) if more else None
         else:
-            if position is not None:
-                qs = qs.filter(code__gt=str(position))
-            rows, next_cursor = page(await qs.limit(limit + 1), limit, lambda last: {"after": last.code})
+            rows, next_cursor = page(
+                await db.points_filtered(
+                    district_id=district_id,
+                    community_id=community_id,
+                    service=query.service,
+                    after_code=str(position) if position is not None else None,
+                    limit=limit + 1,
+                ),
+                limit,
+                lambda last: {"after": last.code},
+            )
             items = [_point(p) for p in rows]
         return _dump(PointList(items=items, next_cursor=next_cursor))
 
@@ -249,17 +268,13 @@ async def get_point(cache: CatalogCache, code: str) -> bytes:
     async def build() -> bytes:
         point = await db.point_by_code(code)
         if point is None:
-            raise NotFoundError("没有这个服务网点", code="point_not_found")
+            raise PointNotFound()
         return _dump(_point(point))
 
     if len(code) > 32:
-        raise NotFoundError("没有这个服务网点", code="point_not_found")
+        raise PointNotFound()
     return await cache.get_or_build("point:" + code, build)
 
 
 def _digest(parts: list) -> str:
     return hashlib.blake2b(orjson.dumps(parts), digest_size=12).hexdigest()
-
-
-def _unknown(field: str, message: str, code: str = "unknown_filter_value") -> InvalidInput:
-    return InvalidInput(message, code=code, errors=[{"field": field, "message": message}])

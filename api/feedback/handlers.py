@@ -16,15 +16,13 @@ from api.feedback.schemas import (
     MyComplaintsQuery,
     WorkComplaintsQuery,
 )
-from api.kit.auth import require
+from api.kit.auth import CLERKS, Role, require
 from api.kit.docs import documented
 from api.kit.http import json_model, page_limit, parse_body, parse_query
 from api.kit.idempotency import idempotent
 from api.kit.scopes import work_scope
 
 bp = Blueprint("feedback")
-
-CLERKS = ("staff", "admin")
 
 
 @bp.post("/applications/<application_id:int>/evaluation")
@@ -34,10 +32,10 @@ CLERKS = ("staff", "admin")
     body=EvaluationIn,
     ok=EvaluationOut,
     status=201,
-    errors=(401, 403, 404, 409),
+    errors=(404, 409),
     idempotent=True,
 )
-@require("resident")
+@require(Role.RESIDENT)
 @idempotent
 async def evaluate(request: Request, application_id: int) -> HTTPResponse:
     body = parse_body(request, EvaluationIn)
@@ -51,16 +49,17 @@ async def evaluate(request: Request, application_id: int) -> HTTPResponse:
     body=ComplaintIn,
     ok=ComplaintOut,
     status=201,
-    errors=(401, 403, 409),
+    errors=(409,),
     idempotent=True,
 )
-@require("resident")
+@require(Role.RESIDENT)
 @idempotent
 async def file_complaint(request: Request) -> HTTPResponse:
     body = parse_body(request, ComplaintIn)
-    cases = request.app.ctx.services.cases
+    kernel = request.app.ctx.services.kernel
     return json_model(
-        await service.file_complaint(cases.settings, cases.calendar, request.ctx.principal, body), status=201
+        await service.file_complaint(kernel.settings, kernel.calendar, request.ctx.principal, body),
+        status=201,
     )
 
 
@@ -70,9 +69,8 @@ async def file_complaint(request: Request) -> HTTPResponse:
     tag="feedback",
     query=MyComplaintsQuery,
     ok=ComplaintList,
-    errors=(401, 403),
 )
-@require("resident")
+@require(Role.RESIDENT)
 async def my_complaints(request: Request) -> HTTPResponse:
     query = parse_query(request, MyComplaintsQuery)
     return json_model(
@@ -88,7 +86,6 @@ async def my_complaints(request: Request) -> HTTPResponse:
     tag="work",
     query=WorkComplaintsQuery,
     ok=ComplaintList,
-    errors=(401, 403),
 )
 @require(*CLERKS)
 async def work_complaints(request: Request) -> HTTPResponse:
@@ -105,7 +102,7 @@ async def work_complaints(request: Request) -> HTTPResponse:
     tag="work",
     body=ComplaintReplyIn,
     ok=ComplaintOut,
-    errors=(401, 403, 404, 409),
+    errors=(404, 409),
 )
 @require(*CLERKS)
 async def reply(request: Request, complaint_id: int) -> HTTPResponse:

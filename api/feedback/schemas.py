@@ -7,7 +7,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.applications.schemas import Ref
 from api.kit.http import PageQuery
 
 EvaluationChannel = Literal["app", "wechat", "pad", "sms"]
@@ -17,6 +16,13 @@ ComplaintStatus = Literal["open", "answered"]
 
 # the hall's 4-key pad (DESIGN.md 好差评): 非常满意 / 满意 / 一般 / 不满意
 PAD_LEVELS: dict[str, int] = {"very_satisfied": 5, "satisfied": 4, "average": 3, "dissatisfied": 2}
+
+
+class Ref(BaseModel):
+    """A service point or department by code and name (the same shape as the applications' `Ref`)."""
+
+    code: str
+    name: str
 
 
 class _In(BaseModel):

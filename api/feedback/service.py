@@ -1,42 +1,45 @@
-"""Evaluations and complaints: one transaction per use case; a reply reaches the resident's inbox in the
-same transaction that records it."""
+"""Evaluations and complaints. A case is read through the applications area's service; a reply reaches the
+resident's inbox in the same transaction that records it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import get_args
 
-from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
-from tortoise.transactions import in_transaction
-
-from api.applications import states
-from api.applications.schemas import Ref
-from api.feedback import queries
+from api.applications import service as applications
+from api.feedback.errors import (
+    AlreadyAnswered,
+    AlreadyEvaluated,
+    ComplaintNotFound,
+    NotDecided,
+    UnknownApplication,
+    UnknownPoint,
+)
 from api.feedback.schemas import (
     PAD_LEVELS,
     ComplaintIn,
     ComplaintList,
     ComplaintOut,
     ComplaintReplyIn,
+    EvaluationChannel,
     EvaluationIn,
     EvaluationOut,
+    Ref,
 )
+from api.kit import clock
 from api.kit.auth import Principal
 from api.kit.config import Settings
-from api.kit.errors import Conflict, NotFoundError, invalid
+from api.kit.db import in_transaction
+from api.kit.errors import NotFoundError, invalid
 from api.kit.http import decode_id_cursor, page
 from api.kit.scopes import WorkScope
 from api.kit.workdays import WorkCalendar, local_date
 from models import catalog as catalog_db
-from models.applications import Complaint, Evaluation, Notification
+from models import feedback as db
+from models import notifications as notifications_db
 
-EVALUATION_CHANNELS = ("app", "wechat", "pad", "sms")
+EVALUATION_CHANNELS = get_args(EvaluationChannel)
 KIND_NAMES = {"consultation": "咨询", "complaint": "投诉", "suggestion": "建议"}
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 # ---- 好差评 --------------------------------------------------------------------------------------------
@@ -58,41 +61,22 @@ def _level_and_channel(body: EvaluationIn, principal: Principal) -> tuple[int, s
     return body.level, principal.channel if principal.channel in EVALUATION_CHANNELS else "app"
 
 
-def _already_evaluated() -> Conflict:
-    return Conflict("该办件已评价过，每个办件只能评价一次", code="already_evaluated")
-
-
 async def evaluate(principal: Principal, application_id: int, body: EvaluationIn) -> EvaluationOut:
     level, channel = _level_and_channel(body, principal)
-    app = await queries.application_of(application_id, principal.account_id)
-    if app is None:
-        raise NotFoundError("没有这个办件", code="application_not_found")
-    if app.status not in states.DECIDED:
-        raise Conflict("办件作出决定(办结)后才能评价", code="not_decided")
-    if await queries.evaluated(app.id):
-        raise _already_evaluated()
-    try:
-        async with in_transaction():
-            row = await Evaluation.create(
-                application_id=app.id,
-                level=level,
-                comment=body.comment or "",
-                channel=channel,
-                point_id=app.point_id,
-                # the window clerk or grid worker who received the resident is the one rated
-                staff_id=app.accepted_by_id,
-                item_id=app.item_id,
-                department_id=app.department_id,
-            )
-    except IntegrityError:
-        # a concurrent evaluation of the same case won the one-to-one constraint
-        raise _already_evaluated() from None
+    app = await applications.own(principal, application_id)  # someone else's case: 404 application_not_found
+    if not applications.is_decided(app):
+        raise NotDecided()
+    if await db.is_evaluated(app.id):
+        raise AlreadyEvaluated()
+    row = await db.record_evaluation(app, level, body.comment or "", channel)
+    if row is None:  # a concurrent evaluation of the same case came first
+        raise AlreadyEvaluated()
     return EvaluationOut(
         id=row.id,
         application_id=app.id,
         level=row.level,
         comment=row.comment,
-        channel=row.channel,  # type: ignore[arg-type]
+        channel=row.channel,
         created_at=row.created_at,
     )
 
@@ -100,17 +84,17 @@ async def evaluate(principal: Principal, application_id: int, body: EvaluationIn
 # ---- 咨询投诉建议 ---------------------------------------------------------------------------------------
 
 
-def _ref(obj: Any) -> Ref | None:
+def _ref(obj: catalog_db.ServicePoint | catalog_db.Department | None) -> Ref | None:
     return None if obj is None else Ref(code=obj.code, name=obj.name)
 
 
-def view(row: Complaint, moment: datetime | None = None) -> ComplaintOut:
-    moment = moment or now()
+def view(row: db.Complaint, moment: datetime | None = None) -> ComplaintOut:
+    moment = moment or clock.now()
     return ComplaintOut(
         id=row.id,
-        kind=row.kind,  # type: ignore[arg-type]
+        kind=row.kind,
         content=row.content,
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         application_id=row.application_id,
         point=_ref(row.point),
         department=_ref(row.department),
@@ -122,45 +106,28 @@ def view(row: Complaint, moment: datetime | None = None) -> ComplaintOut:
     )
 
 
-def complaint_scope(scope: WorkScope) -> Q:
-    """Admin: all. Staff: their department's, and those about no department (any clerk may take them)."""
-    if scope.everything:
-        return Q()
-    condition = Q(department_id__isnull=True)
-    if scope.department_ids:
-        condition |= Q(department_id__in=sorted(scope.department_ids))
-    return condition
-
-
 async def file_complaint(
     settings: Settings, calendar: WorkCalendar, principal: Principal, body: ComplaintIn
 ) -> ComplaintOut:
     app = None
     if body.application_id is not None:
-        app = await queries.application_of(body.application_id, principal.account_id)
-        if app is None:
-            raise invalid("application_id", "没有这个办件", "unknown_application")
-    point_id = app.point_id if app is not None else None
+        try:
+            app = await applications.own(principal, body.application_id)
+        except NotFoundError:
+            raise UnknownApplication() from None
+    point_id = None
     if body.point_code is not None:
         point = await catalog_db.point_by_code(body.point_code)
         if point is None:
-            raise invalid("point_code", "没有这个服务网点", "unknown_point")
+            raise UnknownPoint()
         point_id = point.id
-    moment = now()
-    today = local_date(moment)
-    due_at = calendar.end_of(calendar.add_workdays(today, settings.applications.complaint_answer_days))
-    async with in_transaction():
-        row = await Complaint.create(
-            account_id=principal.account_id,
-            kind=body.kind,
-            content=body.content,
-            application_id=app.id if app is not None else None,
-            point_id=point_id,
-            department_id=app.department_id if app is not None else None,
-            status="open",
-            due_at=due_at,
-        )
-    return view(await queries.complaint(row.id), moment)
+    moment = clock.now()
+    days = settings.applications.complaint_answer_days
+    due_at = calendar.end_of(calendar.add_workdays(local_date(moment), days))
+    row = await db.file_complaint(
+        principal.account_id, body.kind, body.content, app=app, point_id=point_id, due_at=due_at
+    )
+    return view(await db.complaint(row.id), moment)
 
 
 async def my_complaints(
@@ -168,11 +135,11 @@ async def my_complaints(
 ) -> ComplaintList:
     before = decode_id_cursor(cursor, "before")
     rows, next_cursor = page(
-        await queries.complaints_of(principal.account_id, status, before, limit + 1),
+        await db.complaints_of(principal.account_id, status, before, limit + 1),
         limit,
         lambda last: {"before": last.id},
     )
-    moment = now()
+    moment = clock.now()
     return ComplaintList(items=[view(r, moment) for r in rows], next_cursor=next_cursor)
 
 
@@ -181,40 +148,33 @@ async def work_complaints(
 ) -> ComplaintList:
     after = decode_id_cursor(cursor, "after")
     rows, next_cursor = page(
-        await queries.complaints_in_scope(complaint_scope(scope), status, after, limit + 1),
+        await db.complaints_in_scope(scope, status, after, limit + 1),
         limit,
         lambda last: {"after": last.id},
     )
-    moment = now()
+    moment = clock.now()
     return ComplaintList(items=[view(r, moment) for r in rows], next_cursor=next_cursor)
 
 
 async def reply(
     principal: Principal, scope: WorkScope, complaint_id: int, body: ComplaintReplyIn
 ) -> ComplaintOut:
-    row = await queries.complaint_in_scope(complaint_id, complaint_scope(scope))
+    row = await db.complaint_in_scope(complaint_id, scope)
     if row is None:
-        raise NotFoundError("没有这条咨询投诉", code="complaint_not_found")
+        raise ComplaintNotFound()
     if row.status != "open":
-        raise _answered()
-    moment = now()
+        raise AlreadyAnswered()
+    moment = clock.now()
     kind = KIND_NAMES.get(row.kind, "咨询投诉")
     async with in_transaction():
         # only the first of two clerks answering at once gets past this line
-        updated = await Complaint.filter(id=row.id, status="open").update(
-            status="answered", reply=body.reply, replied_by_id=principal.account_id, replied_at=moment
-        )
-        if updated != 1:
-            raise _answered()
-        await Notification.create(
-            account_id=row.account_id,
-            kind="complaint_reply",
-            title=f"您的{kind}已答复",
-            body=body.reply,
+        if not await db.answer(row.id, body.reply, principal.account_id, moment):
+            raise AlreadyAnswered()
+        await notifications_db.notify(
+            row.account_id,
+            "complaint_reply",
+            f"您的{kind}已答复",
+            body.reply,
             application_id=row.application_id,
         )
-    return view(await queries.complaint(row.id), moment)
-
-
-def _answered() -> Conflict:
-    return Conflict("该咨询投诉已答复", code="already_answered")
+    return view(await db.complaint(row.id), moment)

@@ -29,6 +29,8 @@ MODEL_MODULES = [
     "models.catalog",
     "models.identity",
     "models.applications",
+    "models.feedback",
+    "models.notifications",
 ]
 
 

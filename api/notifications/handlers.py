@@ -20,7 +20,6 @@ bp = Blueprint("notifications")
     tag="notifications",
     query=InboxQuery,
     ok=NotificationList,
-    errors=(401,),
 )
 @require()
 async def inbox(request: Request) -> HTTPResponse:
@@ -37,7 +36,7 @@ async def inbox(request: Request) -> HTTPResponse:
     "标记一条消息为已读(重复标记保留首次阅读时间)",
     tag="notifications",
     ok=NotificationOut,
-    errors=(401, 404),
+    errors=(404,),
 )
 @require()
 async def read(request: Request, notification_id: int) -> HTTPResponse:

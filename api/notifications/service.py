@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+from api.kit import clock
 from api.kit.auth import Principal
-from api.kit.errors import NotFoundError
 from api.kit.http import decode_id_cursor, page
-from api.notifications import queries
+from api.notifications.errors import NotificationNotFound
 from api.notifications.schemas import NotificationList, NotificationOut
-from models.applications import Notification
+from models import notifications as db
 
 
-def view(row: Notification) -> NotificationOut:
+def view(row: db.Notification) -> NotificationOut:
     return NotificationOut(
         id=row.id,
         kind=row.kind,
@@ -29,7 +27,7 @@ async def inbox(
 ) -> NotificationList:
     before = decode_id_cursor(cursor, "before")
     rows, next_cursor = page(
-        await queries.inbox_page(principal.account_id, unread, before, limit + 1),
+        await db.inbox_page(principal.account_id, unread, before, limit + 1),
         limit,
         lambda last: {"before": last.id},
     )
@@ -37,10 +35,10 @@ async def inbox(
 
 
 async def read(principal: Principal, notification_id: int) -> NotificationOut:
-    if await queries.notification_of(notification_id, principal.account_id) is None:
-        raise NotFoundError("没有这条消息", code="notification_not_found")
-    await queries.mark_read(notification_id, principal.account_id, datetime.now(UTC))
-    row = await queries.notification_of(notification_id, principal.account_id)
+    if await db.notification_of(notification_id, principal.account_id) is None:
+        raise NotificationNotFound()
+    await db.mark_read(notification_id, principal.account_id, clock.now())
+    row = await db.notification_of(notification_id, principal.account_id)
     if row is None:  # deleted in between (account removed)
-        raise NotFoundError("没有这条消息", code="notification_not_found")
+        raise NotificationNotFound()
     return view(row)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api.kit.auth import require
+from api.kit.auth import CLERKS, require
 from api.kit.docs import documented
 from api.kit.http import json_model, parse_query
 from api.kit.scopes import work_scope
@@ -14,8 +14,6 @@ from api.stats.schemas import ApplicationStats, ApplicationStatsQuery, Satisfact
 
 bp = Blueprint("stats")
 
-READERS = ("admin", "staff")
-
 
 @bp.get("/stats/satisfaction")
 @documented(
@@ -23,15 +21,14 @@ READERS = ("admin", "staff")
     tag="stats",
     query=SatisfactionQuery,
     ok=SatisfactionReport,
-    errors=(401, 403),
 )
-@require(*READERS)
+@require(*CLERKS)
 async def satisfaction(request: Request) -> HTTPResponse:
     query = parse_query(request, SatisfactionQuery)
     scope = await work_scope(request)
     return json_model(
         await service.satisfaction(
-            request.app.ctx.services.identity, scope, query.group_by, query.start, query.end
+            request.app.ctx.services.kernel.cipher, scope, query.group_by, query.start, query.end
         )
     )
 
@@ -42,9 +39,8 @@ async def satisfaction(request: Request) -> HTTPResponse:
     tag="stats",
     query=ApplicationStatsQuery,
     ok=ApplicationStats,
-    errors=(401, 403),
 )
-@require(*READERS)
+@require(*CLERKS)
 async def applications(request: Request) -> HTTPResponse:
     query = parse_query(request, ApplicationStatsQuery)
     scope = await work_scope(request)

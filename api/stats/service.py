@@ -8,19 +8,14 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from tortoise.timezone import localtime
-
-from api.identity.deps import Identity
-from api.identity.service import decrypt_phone
 from api.kit.errors import invalid
-from api.kit.pii import PiiDecryptError, mask_phone
+from api.kit.pii import PiiCipher, PiiDecryptError, mask_phone
 from api.kit.scopes import WorkScope
-from api.stats import queries
+from api.stats.errors import UnknownDepartment, UnknownPoint
 from api.stats.schemas import ApplicationStats, ApplicationStatsQuery, SatisfactionReport, SatisfactionRow
 from models import catalog as catalog_db
-from models.scopes import scope_filter
+from models import stats as db
 
-COLUMNS = {"point": "point_id", "staff": "staff_id", "item": "item_id", "department": "department_id"}
 LEVELS = ("5", "4", "3", "2", "1")
 SATISFIED = ("5", "4", "3")
 
@@ -29,24 +24,21 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _period(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
-    """The bounds in the database's time zone: SQLite compares stored times as text."""
+def _check_period(start: datetime | None, end: datetime | None) -> None:
     if start is not None and end is not None and end <= start:
         raise invalid("to", "to 须晚于 from")
-    return (localtime(start) if start else None, localtime(end) if end else None)
 
 
 async def satisfaction(
-    ident: Identity, scope: WorkScope, group_by: str, start: datetime | None, end: datetime | None
+    cipher: PiiCipher, scope: WorkScope, group_by: str, start: datetime | None, end: datetime | None
 ) -> SatisfactionReport:
-    start, end = _period(start, end)
-    column = COLUMNS[group_by]
+    _check_period(start, end)
     counts: dict[int | None, dict[str, int]] = defaultdict(lambda: dict.fromkeys(LEVELS, 0))
-    for row in await queries.evaluation_counts(scope_filter(scope), column, start, end):
-        level = str(row["level"])
+    for key_id, level_number, n in await db.evaluation_counts(scope, group_by, start, end):
+        level = str(level_number)
         if level in LEVELS:
-            counts[row[column]][level] += int(row["n"])
-    names = await _names(ident, group_by, [k for k in counts if k is not None])
+            counts[key_id][level] += n
+    names = await _names(cipher, group_by, [k for k in counts if k is not None])
     rows = []
     # groups in code (staff: account id) order; online cases, or those of no recorded clerk, last
     for key_id in sorted(counts, key=lambda k: (k is None, _order(names, k, group_by))):
@@ -79,40 +71,48 @@ def _unnamed(group_by: str, key_id: int | None) -> tuple[str, str]:
     return (str(key_id), f"#{key_id}")
 
 
-async def _names(ident: Identity, group_by: str, ids: list[int]) -> dict[int | None, tuple[str, str]]:
+async def _names(cipher: PiiCipher, group_by: str, ids: list[int]) -> dict[int | None, tuple[str, str]]:
+    """(key, name) of each group: code and name of a point, item or department; a clerk by account id and
+    masked phone."""
+    found: dict[int, tuple[str, str]]
     if group_by == "point":
-        return {i: (p.code, p.name) for i, p in (await queries.points_by_id(ids)).items()}
-    if group_by == "item":
-        return {i: (it.code, it.name) for i, it in (await queries.items_by_id(ids)).items()}
-    if group_by == "department":
-        return {i: (d.code, d.name) for i, d in (await queries.departments_by_id(ids)).items()}
-    names: dict[int | None, tuple[str, str]] = {}
-    for account_id in ids:
-        names[account_id] = (str(account_id), f"窗口#{account_id}")
-    for account_id, account in (await queries.accounts_by_id(ids)).items():
+        found = await db.point_names(ids)
+    elif group_by == "item":
+        found = await db.item_names(ids)
+    elif group_by == "department":
+        found = await db.department_names(ids)
+    else:
+        found = await _staff_names(cipher, ids)
+    return dict(found.items())
+
+
+async def _staff_names(cipher: PiiCipher, ids: list[int]) -> dict[int, tuple[str, str]]:
+    names = {account_id: (str(account_id), f"窗口#{account_id}") for account_id in ids}
+    for account_id, (token, index) in (await db.sealed_phones(ids)).items():
+        # the context the identity area seals an account's phone with: "phone:" and its blind index
         try:
-            phone = decrypt_phone(ident, account)
+            phone = cipher.decrypt(token, f"phone:{index}")
         except PiiDecryptError:
-            phone = None
+            continue
         if phone:
             names[account_id] = (str(account_id), mask_phone(phone) or f"窗口#{account_id}")
     return names
 
 
 async def application_figures(scope: WorkScope, query: ApplicationStatsQuery) -> ApplicationStats:
-    start, end = _period(query.start, query.end)
+    _check_period(query.start, query.end)
     point_id = department_id = None
     if query.point_code is not None:
         point = await catalog_db.point_by_code(query.point_code)
         if point is None:
-            raise invalid("point_code", "没有这个服务网点", "unknown_point")
+            raise UnknownPoint()
         point_id = point.id
     if query.department is not None:
         department = await catalog_db.department_by_code(query.department)
         if department is None:
-            raise invalid("department", "没有这个部门", "unknown_department")
+            raise UnknownDepartment()
         department_id = department.id
-    n = await queries.application_figures(scope_filter(scope), start, end, point_id, department_id)
+    n = await db.application_figures(scope, query.start, query.end, point_id, department_id)
     return ApplicationStats(
         submitted=n["submitted"],
         accepted=n["accepted"],

@@ -232,3 +232,23 @@ async def test_workers_share_answers_through_redis(client, catalog, app):
     await app.ctx.services.kernel.redis.set(keys[0], b'{"code":"from-redis"}')
     app.ctx.services.catalog._local.clear()
     assert (await client.get("/api/v1/items/360500-MZ-001")).json() == {"code": "from-redis"}
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code", "detail"),
+    [
+        ("/api/v1/items/NOPE-000", 404, "item_not_found", "没有这个事项"),
+        ("/api/v1/items/" + "X" * 65, 404, "item_not_found", "没有这个事项"),
+        ("/api/v1/points/NOPE", 404, "point_not_found", "没有这个服务网点"),
+        ("/api/v1/items?department=nope", 422, "unknown_filter_value", "没有这个部门"),
+        ("/api/v1/points?district=999999", 422, "unknown_filter_value", "没有这个区县"),
+        ("/api/v1/points?community=000000000000", 422, "unknown_filter_value", "没有这个社区"),
+        ("/api/v1/points?near=27.8,114.9&cursor=eyJvZmZzZXQiOi0xfQ", 422, "invalid_cursor", "无效的分页游标"),
+    ],
+)
+async def test_catalogue_errors_keep_their_codes_and_messages(client, catalog, path, status, code, detail):
+    r = await client.get(path)
+    body = r.json()
+    assert (r.status_code, body["status"], body["code"], body["detail"]) == (status, status, code, detail)
+    if status == 422:
+        assert [e["message"] for e in body["errors"]] == [detail]

@@ -7,8 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from models.applications import Application, Complaint, Evaluation, Notification
+from models.applications import Application
 from models.catalog import ServiceItem, ServicePoint
+from models.feedback import Complaint, Evaluation
+from models.notifications import Notification
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _numbers = itertools.count(1)

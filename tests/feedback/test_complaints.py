@@ -10,8 +10,9 @@ from datetime import datetime
 
 import pytest
 
-from api.feedback import service
-from models.applications import Complaint, Notification
+from api.kit import clock
+from models.feedback import Complaint
+from models.notifications import Notification
 from tests.feedback import people
 from tests.feedback.factories import SHANGHAI, at, make_case
 from tests.identity.helpers import bearer
@@ -51,7 +52,7 @@ async def test_a_consultation_is_due_five_working_days_later_counted_across_nati
     """Filed Tue 2026-09-29 10:00. Working days after it: Wed 09-30 (1); 10-01 … 10-07 国庆 off;
     Thu 10-08 (2), Fri 10-09 (3), Sat 10-10 make-up workday (4), Sun 10-11 off, Mon 10-12 (5).
     So the answer is due 2026-10-12 23:59:59 +08:00."""
-    monkeypatch.setattr(service, "now", lambda: at("2026-09-29 10:00"))
+    monkeypatch.setattr(clock, "now", lambda: at("2026-09-29 10:00"))
     r = await client.post(
         MINE, json={"kind": "consultation", "content": "  低保申请需要哪些材料？  "}, headers=bearer(zhang)
     )
@@ -365,7 +366,7 @@ async def test_when_the_notification_cannot_be_written_the_answer_is_not_recorde
     async def broken(**_):
         raise RuntimeError("inbox down")
 
-    monkeypatch.setattr(service.Notification, "create", broken)
+    monkeypatch.setattr(Notification, "create", broken)
     r = await client.post(reply_url(civil["id"]), json={"reply": "这条答复不应留下"}, headers=bearer(clerk))
     assert r.status_code == 500
     row = await Complaint.get(id=civil["id"])

@@ -8,7 +8,8 @@ import asyncio
 import pytest
 
 from api.applications import states
-from models.applications import STATUSES, Evaluation
+from models.applications import STATUSES
+from models.feedback import Evaluation
 from tests.feedback import people
 from tests.feedback.factories import make_case
 from tests.identity.helpers import ZHANG, bearer, sms_sign_in
@@ -196,7 +197,7 @@ async def test_when_the_check_is_raced_the_unique_constraint_still_answers_409(
     client, zhang, decided, monkeypatch
 ):
     """Two requests can both pass the 'already rated?' check; the one-to-one constraint decides."""
-    from api.feedback import queries
+    from models import feedback
 
     r = await client.post(url(decided.id), json={"level": 5}, headers=bearer(zhang))
     assert r.status_code == 201
@@ -204,7 +205,20 @@ async def test_when_the_check_is_raced_the_unique_constraint_still_answers_409(
     async def never_rated(_application_id: int) -> bool:
         return False
 
-    monkeypatch.setattr(queries, "evaluated", never_rated)
+    monkeypatch.setattr(feedback, "is_evaluated", never_rated)
     r = await client.post(url(decided.id), json={"level": 1}, headers=bearer(zhang))
     assert r.status_code == 409 and r.json()["code"] == "already_evaluated"
     assert [e.level for e in await Evaluation.filter(application_id=decided.id)] == [5]
+
+
+async def test_a_refused_second_evaluation_leaves_the_surrounding_transaction_usable(client, zhang, decided):
+    """The insert the one-to-one constraint refuses is undone on its own (a savepoint), not with the
+    transaction around it."""
+    from api.kit.db import in_transaction
+    from models import feedback
+
+    async with in_transaction():
+        assert await feedback.record_evaluation(decided, 4, "", "app") is not None
+        assert await feedback.record_evaluation(decided, 1, "", "app") is None
+        assert await feedback.is_evaluated(decided.id)
+    assert [e.level for e in await Evaluation.filter(application_id=decided.id)] == [4]

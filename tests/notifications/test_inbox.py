@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from models.applications import Notification
+from models.notifications import Notification
 from tests.feedback import people
 from tests.feedback.factories import make_case, make_notification
 from tests.identity.helpers import bearer
@@ -155,3 +155,18 @@ async def test_bad_query_parameters_are_422(client, zhang, params):
     r = await client.get(INBOX, params=params, headers=bearer(zhang))
     assert r.status_code == 422, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_the_read_time_comes_from_the_clock_and_is_answered_in_the_city_zone(
+    client, zhang, monkeypatch
+):
+    from datetime import UTC
+
+    from api.kit import clock
+
+    (first,) = await fill(people.account_id(zhang), 1)
+    moment = datetime(2026, 5, 1, 1, 30, tzinfo=UTC)
+    monkeypatch.setattr(clock, "now", lambda: moment)
+    r = await client.post(read_url(first), headers=bearer(zhang))
+    assert r.status_code == 200
+    assert r.json()["read_at"].endswith("+08:00") and datetime.fromisoformat(r.json()["read_at"]) == moment

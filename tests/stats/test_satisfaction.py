@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.applications import Evaluation
+from models.feedback import Evaluation
 from tests.feedback import people
 from tests.feedback.factories import at, make_case, make_evaluation, move_evaluation
 from tests.identity.helpers import bearer
@@ -301,3 +301,14 @@ async def test_only_admins_and_staff_read_statistics(app, client, catalog):
         r = await client.get(URL, headers=bearer(tokens))
         assert r.status_code == 403 and r.json()["code"] == "forbidden"
     assert (await client.get(URL)).status_code == 401
+
+
+async def test_a_clerk_whose_phone_does_not_decrypt_is_shown_by_account_id(client, rated, admin):
+    """The phone is sealed with its own row's context: B's ciphertext copied onto A's row does not open."""
+    from models.identity import Account
+
+    a, b = rated["staff"]["A"], rated["staff"]["B"]
+    b_phone = (await Account.get(id=b)).phone_enc
+    await Account.filter(id=a).update(phone_enc=b_phone)
+    names = {row["key"]: row["name"] for row in await report(client, admin, group_by="staff")}
+    assert names == {str(a): f"窗口#{a}", str(b): "137****0012"}

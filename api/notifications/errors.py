@@ -1,0 +1,10 @@
+"""The inbox's errors, one class per code a client can get."""
+
+from __future__ import annotations
+
+from api.kit.errors import NotFoundError
+
+
+class NotificationNotFound(NotFoundError):
+    code = "notification_not_found"
+    title = "没有这条消息"
