@@ -7,13 +7,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from api.applications.states import DECIDED, NEVER_ACCEPTED
 from models.applications import Application, Complaint, Evaluation, Notification
 from models.catalog import ServiceItem, ServicePoint
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _numbers = itertools.count(1)
-
-DECIDED_STATUSES = ("approved", "rejected", "ready", "delivered", "closed")
 
 
 def at(text: str) -> datetime:
@@ -40,8 +39,8 @@ async def make_case(
     point_row = await ServicePoint.get(code=point) if point else None
     created = created_at or datetime.now(SHANGHAI)
     if accepted is None:
-        accepted = status not in ("submitted", "returned", "refused", "withdrawn")
-    decided = status in DECIDED_STATUSES
+        accepted = status not in NEVER_ACCEPTED | {"withdrawn"}
+    decided = status in DECIDED
     fields: dict[str, Any] = {}
     if accepted:
         fields.update(accepted_at=created + timedelta(hours=1), due_at=created + timedelta(days=7))
