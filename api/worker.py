@@ -1,9 +1,10 @@
 """python -m api.worker [--once] — background loops in a process of their own (production).
 
-Today it runs the deadline watch (电子监察, api.applications.deadlines); the outbox dispatcher joins it later. It loads the
-settings, opens the database, builds the working-day calendar and runs a pass every
-`applications.deadline_watch_interval` seconds until SIGTERM or SIGINT; `--once` runs one pass, prints its
-report as one JSON line and exits (0 on success, 1 when the pass failed, 2 on a configuration error).
+Today it runs the deadline watch (电子监察, api.applications.deadlines); the outbox dispatcher joins it later.
+A composition root like api/app.py: it loads the settings, opens the database, builds the same services the
+server builds (`api.app.build_services`) and runs a pass every `applications.deadline_watch_interval`
+seconds until SIGTERM or SIGINT; `--once` runs one pass, prints its report as one JSON line and exits (0 on
+success, 1 when the pass failed, 2 on a configuration error).
 
 Any number of workers may run side by side, and beside servers running the watch in embedded mode: every
 change the watch makes is a conditional UPDATE on the status it read, so exactly one of them makes a given
@@ -17,50 +18,53 @@ import asyncio
 import logging
 import signal
 import sys
-from dataclasses import dataclass
 
 import orjson
 
 from api.applications.deadlines import watch_forever, watch_once
+from api.applications.deps import Cases
 from api.kit.config import ConfigError, Settings, load_settings
 from api.kit.logs import setup_logging
-from api.kit.workdays import WorkCalendar
 
 log = logging.getLogger("ywt.worker")
 
 
-@dataclass
-class WorkerDeps:
-    """What the loops need: the worker's own small counterpart of the server's Cases."""
-
-    settings: Settings
-    calendar: WorkCalendar
-
-
 async def run(settings: Settings, *, once: bool) -> int:
+    from api.app import build_services
     from api.kit.db import close_database, open_database
 
-    deps = WorkerDeps(settings=settings, calendar=WorkCalendar.from_settings(settings.calendar))
-    await open_database(settings)
     try:
-        if once:
-            try:
-                report = await watch_once(deps.calendar)
-            except Exception:
-                log.exception("deadline watch pass failed")
-                return 1
-            print(orjson.dumps({"deadline_watch": report.as_dict()}).decode(), flush=True)
-            return 0
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        log.info("worker started", extra={"fields": {"mode": settings.app.mode}})
-        await watch_forever(deps, settings.applications.deadline_watch_interval, stop)
-        log.info("worker stopped")
-        return 0
+        services = build_services(settings)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        await open_database(settings)
+        try:
+            return await _loop(services.cases, settings, once=once)
+        finally:
+            await close_database()
     finally:
-        await close_database()
+        await services.close()
+
+
+async def _loop(cases: Cases, settings: Settings, *, once: bool) -> int:
+    if once:
+        try:
+            report = await watch_once(cases.calendar)
+        except Exception:
+            log.exception("deadline watch pass failed")
+            return 1
+        print(orjson.dumps({"deadline_watch": report.as_dict()}).decode(), flush=True)
+        return 0
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker started", extra={"fields": {"mode": settings.app.mode}})
+    await watch_forever(cases, settings.applications.deadline_watch_interval, stop)
+    log.info("worker stopped")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -621,8 +621,6 @@ _STATUS_WEIGHTS = {
     "submitted": 15, "returned": 3, "refused": 1, "accepted": 20, "in_review": 15, "suspended": 2,
     "approved": 5, "rejected": 2, "ready": 5, "delivered": 20, "closed": 10, "withdrawn": 2,
 }  # fmt: skip
-_NOT_ACCEPTED = {"submitted", "returned", "refused"}
-_DECIDED = {"approved", "rejected", "ready", "delivered", "closed"}
 
 
 async def insert_cases(cases: int) -> str:
@@ -632,6 +630,7 @@ async def insert_cases(cases: int) -> str:
     from datetime import UTC, datetime, timedelta
 
     sys.path.insert(0, str(PROJECT_ROOT))
+    from api.applications.states import CLOCK_RUNNING, DECIDED, NEVER_ACCEPTED
     from api.cli import seed_people
     from api.kit.config import load_settings
     from api.kit.db import close_database, open_database
@@ -660,11 +659,11 @@ async def insert_cases(cases: int) -> str:
             item = rng.choice(by_level["community" if point["level"] == "community" else "city"])
             status = rng.choices(statuses, weights)[0]
             created = now - timedelta(days=rng.uniform(0, 60))
-            accepted = None if status in _NOT_ACCEPTED else created + timedelta(hours=rng.uniform(1, 48))
+            accepted = None if status in NEVER_ACCEPTED else created + timedelta(hours=rng.uniform(1, 48))
             due = accepted + timedelta(days=rng.uniform(1, 30)) if accepted else None
-            decided = due - timedelta(days=rng.uniform(-2, 5)) if due and status in _DECIDED else None
+            decided = due - timedelta(days=rng.uniform(-2, 5)) if due and status in DECIDED else None
             deadline = "normal"
-            if due and status in ("accepted", "in_review"):
+            if due and status in CLOCK_RUNNING:
                 deadline = (
                     "overdue" if due < now else "warning" if due - now < timedelta(days=1) else "normal"
                 )

@@ -3,6 +3,8 @@ number sequence. (Evaluations and complaints are in models.feedback, the inbox i
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -41,10 +43,15 @@ class Application(Model):
     point: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "models.ServicePoint", related_name="applications", null=True, on_delete=fields.RESTRICT
     )  # null: online
+    # the key columns tortoise adds for the relations above, declared for the type checker
+    applicant_id: int
+    item_id: int
+    department_id: int
+    point_id: int | None
     channel = fields.CharField(max_length=16)  # app | wechat | handheld | counter
     status = fields.CharField(max_length=16, default="submitted", db_index=True)
     version = fields.IntField(default=1)  # optimistic lock: one clerk's action wins
-    form = fields.JSONField(default=dict)
+    form: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     delivery_mode = fields.CharField(max_length=16)  # pickup | mail | grid_worker
     delivery_address_enc = fields.TextField(null=True)
     returned_count = fields.SmallIntField(default=0)
@@ -52,6 +59,7 @@ class Application(Model):
     accepted_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "models.Account", related_name="accepted_applications", null=True, on_delete=fields.SET_NULL
     )
+    accepted_by_id: int | None
     due_at = fields.DatetimeField(null=True, db_index=True)
     suspended_at = fields.DatetimeField(null=True)
     paused_workdays = fields.IntField(default=0)
@@ -88,10 +96,12 @@ class ApplicationEvent(Model):
     actor: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "models.Account", related_name="application_events", null=True, on_delete=fields.SET_NULL
     )
+    application_id: int
+    actor_id: int | None
     actor_role = fields.CharField(max_length=16)
     channel = fields.CharField(max_length=16, default="")
     at = fields.DatetimeField(auto_now_add=True)
-    note = fields.JSONField(default=dict)
+    note: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
 
     class Meta:
         table = "application_event"
@@ -109,6 +119,8 @@ class ApplicationMaterial(Model):
     uploaded_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "models.Account", related_name="uploads", null=True, on_delete=fields.SET_NULL
     )
+    application_id: int
+    uploaded_by_id: int | None
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -128,11 +140,15 @@ class NumberSequence(Model):
 # ---- queries -------------------------------------------------------------------------------------------
 
 from datetime import datetime  # noqa: E402
-from typing import Any  # noqa: E402
 
 from tortoise import connections  # noqa: E402
 from tortoise.expressions import Q  # noqa: E402
+from tortoise.functions import Sum  # noqa: E402
 from tortoise.queryset import QuerySet  # noqa: E402
+
+from api.kit.scopes import WorkScope  # noqa: E402
+from models.identity import Account  # noqa: E402
+from models.scopes import scope_filter  # noqa: E402
 
 
 async def next_sequence(day: str) -> int:
@@ -156,8 +172,70 @@ async def application_of_applicant(application_id: int, account_id: int) -> Appl
     return await _with_refs(Application.filter(id=application_id, applicant_id=account_id)).first()
 
 
-async def application_in_scope(application_id: int, scope: Q) -> Application | None:
-    return await _with_refs(Application.filter(scope, id=application_id)).first()
+async def application_in_scope(application_id: int, scope: WorkScope) -> Application | None:
+    return await _with_refs(Application.filter(scope_filter(scope), id=application_id)).first()
+
+
+async def create_application(
+    *,
+    number: str,
+    created_at: datetime,
+    applicant_id: int,
+    item_id: int,
+    department_id: int,
+    point_id: int | None,
+    channel: str,
+    form: dict[str, Any],
+    delivery_mode: str,
+    delivery_address_enc: str | None,
+) -> Application:
+    """A submitted case (its first event is the caller's to write, in the same transaction)."""
+    return await Application.create(
+        number=number,
+        created_at=created_at,
+        applicant_id=applicant_id,
+        item_id=item_id,
+        department_id=department_id,
+        point_id=point_id,
+        channel=channel,
+        status="submitted",
+        form=form,
+        delivery_mode=delivery_mode,
+        delivery_address_enc=delivery_address_enc,
+    )
+
+
+async def add_event(
+    application_id: int,
+    *,
+    action: str,
+    from_status: str | None,
+    to_status: str,
+    actor_id: int,
+    actor_role: str,
+    channel: str,
+    note: dict[str, Any],
+    at: datetime | None = None,
+) -> None:
+    """One step on the case's timeline; `at` defaults to the moment of writing."""
+    moment: dict[str, Any] = {"at": at} if at is not None else {}
+    await ApplicationEvent.create(
+        application_id=application_id,
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+        actor_id=actor_id,
+        actor_role=actor_role,
+        channel=channel,
+        note=note,
+        **moment,
+    )
+
+
+async def status_of(application_id: int) -> str | None:
+    """The case's status as stored now (None: no such case)."""
+    rows = await Application.filter(id=application_id).values("status")
+    return str(rows[0]["status"]) if rows else None
 
 
 async def applications_of_applicant(
@@ -173,7 +251,7 @@ async def applications_of_applicant(
 
 
 async def work_queue(
-    scope: Q,
+    scope: WorkScope,
     *,
     point_id: int | None,
     status: str | None,
@@ -188,7 +266,7 @@ async def work_queue(
     SQLite and last on PostgreSQL), so a page costs the same with a hundred thousand cases in the table; and
     plain rows of the summary fields only, since building whole cases with their items' guides cost far more
     than the query."""
-    qs = Application.filter(scope)
+    qs = Application.filter(scope_filter(scope))
     if point_id is not None:
         qs = qs.filter(point_id=point_id)
     if status:
@@ -227,6 +305,52 @@ async def events_of(application_id: int) -> list[ApplicationEvent]:
 
 async def materials_of(application_id: int) -> list[ApplicationMaterial]:
     return await ApplicationMaterial.filter(application_id=application_id).order_by("id")
+
+
+async def material_of(application_id: int, material_id: int) -> ApplicationMaterial | None:
+    return await ApplicationMaterial.get_or_none(id=material_id, application_id=application_id)
+
+
+async def material_with_content(
+    application_id: int, material_code: str, sha256: str
+) -> ApplicationMaterial | None:
+    """The row of these very bytes for this material of this case, if they were uploaded before."""
+    return await ApplicationMaterial.get_or_none(
+        application_id=application_id, material_code=material_code, sha256=sha256
+    )
+
+
+async def material_count(application_id: int) -> int:
+    return await ApplicationMaterial.filter(application_id=application_id).count()
+
+
+async def uploaded_bytes(account_id: int) -> int:
+    """What an applicant has stored over all his cases (the quota counts every row, shared bytes included)."""
+    rows = (
+        await ApplicationMaterial.filter(uploaded_by_id=account_id)
+        .annotate(total=Sum("size"))
+        .values("total")
+    )
+    return int(rows[0]["total"] or 0) if rows else 0
+
+
+async def lock_uploads_of(account_id: int) -> None:
+    """Serialise an applicant's uploads until the caller's transaction ends: a row lock on his account on
+    PostgreSQL (SQLite runs one write transaction at a time anyway)."""
+    await Account.filter(id=account_id).select_for_update().first()
+
+
+async def add_material(
+    *, application_id: int, material_code: str, sha256: str, size: int, content_type: str, uploaded_by_id: int
+) -> ApplicationMaterial:
+    return await ApplicationMaterial.create(
+        application_id=application_id,
+        material_code=material_code,
+        sha256=sha256,
+        size=size,
+        content_type=content_type,
+        uploaded_by_id=uploaded_by_id,
+    )
 
 
 async def move(application_id: int, version: int, **changes: object) -> bool:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from tortoise.transactions import in_transaction
-
 from api.applications import states
-from api.kit.workdays import SHANGHAI
+from api.kit import clock
+from api.kit.clock import CITY_TZ
+from api.kit.db import in_transaction
 from models import applications as db
 from models import identity as identity_db
 
@@ -43,7 +43,10 @@ class Calendar(Protocol):
 
 
 class HasCalendar(Protocol):
-    calendar: Calendar
+    """What the loop needs of its services (the server's and the worker's `Cases`)."""
+
+    @property
+    def calendar(self) -> Calendar: ...
 
 
 @dataclass
@@ -84,7 +87,7 @@ class _Recipients:
 
 async def watch_once(calendar: Calendar, now: datetime | None = None, *, batch: int = BATCH) -> WatchReport:
     """One pass of the watch at `now` (the current time when not given); what it changed."""
-    moment = now or datetime.now(UTC)
+    moment = now or clock.now()
     report = WatchReport(started_at=moment)
     started = asyncio.get_running_loop().time()
     recipients = _Recipients()
@@ -119,7 +122,7 @@ async def _check(
             return
         if targets:
             title = TITLES[new]
-            due_text = row["due_at"].astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+            due_text = row["due_at"].astimezone(CITY_TZ).strftime("%Y-%m-%d %H:%M")
             await db.Notification.bulk_create(
                 [
                     db.Notification(

@@ -1,10 +1,11 @@
-"""The applications area's service object: the kernel it stands on and the store of uploaded files."""
+"""The applications area's service object: the kernel it stands on and the store of uploaded files.
+
+What it reads of the kernel (settings, the personal-data cipher, the working-day calendar, the rate limiter)
+is shared by every area; nothing here comes from another area's bag."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from redis.asyncio import Redis
 
 from api.applications.files import FileStore
 from api.kit.config import Settings
@@ -22,10 +23,6 @@ class Cases:
     @property
     def settings(self) -> Settings:
         return self.kernel.settings
-
-    @property
-    def redis(self) -> Redis:
-        return self.kernel.redis
 
     @property
     def cipher(self) -> PiiCipher:

@@ -6,8 +6,9 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 from sanic_ext import openapi
 
-from api.applications import materials, service
+from api.applications import materials, service, states
 from api.applications.deps import Cases
+from api.applications.errors import UnsupportedMediaType
 from api.applications.files import ALLOWED
 from api.applications.schemas import (
     ActionIn,
@@ -19,16 +20,14 @@ from api.applications.schemas import (
     WithdrawIn,
     WorkApplicationsQuery,
 )
-from api.kit.auth import client_ip, require
+from api.kit.auth import WORK_ROLES, Role, client_ip, require
 from api.kit.docs import documented
-from api.kit.errors import AppError, InvalidInput
+from api.kit.errors import InvalidInput
 from api.kit.http import json_model, page_limit, parse_body, parse_query
 from api.kit.idempotency import idempotent
 from api.kit.scopes import work_scope
 
 bp = Blueprint("applications")
-
-WORK_ROLES = ("grid_worker", "staff", "admin")
 
 
 def _cases(request: Request) -> Cases:
@@ -42,10 +41,10 @@ def _cases(request: Request) -> Cases:
     body=ApplicationIn,
     ok=ApplicationOut,
     status=201,
-    errors=(401, 403, 409),
+    errors=(409,),
     idempotent=True,
 )
-@require("resident", real_name_level=2)
+@require(Role.RESIDENT, real_name_level=2)
 @idempotent
 async def submit(request: Request) -> HTTPResponse:
     body = parse_body(request, ApplicationIn)
@@ -58,9 +57,8 @@ async def submit(request: Request) -> HTTPResponse:
     tag="applications",
     query=MyApplicationsQuery,
     ok=ApplicationList,
-    errors=(401, 403),
 )
-@require("resident")
+@require(Role.RESIDENT)
 async def mine(request: Request) -> HTTPResponse:
     query = parse_query(request, MyApplicationsQuery)
     return json_model(
@@ -75,17 +73,17 @@ async def mine(request: Request) -> HTTPResponse:
     "我的一个办件(含时间线 events)",
     tag="applications",
     ok=ApplicationOut,
-    errors=(401, 403, 404),
+    errors=(404,),
 )
-@require("resident")
+@require(Role.RESIDENT)
 async def get_mine(request: Request, application_id: int) -> HTTPResponse:
     app = await service.own(request.ctx.principal, application_id)
     return json_model(await service.view(_cases(request), app))
 
 
 @bp.post("/applications/<application_id:int>/resubmit")
-@documented("补正后重新提交", tag="applications", ok=ApplicationOut, errors=(401, 403, 404, 409))
-@require("resident")
+@documented("补正后重新提交", tag="applications", ok=ApplicationOut, errors=(404, 409))
+@require(Role.RESIDENT)
 async def resubmit(request: Request, application_id: int) -> HTTPResponse:
     return json_model(
         await service.applicant_action(_cases(request), request.ctx.principal, application_id, "resubmit", {})
@@ -98,9 +96,9 @@ async def resubmit(request: Request, application_id: int) -> HTTPResponse:
     tag="applications",
     body=WithdrawIn,
     ok=ApplicationOut,
-    errors=(401, 403, 404, 409),
+    errors=(404, 409),
 )
-@require("resident")
+@require(Role.RESIDENT)
 async def withdraw(request: Request, application_id: int) -> HTTPResponse:
     body = parse_body(request, WithdrawIn) if request.body else WithdrawIn()
     note = {"reason": body.reason} if body.reason else {}
@@ -117,7 +115,6 @@ async def withdraw(request: Request, application_id: int) -> HTTPResponse:
     tag="work",
     query=WorkApplicationsQuery,
     ok=ApplicationList,
-    errors=(401, 403),
 )
 @require(*WORK_ROLES)
 async def work_queue(request: Request) -> HTTPResponse:
@@ -137,7 +134,7 @@ async def work_queue(request: Request) -> HTTPResponse:
 
 
 @bp.get("/work/applications/<application_id:int>")
-@documented("工作台办件详情", tag="work", ok=ApplicationOut, errors=(401, 403, 404))
+@documented("工作台办件详情", tag="work", ok=ApplicationOut, errors=(404,))
 @require(*WORK_ROLES)
 async def work_get(request: Request, application_id: int) -> HTTPResponse:
     scope = await work_scope(request)
@@ -155,15 +152,15 @@ async def work_get(request: Request, application_id: int) -> HTTPResponse:
 
 @bp.post("/work/applications/<application_id:int>/actions")
 @documented(
-    "办件操作：accept | return | refuse | start_review | suspend | resume | approve | reject | mark_ready | deliver | close",
+    "办件操作：" + " | ".join(states.WORK_ACTIONS),
     tag="work",
     body=ActionIn,
     ok=ApplicationOut,
-    errors=(401, 403, 404, 409),
+    errors=(404, 409),
 )
 @require(*WORK_ROLES)
 async def work_action(request: Request, application_id: int) -> HTTPResponse:
-    body = parse_body(request, ActionIn)
+    body = parse_body(request, ActionIn).root
     scope = await work_scope(request)
     return json_model(await service.act(_cases(request), request.ctx.principal, scope, application_id, body))
 
@@ -218,13 +215,13 @@ def _attachment(download: materials.Download) -> HTTPResponse:
     tag="applications",
     ok=MaterialOut,
     status=201,
-    errors=(401, 403, 404, 409, 413, 422, 429),
+    errors=(404, 409, 413, 422, 429),
 )
-@require("resident")
+@require(Role.RESIDENT)
 async def upload(request: Request, application_id: int) -> HTTPResponse:
     content_type = (request.content_type or "").split(";")[0].strip().lower()
     if content_type != "multipart/form-data":
-        raise AppError("请求体应为 multipart/form-data", status=415, code="unsupported_media_type")
+        raise UnsupportedMediaType("请求体应为 multipart/form-data")
     code = _one(request.form.getlist("material_code") if request.form else None, "material_code")
     file = _one(request.files.getlist("file") if request.files else None, "file")
     # the client's file name and declared type are never used: type by content, name by sha256
@@ -240,8 +237,8 @@ async def upload(request: Request, application_id: int) -> HTTPResponse:
 
 @materials_bp.get("/applications/<application_id:int>/materials/<material_id:int>")
 @openapi.response(200, DOWNLOAD_OK, "文件内容(attachment)")
-@documented("下载我的办件的一份材料(附件方式)", tag="applications", errors=(401, 403, 404))
-@require("resident")
+@documented("下载我的办件的一份材料(附件方式)", tag="applications", errors=(404,))
+@require(Role.RESIDENT)
 async def download_mine(request: Request, application_id: int, material_id: int) -> HTTPResponse:
     return _attachment(
         await materials.download_own(_cases(request), request.ctx.principal, application_id, material_id)
@@ -250,7 +247,7 @@ async def download_mine(request: Request, application_id: int, material_id: int)
 
 @materials_bp.get("/work/applications/<application_id:int>/materials/<material_id:int>")
 @openapi.response(200, DOWNLOAD_OK, "文件内容(attachment)")
-@documented("工作台下载办件材料(附件方式)", tag="work", errors=(401, 403, 404))
+@documented("工作台下载办件材料(附件方式)", tag="work", errors=(404,))
 @require(*WORK_ROLES)
 async def download_work(request: Request, application_id: int, material_id: int) -> HTTPResponse:
     scope = await work_scope(request)

@@ -14,19 +14,25 @@ import logging
 import re
 from dataclasses import dataclass
 
-from tortoise.functions import Sum
-from tortoise.transactions import in_transaction
-
 from api.applications.deps import Cases
+from api.applications.errors import (
+    FileTooLarge,
+    InvalidTransition,
+    MaterialNotFound,
+    QuotaExceeded,
+    TooManyFiles,
+    UnknownMaterial,
+    UnsupportedFileType,
+)
 from api.applications.files import EXTENSIONS, sniff
 from api.applications.schemas import MaterialOut
+from api.applications.service import in_scope, own
 from api.kit.auth import Principal
-from api.kit.errors import AppError, Conflict, InvalidInput, NotFoundError
+from api.kit.db import in_transaction
+from api.kit.errors import InvalidInput
 from api.kit.scopes import WorkScope
 from models import applications as db
 from models import catalog as catalog_db
-from models import identity as identity_db
-from models.scopes import scope_filter
 
 log = logging.getLogger("ywt.materials")
 
@@ -44,16 +50,6 @@ class Download:
     filename: str
 
 
-class PayloadTooLargeError(AppError):
-    status = 413
-    code = "file_too_large"
-    title = "文件过大"
-
-
-def _bad(field: str, message: str, code: str = "validation_failed") -> InvalidInput:
-    return InvalidInput(message, code=code, errors=[{"field": field, "message": message}])
-
-
 def _out(row: db.ApplicationMaterial) -> MaterialOut:
     return MaterialOut(
         id=row.id,
@@ -65,23 +61,6 @@ def _out(row: db.ApplicationMaterial) -> MaterialOut:
     )
 
 
-async def _own_case(principal: Principal, application_id: int) -> db.Application:
-    app = await db.application_of_applicant(application_id, principal.account_id)
-    if app is None:
-        raise NotFoundError("没有这个办件", code="application_not_found")
-    return app
-
-
-async def uploaded_bytes(account_id: int) -> int:
-    """What an applicant has stored over all his cases (the quota counts every row, shared bytes included)."""
-    rows = (
-        await db.ApplicationMaterial.filter(uploaded_by_id=account_id)
-        .annotate(total=Sum("size"))
-        .values_list("total", flat=True)
-    )
-    return int(rows[0] or 0) if rows else 0
-
-
 async def upload(
     cases: Cases, principal: Principal, application_id: int, material_code: str | None, data: bytes | None
 ) -> tuple[MaterialOut, bool]:
@@ -91,50 +70,39 @@ async def upload(
     settings = cases.settings.uploads
     # counted per attempt, refused ones included: the limit is on what a client may throw at us
     await cases.limiter.hit(RATE_NAME, str(principal.account_id), settings.max_per_hour, RATE_WINDOW)
-    app = await _own_case(principal, application_id)
+    app = await own(principal, application_id)
     if app.status not in UPLOADABLE:
-        raise Conflict(
-            f"当前状态({app.status})不能上传材料，仅在待受理或退回补正时可以", code="invalid_transition"
-        )
+        raise InvalidTransition(f"当前状态({app.status})不能上传材料，仅在待受理或退回补正时可以")
     if not material_code or data is None:
         errors = [] if material_code else [{"field": "material_code", "message": "必填"}]
         if data is None:
             errors.append({"field": "file", "message": "必填，应为一个文件"})
         raise InvalidInput(errors=errors)
-    known = set(await catalog_db.ItemMaterial.filter(item_id=app.item_id).values_list("code", flat=True))
-    if material_code not in known:
-        raise _bad("material_code", "不是该事项办事指南所列的材料", "unknown_material")
+    if material_code not in await catalog_db.material_codes_of(app.item_id):
+        raise UnknownMaterial()
     if len(data) > settings.max_file_bytes:
-        raise PayloadTooLargeError(f"文件不能超过 {settings.max_file_bytes // 1024} KB")
+        raise FileTooLarge(f"文件不能超过 {settings.max_file_bytes // 1024} KB")
     content_type = sniff(data)
     if content_type is None:
-        raise _bad("file", "只接受 JPEG、PNG 或 PDF 文件(按文件内容判断)", "unsupported_file_type")
+        raise UnsupportedFileType()
 
     stored = await cases.files.put(data, content_type)
     async with in_transaction():
-        # serialises this applicant's uploads (PostgreSQL row lock; SQLite transactions are serial anyway)
-        await identity_db.Account.filter(id=principal.account_id).select_for_update().first()
-        current = await db.Application.filter(id=app.id).values_list("status", flat=True)
-        if not current or current[0] not in UPLOADABLE:
-            raise Conflict("该办件刚被受理或处理，不能再上传材料", code="invalid_transition")
-        same = await db.ApplicationMaterial.get_or_none(
-            application_id=app.id, material_code=material_code, sha256=stored.sha256
-        )
+        # serialises this applicant's uploads, so two cannot both slip under the quota or the file cap
+        await db.lock_uploads_of(principal.account_id)
+        if await db.status_of(app.id) not in UPLOADABLE:
+            raise InvalidTransition("该办件刚被受理或处理，不能再上传材料")
+        same = await db.material_with_content(app.id, material_code, stored.sha256)
         if same is not None:
             return _out(same), False
-        count = await db.ApplicationMaterial.filter(application_id=app.id).count()
-        if count >= settings.max_files_per_application:
-            raise _bad(
-                "file", f"每个办件最多上传 {settings.max_files_per_application} 个文件", "too_many_files"
-            )
-        used = await uploaded_bytes(principal.account_id)
+        if await db.material_count(app.id) >= settings.max_files_per_application:
+            raise TooManyFiles(f"每个办件最多上传 {settings.max_files_per_application} 个文件")
+        used = await db.uploaded_bytes(principal.account_id)
         if used + stored.size > settings.quota_bytes:
-            raise AppError(
-                f"上传空间不足：已用 {used // 1024} KB，上限 {settings.quota_bytes // 1024} KB",
-                status=413,
-                code="quota_exceeded",
+            raise QuotaExceeded(
+                f"上传空间不足：已用 {used // 1024} KB，上限 {settings.quota_bytes // 1024} KB"
             )
-        row = await db.ApplicationMaterial.create(
+        row = await db.add_material(
             application_id=app.id,
             material_code=material_code,
             sha256=stored.sha256,
@@ -146,28 +114,25 @@ async def upload(
 
 
 async def _download(cases: Cases, app: db.Application, material_id: int) -> Download:
-    row = await db.ApplicationMaterial.get_or_none(id=material_id, application_id=app.id)
+    row = await db.material_of(app.id, material_id)
     if row is None:
-        raise NotFoundError("没有这个材料", code="material_not_found")
+        raise MaterialNotFound()
     try:
         body = await cases.files.read(row.sha256)
     except (FileNotFoundError, ValueError):
         # the row outlived its file (restored database, lost volume): an operator must know
         log.error("material file missing", extra={"fields": {"material_id": row.id, "sha256": row.sha256}})
-        raise NotFoundError("材料文件不存在", code="material_not_found") from None
+        raise MaterialNotFound("材料文件不存在") from None
     code = row.material_code if _SAFE_CODE.match(row.material_code) else "material"
     ext = EXTENSIONS.get(row.content_type, "bin")
     return Download(body=body, content_type=row.content_type, filename=f"{code}.{ext}")
 
 
 async def download_own(cases: Cases, principal: Principal, application_id: int, material_id: int) -> Download:
-    return await _download(cases, await _own_case(principal, application_id), material_id)
+    return await _download(cases, await own(principal, application_id), material_id)
 
 
 async def download_in_scope(
     cases: Cases, scope: WorkScope, application_id: int, material_id: int
 ) -> Download:
-    app = await db.application_in_scope(application_id, scope_filter(scope))
-    if app is None:
-        raise NotFoundError("没有这个办件", code="application_not_found")
-    return await _download(cases, app, material_id)
+    return await _download(cases, await in_scope(scope, application_id), material_id)

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    RootModel,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, InitErrorDetails
 
+from api.applications import states
 from api.kit.http import PageQuery
 
 Status = Literal[
@@ -144,23 +156,160 @@ class WorkApplicationsQuery(PageQuery):
         return value
 
 
-class ActionIn(_In):
-    """One body for every clerk action; the fields each action needs are checked by the service."""
+# ---- clerk actions: one body per action, told apart by `action` ---------------------------------------
 
-    action: Literal[
-        "accept", "return", "refuse", "start_review", "suspend", "resume",
-        "approve", "reject", "mark_ready", "deliver", "close",
-    ]  # fmt: skip
+
+@dataclass(frozen=True)
+class Needed:
+    """On a field an action cannot do without: what a client reads when it is missing or null."""
+
+    message: str
+
+
+class _Action(_In):
     note: str | None = Field(None, max_length=500)
-    missing_materials: list[MissingMaterial] | None = Field(None, min_length=1, max_length=30)
-    reason: str | None = Field(None, min_length=2, max_length=500)
+
+
+class AcceptIn(_Action):
+    """受理: the promised time starts; the due date is worked out from the working-day calendar."""
+
+    action: Literal["accept"]
+
+
+class ReturnIn(_Action):
+    """退回补正: one notice listing every missing or faulty material of the item's guide, each once."""
+
+    action: Literal["return"]
+    missing_materials: Annotated[
+        list[MissingMaterial],
+        Field(min_length=1, max_length=30),
+        Needed("退回补正须列出全部缺少或有误的材料"),
+    ]
+
+    @field_validator("missing_materials")
+    @classmethod
+    def _each_once(cls, value: list[MissingMaterial]) -> list[MissingMaterial]:
+        codes = [m.material_code for m in value]
+        if len(set(codes)) != len(codes):
+            # one notice, each material once with everything wrong about it in its reason
+            raise ValueError("同一材料只能列一次，请把问题合并写在一条理由里")
+        return value
+
+
+class RefuseIn(_Action):
+    """不予受理."""
+
+    action: Literal["refuse"]
+    reason: Annotated[str, Field(min_length=2, max_length=500), Needed("须写明理由")]
     legal_basis: str | None = Field(None, min_length=2, max_length=300)
-    expected_days: int | None = Field(None, ge=1, le=120)
+
+
+class StartReviewIn(_Action):
+    action: Literal["start_review"]
+
+
+class SuspendIn(_Action):
+    """特别程序: the clock pauses until `resume`."""
+
+    action: Literal["suspend"]
+    reason: Annotated[str, Field(min_length=2, max_length=500), Needed("特别程序须写明理由和预计工作日数")]
+    expected_days: Annotated[int, Field(ge=1, le=120), Needed("特别程序须写明理由和预计工作日数")]
+
+
+class ResumeIn(_Action):
+    """The due date moves by the working days the case was suspended."""
+
+    action: Literal["resume"]
+
+
+class ApproveIn(_Action):
+    action: Literal["approve"]
+
+
+class RejectIn(_Action):
+    """不予批准: with the reason and the legal basis."""
+
+    action: Literal["reject"]
+    reason: Annotated[str, Field(min_length=2, max_length=500), Needed("须写明理由")]
+    legal_basis: Annotated[str, Field(min_length=2, max_length=300), Needed("不予批准须写明法律依据")]
+
+
+class MarkReadyIn(_Action):
+    action: Literal["mark_ready"]
+
+
+class DeliverIn(_Action):
+    """送达 in the case's delivery mode: mail needs `tracking_no`, a grid worker at the door `recipient` and
+    `photo`; at pickup `recipient` may be written down."""
+
+    action: Literal["deliver"]
     tracking_no: str | None = Field(None, min_length=6, max_length=40, pattern=r"^[A-Za-z0-9\-]+$")
     recipient: str | None = Field(None, min_length=2, max_length=32)
     photo: str | None = Field(
         None, max_length=3_000_000, description="base64 JPEG or PNG, proof of door-to-door delivery"
     )
+
+
+class CloseIn(_Action):
+    action: Literal["close"]
+
+
+ClerkAction = Annotated[
+    AcceptIn | ReturnIn | RefuseIn | StartReviewIn | SuspendIn | ResumeIn | ApproveIn | RejectIn
+    | MarkReadyIn | DeliverIn | CloseIn,
+    Field(discriminator="action"),
+]  # fmt: skip
+
+
+class ActionIn(RootModel[ClerkAction]):
+    """A clerk action on a case, told apart by `action`; each takes exactly the fields listed for it."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _errors_by_field(cls, value: Any, handler: ModelWrapValidatorHandler[ActionIn]) -> ActionIn:
+        # a tagged union puts the tag in front of every error's location ("reject.reason") and has errors of
+        # its own for the tag; clients read the body's fields by their names, as in every other body
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            errors = [_by_field(error) for error in exc.errors()]
+            raise ValidationError.from_exception_data(exc.title, errors) from None
+
+
+# each member by the value of its `action` Literal, in the order of the union
+_ACTIONS: dict[str, type[_Action]] = {
+    get_args(model.model_fields["action"].annotation)[0]: model
+    for model in get_args(get_args(ClerkAction)[0])
+}
+if tuple(_ACTIONS) != states.WORK_ACTIONS:
+    raise RuntimeError(f"the clerk action bodies {tuple(_ACTIONS)} are not states.WORK_ACTIONS")
+# the actions as pydantic lists the values of a Literal: "'accept', 'return', … or 'close'"
+_EXPECTED = " or ".join([", ".join(map(repr, states.WORK_ACTIONS[:-1])), repr(states.WORK_ACTIONS[-1])])
+
+
+def _by_field(error: ErrorDetails) -> InitErrorDetails:
+    """An error of the union as clients read the errors of any body: `action` for a missing or unknown
+    action, a field by its own name (without the tag in front), in the action's words when it needs it."""
+    kind, loc, given = error["type"], error["loc"], error["input"]
+    if kind == "union_tag_not_found":
+        return {"type": "missing", "loc": ("action",), "input": given}
+    if kind == "union_tag_invalid":
+        return {"type": "literal_error", "loc": ("action",), "input": given, "ctx": {"expected": _EXPECTED}}
+    path = loc[1:]  # the errors of a member the tag chose begin with the tag
+    needed = _needed(str(loc[0]), path) if loc and (kind == "missing" or given is None) else None
+    if needed is not None:
+        return {"type": "value_error", "loc": path, "input": given, "ctx": {"error": needed}}
+    out: InitErrorDetails = {"type": kind, "loc": path, "input": given}
+    if "ctx" in error:
+        out["ctx"] = error["ctx"]
+    return out
+
+
+def _needed(action: str, path: tuple[int | str, ...]) -> str | None:
+    """The message of the field at `path` when it is one that `action` needs."""
+    model = _ACTIONS.get(action)
+    field = model.model_fields.get(str(path[0])) if model is not None and len(path) == 1 else None
+    return next((m.message for m in field.metadata if isinstance(m, Needed)), None) if field else None
 
 
 class WithdrawIn(_In):

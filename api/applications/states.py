@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from api.kit.auth import CLERKS, WORK_ROLES, Role
+
 # the statuses in which the deadline clock runs, is paused, or has stopped for good
 CLOCK_RUNNING = frozenset({"accepted", "in_review"})
 DECIDED = frozenset({"approved", "rejected", "ready", "delivered", "closed"})
 FINAL = frozenset({"refused", "closed", "withdrawn"})
 # a resident may withdraw until a decision is made
 WITHDRAWABLE = frozenset({"submitted", "returned", "accepted", "in_review", "suspended"})
+# the statuses a case can only have before (or instead of) being accepted
+NEVER_ACCEPTED = frozenset({"submitted", "returned", "refused"})
 
-INTAKE = ("grid_worker", "staff", "admin")
-BACK_OFFICE = ("staff", "admin")
-APPLICANT = ("resident",)
+INTAKE = WORK_ROLES  # grid workers take cases in at their points, staff and admins at the counter
+BACK_OFFICE = CLERKS
+APPLICANT = (Role.RESIDENT,)
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,7 @@ class Transition:
     action: str
     sources: frozenset[str]
     target: str
-    roles: tuple[str, ...]
+    roles: tuple[Role, ...]
     title: str  # what the resident reads in his inbox
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 from sanic_ext import openapi
+from sanic_ext.extensions.openapi.definitions import Component
 from sanic_ext.extensions.openapi.types import Schema
 
 T = TypeVar("T")
@@ -56,6 +57,12 @@ def _param_schema(spec: dict[str, Any]) -> Schema:
     return Schema(**chosen)
 
 
+def _content(model: type[BaseModel]) -> Any:
+    """A model as sanic-ext documents it; a RootModel (e.g. a discriminated union) has no fields of its own
+    to read, so it becomes a component made from pydantic's JSON schema, its members components beside it."""
+    return Component(model) if issubclass(model, RootModel) else model
+
+
 def documented(
     summary: str,
     *,
@@ -102,9 +109,9 @@ def documented(
                 wrapped
             )
         if body is not None:
-            wrapped = openapi.body({content_type: body}, required=True)(wrapped)
+            wrapped = openapi.body({content_type: _content(body)}, required=True)(wrapped)
         if ok is not None:
-            wrapped = openapi.response(status, {"application/json": ok}, "成功")(wrapped)
+            wrapped = openapi.response(status, {"application/json": _content(ok)}, "成功")(wrapped)
         else:
             wrapped = openapi.response(status, None, "成功")(wrapped)
         for code in sorted({*errors, *implied, 422 if (query or body) else 0} - {0}):

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from api.applications import materials
 from api.kit.config import PROJECT_ROOT
 from models import applications as db
 from tests.factories import load_catalog
@@ -272,14 +271,14 @@ async def test_quota_counts_every_case_of_the_applicant(app, client, settings):
 
 async def test_concurrent_uploads_cannot_slip_under_the_quota_together(app, client, settings, monkeypatch):
     w = await make_world(app, client)
-    counted = materials.uploaded_bytes
+    counted = db.uploaded_bytes
 
     async def slow_count(account_id: int) -> int:
         used = await counted(account_id)
         await asyncio.sleep(0.05)  # widen the window between reading the total and writing the row
         return used
 
-    monkeypatch.setattr(materials, "uploaded_bytes", slow_count)
+    monkeypatch.setattr(db, "uploaded_bytes", slow_count)
     files = [png(4 + i, 4) for i in range(6)]
     room = max(len(f) for f in files) + 10  # room for any one of them, not two
     await db.ApplicationMaterial.create(

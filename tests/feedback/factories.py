@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from api.applications.states import DECIDED, NEVER_ACCEPTED
 from models.applications import Application
 from models.catalog import ServiceItem, ServicePoint
 from models.feedback import Complaint, Evaluation
@@ -14,8 +15,6 @@ from models.notifications import Notification
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _numbers = itertools.count(1)
-
-DECIDED_STATUSES = ("approved", "rejected", "ready", "delivered", "closed")
 
 
 def at(text: str) -> datetime:
@@ -42,8 +41,8 @@ async def make_case(
     point_row = await ServicePoint.get(code=point) if point else None
     created = created_at or datetime.now(SHANGHAI)
     if accepted is None:
-        accepted = status not in ("submitted", "returned", "refused", "withdrawn")
-    decided = status in DECIDED_STATUSES
+        accepted = status not in NEVER_ACCEPTED | {"withdrawn"}
+    decided = status in DECIDED
     fields: dict[str, Any] = {}
     if accepted:
         fields.update(accepted_at=created + timedelta(hours=1), due_at=created + timedelta(days=7))
