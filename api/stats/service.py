@@ -91,7 +91,7 @@ async def _names(ident: Identity, group_by: str, ids: list[int]) -> dict[int | N
         names[account_id] = (str(account_id), f"窗口#{account_id}")
     for account_id, account in (await queries.accounts_by_id(ids)).items():
         try:
-            phone = decrypt_phone(ident, account)
+            phone = decrypt_phone(ident.cipher, account)
         except PiiDecryptError:
             phone = None
         if phone:
