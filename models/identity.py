@@ -3,14 +3,18 @@ families, real-name records (encrypted, blind-indexed) and the audit log."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
-from tortoise.expressions import Q
 from tortoise.models import Model
-from tortoise.queryset import QuerySet
 
-ROLES = ("resident", "grid_worker", "staff", "admin")
+from api.kit.auth import Role
+
+if TYPE_CHECKING:
+    from models.catalog import Department, ServicePoint
 
 
 class Account(Model):
@@ -19,10 +23,11 @@ class Account(Model):
     phone_index = fields.CharField(max_length=64, unique=True, null=True)
     phone_enc = fields.TextField(null=True)
     password_hash = fields.CharField(max_length=255, null=True)
-    roles = fields.CharField(max_length=64, default="resident")  # comma-separated, from ROLES
-    department: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    roles = fields.CharField(max_length=64, default="resident")  # comma-separated kit.auth Role values
+    department: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
         "models.Department", related_name="staff", null=True, on_delete=fields.RESTRICT
     )
+    department_id: int | None
     real_name_level = fields.SmallIntField(default=1)  # 1 phone, 2 population database, 3 seen in person
     status = fields.CharField(max_length=16, default="active")  # active | disabled | deleted
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -47,9 +52,11 @@ class AccountPoint(Model):
     account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "models.Account", related_name="points", on_delete=fields.CASCADE
     )
-    point: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    account_id: int
+    point: fields.ForeignKeyRelation[ServicePoint] = fields.ForeignKeyField(
         "models.ServicePoint", related_name="grid_workers", on_delete=fields.RESTRICT
     )
+    point_id: int
 
     class Meta:
         table = "account_point"
@@ -61,6 +68,7 @@ class ChannelBinding(Model):
     account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "models.Account", related_name="bindings", on_delete=fields.CASCADE
     )
+    account_id: int
     channel = fields.CharField(max_length=16)  # wechat
     external_id = fields.CharField(max_length=128)  # openid
     unionid = fields.CharField(max_length=128, null=True)
@@ -79,6 +87,7 @@ class RefreshToken(Model):
     account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "models.Account", related_name="refresh_tokens", on_delete=fields.CASCADE
     )
+    account_id: int
     token_hash = fields.CharField(max_length=64, unique=True)
     channel = fields.CharField(max_length=16)
     issued_at = fields.DatetimeField()
@@ -95,6 +104,7 @@ class RealNameRecord(Model):
     account: fields.OneToOneRelation[Account] = fields.OneToOneField(
         "models.Account", related_name="real_name", on_delete=fields.CASCADE
     )
+    account_id: int
     name_enc = fields.TextField()
     id_number_enc = fields.TextField()
     id_number_index = fields.CharField(max_length=64, unique=True)
@@ -103,6 +113,7 @@ class RealNameRecord(Model):
     in_person_by: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
         "models.Account", related_name="in_person_checks", null=True, on_delete=fields.SET_NULL
     )
+    in_person_by_id: int | None
     in_person_at = fields.DatetimeField(null=True)
 
     class Meta:
@@ -117,24 +128,39 @@ class AuditLog(Model):
     actor: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
         "models.Account", related_name="audit_actions", null=True, on_delete=fields.SET_NULL
     )
+    actor_id: int | None
     actor_role = fields.CharField(max_length=16, default="")
     action = fields.CharField(max_length=64)
     subject: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
         "models.Account", related_name="audit_subject", null=True, on_delete=fields.SET_NULL
     )
+    subject_id: int | None
     request_id = fields.CharField(max_length=64, default="")
     ip = fields.CharField(max_length=64, default="")
-    detail = fields.JSONField(default=dict)
+    detail: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
 
     class Meta:
         table = "audit_log"
 
 
-# ---- queries -------------------------------------------------------------------------------------------
+# ---- accounts ------------------------------------------------------------------------------------------
+
+
+def _roles_text(roles: Iterable[str]) -> str:
+    return ",".join(sorted({str(role) for role in roles}))
 
 
 async def account_by_id(account_id: int) -> Account | None:
     return await Account.get_or_none(id=account_id)
+
+
+async def accounts_by_ids(account_ids: Iterable[int]) -> list[Account]:
+    return await Account.filter(id__in=sorted(set(account_ids)))
+
+
+async def get_account(account_id: int) -> Account:
+    """An account known to exist (read again after a change)."""
+    return await Account.get(id=account_id)
 
 
 async def active_account(account_id: int) -> Account | None:
@@ -143,6 +169,87 @@ async def active_account(account_id: int) -> Account | None:
 
 async def account_by_phone_index(phone_index: str) -> Account | None:
     return await Account.get_or_none(phone_index=phone_index)
+
+
+async def create_account(
+    *,
+    phone_index: str,
+    phone_enc: str,
+    roles: Iterable[str],
+    password_hash: str | None = None,
+    department_id: int | None = None,
+    point_ids: Iterable[int] = (),
+) -> Account:
+    """A new account at real-name level 1 with the service points it serves. The phone's blind index is
+    unique: a second account for one phone raises `IntegrityError`."""
+    account = await Account.create(
+        phone_index=phone_index,
+        phone_enc=phone_enc,
+        password_hash=password_hash,
+        roles=_roles_text(roles),
+        department_id=department_id,
+        real_name_level=1,
+    )
+    for point_id in sorted(set(point_ids)):
+        await AccountPoint.create(account_id=account.id, point_id=point_id)
+    return account
+
+
+async def set_password_hash(account_id: int, password_hash: str) -> None:
+    await Account.filter(id=account_id).update(password_hash=password_hash)
+
+
+async def set_roles(account_id: int, roles: Iterable[str]) -> None:
+    await Account.filter(id=account_id).update(roles=_roles_text(roles))
+
+
+async def set_real_name_level(account_id: int, level: int) -> None:
+    await Account.filter(id=account_id).update(real_name_level=level)
+
+
+async def anonymise_account(account_id: int, at: datetime) -> None:
+    """Personal data gone (real name, bindings, phone, password); the row stays, marked deleted, so that
+    cases and audit entries keep pointing at something."""
+    await RealNameRecord.filter(account_id=account_id).delete()
+    await ChannelBinding.filter(account_id=account_id).delete()
+    await Account.filter(id=account_id).update(
+        phone_index=None,
+        phone_enc=None,
+        password_hash=None,
+        status="deleted",
+        real_name_level=0,
+        deleted_at=at,
+    )
+
+
+async def department_code_of(account: Account) -> str | None:
+    if account.department_id is None:
+        return None
+    await account.fetch_related("department")
+    return account.department.code if account.department is not None else None
+
+
+async def point_ids_of(account_id: int) -> list[int]:
+    rows = await AccountPoint.filter(account_id=account_id).values("point_id")
+    return [row["point_id"] for row in rows]
+
+
+async def point_codes_of(account_id: int) -> list[str]:
+    rows = await AccountPoint.filter(account_id=account_id).values("point__code")
+    return sorted(row["point__code"] for row in rows)
+
+
+async def active_staff_of(department_id: int) -> list[int]:
+    accounts = await Account.filter(department_id=department_id, status="active").only("id", "roles")
+    return [a.id for a in accounts if Role.STAFF in a.role_set]
+
+
+async def active_grid_workers_of(point_id: int) -> list[int]:
+    links = await AccountPoint.filter(point_id=point_id, account__status="active").select_related("account")
+    return sorted(link.account.id for link in links if Role.GRID_WORKER in link.account.role_set)
+
+
+# ---- channel bindings ----------------------------------------------------------------------------------
 
 
 async def binding_of(channel: str, external_id: str) -> ChannelBinding | None:
@@ -155,6 +262,24 @@ async def bindings_of(account_id: int) -> list[ChannelBinding]:
     return await ChannelBinding.filter(account_id=account_id).order_by("channel")
 
 
+async def has_binding(account_id: int, channel: str) -> bool:
+    return await ChannelBinding.filter(account_id=account_id, channel=channel).exists()
+
+
+async def add_binding(account_id: int, channel: str, external_id: str, unionid: str | None) -> ChannelBinding:
+    """One binding per account and channel, one account per external id: a second raises `IntegrityError`."""
+    return await ChannelBinding.create(
+        account_id=account_id, channel=channel, external_id=external_id, unionid=unionid
+    )
+
+
+async def remove_binding(account_id: int, channel: str) -> bool:
+    return await ChannelBinding.filter(account_id=account_id, channel=channel).delete() > 0
+
+
+# ---- real name -----------------------------------------------------------------------------------------
+
+
 async def real_name_of(account_id: int) -> RealNameRecord | None:
     return await RealNameRecord.get_or_none(account_id=account_id)
 
@@ -163,8 +288,49 @@ async def real_name_by_id_index(index: str) -> RealNameRecord | None:
     return await RealNameRecord.get_or_none(id_number_index=index).select_related("account")
 
 
-async def point_ids_of(account_id: int) -> list[int]:
-    return await AccountPoint.filter(account_id=account_id).values_list("point_id", flat=True)
+@dataclass(frozen=True)
+class SealedRealName:
+    """A real name as it is stored: name and ID number encrypted, the number's blind index, when checked."""
+
+    name_enc: str
+    id_number_enc: str
+    id_number_index: str
+    verified_at: datetime
+
+
+async def create_real_name(account_id: int, sealed: SealedRealName) -> None:
+    """A level 2 record (checked with the population database). The ID number's blind index is unique: one
+    already verified on another account raises `IntegrityError`."""
+    await RealNameRecord.create(account_id=account_id, level=2, **asdict(sealed))
+
+
+async def replace_real_name(record_id: int, sealed: SealedRealName) -> None:
+    """Another person's data on the record: back to level 2, the in-person check no longer holds."""
+    await RealNameRecord.filter(id=record_id).update(
+        level=2, in_person_by_id=None, in_person_at=None, **asdict(sealed)
+    )
+
+
+async def record_in_person(record_id: int, account_id: int, clerk_id: int, at: datetime) -> None:
+    """A clerk saw the ID card: the record and the account at level 3."""
+    await RealNameRecord.filter(id=record_id).update(level=3, in_person_by_id=clerk_id, in_person_at=at)
+    await set_real_name_level(account_id, 3)
+
+
+# ---- refresh tokens ------------------------------------------------------------------------------------
+
+
+async def add_refresh_token(
+    *, family: str, account_id: int, token_hash: str, channel: str, issued_at: datetime, expires_at: datetime
+) -> None:
+    await RefreshToken.create(
+        family=family,
+        account_id=account_id,
+        token_hash=token_hash,
+        channel=channel,
+        issued_at=issued_at,
+        expires_at=expires_at,
+    )
 
 
 async def refresh_by_hash(token_hash: str) -> RefreshToken | None:
@@ -185,39 +351,6 @@ async def revoke_family(family: str, now: datetime) -> int:
 
 async def live_families_of(account_id: int) -> list[str]:
     rows = (
-        await RefreshToken.filter(account_id=account_id, revoked_at__isnull=True)
-        .distinct()
-        .values_list("family", flat=True)
+        await RefreshToken.filter(account_id=account_id, revoked_at__isnull=True).distinct().values("family")
     )
-    return list(rows)
-
-
-async def revoke_account_sessions(account_id: int, now: datetime) -> list[str]:
-    families = await live_families_of(account_id)
-    await RefreshToken.filter(account_id=account_id, revoked_at__isnull=True).update(revoked_at=now)
-    return families
-
-
-def audit_query(
-    account_id: int | None, start: datetime | None, end: datetime | None, after_id: int | None, limit: int
-) -> QuerySet[AuditLog]:
-    qs = AuditLog.all()
-    if account_id is not None:
-        qs = qs.filter(Q(actor_id=account_id) | Q(subject_id=account_id))
-    if start is not None:
-        qs = qs.filter(at__gte=start)
-    if end is not None:
-        qs = qs.filter(at__lt=end)
-    if after_id is not None:
-        qs = qs.filter(id__lt=after_id)
-    return qs.order_by("-id").limit(limit)
-
-
-async def active_staff_of(department_id: int) -> list[int]:
-    accounts = await Account.filter(department_id=department_id, status="active").only("id", "roles")
-    return [a.id for a in accounts if "staff" in a.role_set]
-
-
-async def active_grid_workers_of(point_id: int) -> list[int]:
-    links = await AccountPoint.filter(point_id=point_id, account__status="active").select_related("account")
-    return sorted(link.account.id for link in links if "grid_worker" in link.account.role_set)
+    return [row["family"] for row in rows]

@@ -27,8 +27,8 @@ from api.identity.schemas import (
     TokenOut,
     WeChatCodeIn,
 )
-from api.identity.service import account_view
-from api.kit.auth import client_ip, public, require
+from api.identity.views import account_view
+from api.kit.auth import ADMINS, WORK_ROLES, Principal, client_ip, public, require
 from api.kit.docs import documented
 from api.kit.http import json_bytes, json_model, no_content, page_limit, parse_body, parse_query
 
@@ -38,6 +38,11 @@ wellknown = Blueprint("wellknown")
 
 def _ident(request: Request) -> Identity:
     return request.app.ctx.services.identity
+
+
+def _who(request: Request) -> tuple[Principal, str, str]:
+    """Who acts, for the audit log: the principal, the request id and the caller's address."""
+    return request.ctx.principal, request.ctx.request_id, client_ip(request)
 
 
 @bp.post("/auth/sms-codes")
@@ -82,10 +87,10 @@ async def logout(request: Request) -> HTTPResponse:
 
 
 @bp.get("/me")
-@documented("当前账号(手机号、姓名、证件号已脱敏)", tag="identity", ok=AccountOut, errors=(401,))
+@documented("当前账号(手机号、姓名、证件号已脱敏)", tag="identity", ok=AccountOut)
 @require()
 async def me(request: Request) -> HTTPResponse:
-    return json_model(await account_view(_ident(request), request.ctx.account))
+    return json_model(await account_view(_ident(request).cipher, request.ctx.account))
 
 
 @bp.put("/me/password")
@@ -94,7 +99,6 @@ async def me(request: Request) -> HTTPResponse:
     tag="identity",
     body=PasswordIn,
     status=204,
-    errors=(401,),
 )
 @require()
 async def change_password(request: Request) -> HTTPResponse:
@@ -109,7 +113,7 @@ async def change_password(request: Request) -> HTTPResponse:
     tag="identity",
     body=RealNameIn,
     ok=AccountOut,
-    errors=(401, 409, 429),
+    errors=(409, 429),
 )
 @require()
 async def real_name(request: Request) -> HTTPResponse:
@@ -118,7 +122,7 @@ async def real_name(request: Request) -> HTTPResponse:
 
 
 @bp.get("/me/bindings")
-@documented("已绑定的渠道", tag="identity", ok=BindingList, errors=(401,))
+@documented("已绑定的渠道", tag="identity", ok=BindingList)
 @require()
 async def bindings(request: Request) -> HTTPResponse:
     return json_model(BindingList(items=await service.bindings(request.ctx.account)))
@@ -131,7 +135,7 @@ async def bindings(request: Request) -> HTTPResponse:
     body=WeChatCodeIn,
     ok=BindingOut,
     status=201,
-    errors=(401, 409, 422),
+    errors=(409,),
 )
 @require()
 async def bind_wechat(request: Request) -> HTTPResponse:
@@ -140,7 +144,7 @@ async def bind_wechat(request: Request) -> HTTPResponse:
 
 
 @bp.delete("/me/bindings/wechat")
-@documented("解绑微信", tag="identity", status=204, errors=(401, 404))
+@documented("解绑微信", tag="identity", status=204, errors=(404,))
 @require()
 async def unbind_wechat(request: Request) -> HTTPResponse:
     await service.unbind_wechat(request.ctx.account)
@@ -148,10 +152,10 @@ async def unbind_wechat(request: Request) -> HTTPResponse:
 
 
 @bp.delete("/me")
-@documented("注销账号：个人信息匿名化，会话全部注销", tag="identity", status=204, errors=(401,))
+@documented("注销账号：个人信息匿名化，会话全部注销", tag="identity", status=204)
 @require()
 async def delete_me(request: Request) -> HTTPResponse:
-    await service.delete_account(_ident(request), request.ctx.account)
+    await service.delete_account(_ident(request), request.ctx.account, *_who(request))
     return no_content()
 
 
@@ -167,10 +171,6 @@ async def jwks(request: Request) -> HTTPResponse:
 staff_bp = Blueprint("identity_staff")
 
 
-def _who(request: Request) -> tuple:
-    return request.ctx.principal, request.ctx.request_id, client_ip(request)
-
-
 @staff_bp.post("/admin/accounts")
 @documented(
     "创建网格员/窗口人员/管理员账号并绑定网点或部门",
@@ -178,14 +178,12 @@ def _who(request: Request) -> tuple:
     body=AdminAccountIn,
     ok=AccountOut,
     status=201,
-    errors=(401, 403, 409),
+    errors=(409,),
 )
-@require("admin")
+@require(*ADMINS)
 async def create_account(request: Request) -> HTTPResponse:
     body = parse_body(request, AdminAccountIn)
-    return json_model(
-        await staff.create_account(request.app.ctx.services.identity, body, *_who(request)), status=201
-    )
+    return json_model(await staff.create_account(_ident(request), body, *_who(request)), status=201)
 
 
 @staff_bp.get("/work/residents")
@@ -194,14 +192,12 @@ async def create_account(request: Request) -> HTTPResponse:
     tag="work",
     query=ResidentQuery,
     ok=ResidentOut,
-    errors=(401, 403, 404),
+    errors=(404,),
 )
-@require("staff", "grid_worker", "admin")
+@require(*WORK_ROLES)
 async def find_resident(request: Request) -> HTTPResponse:
     query = parse_query(request, ResidentQuery)
-    return json_model(
-        await staff.find_resident(request.app.ctx.services.identity, query.id_number, *_who(request))
-    )
+    return json_model(await staff.find_resident(_ident(request), query.id_number, *_who(request)))
 
 
 @staff_bp.post("/work/residents/<resident_id:int>/in-person-verification")
@@ -210,15 +206,13 @@ async def find_resident(request: Request) -> HTTPResponse:
     tag="work",
     body=InPersonIn,
     ok=ResidentOut,
-    errors=(401, 403, 404, 409),
+    errors=(404, 409),
 )
-@require("staff", "grid_worker", "admin")
+@require(*WORK_ROLES)
 async def in_person(request: Request, resident_id: int) -> HTTPResponse:
     body = parse_body(request, InPersonIn)
     return json_model(
-        await staff.verify_in_person(
-            request.app.ctx.services.identity, resident_id, body.id_number, *_who(request)
-        )
+        await staff.verify_in_person(_ident(request), resident_id, body.id_number, *_who(request))
     )
 
 
@@ -228,9 +222,8 @@ async def in_person(request: Request, resident_id: int) -> HTTPResponse:
     tag="admin",
     query=AuditQuery,
     ok=AuditList,
-    errors=(401, 403),
 )
-@require("admin")
+@require(*ADMINS)
 async def audit_log(request: Request) -> HTTPResponse:
     query = parse_query(request, AuditQuery)
     return json_model(

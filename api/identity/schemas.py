@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    RootModel,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
 
+from api.kit.auth import Role
 from api.kit.http import PageQuery
 from api.kit.pii import is_mainland_mobile
 
 Channel = Literal["app", "wechat", "handheld"]
-Role = Literal["resident", "grid_worker", "staff", "admin"]
 
 
 class _In(BaseModel):
@@ -30,14 +41,14 @@ def _strong_password(value: str) -> str:
     return value
 
 
-Phone = Annotated[str, Field(min_length=11, max_length=11, description="中国大陆手机号")]
+Phone = Annotated[
+    str, Field(min_length=11, max_length=11, description="中国大陆手机号"), AfterValidator(_phone)
+]
 
 
 class SmsCodeIn(_In):
     phone: Phone
     purpose: Literal["login", "reset_password", "bind"]
-
-    _check_phone = field_validator("phone")(_phone)
 
 
 class SmsCodeOut(BaseModel):
@@ -45,21 +56,87 @@ class SmsCodeOut(BaseModel):
     resend_after: int
 
 
-class TokenIn(_In):
-    """One body for every grant; which fields are needed depends on grant_type."""
+# ---- POST /auth/token: one body per grant_type ---------------------------------------------------------
 
-    grant_type: Literal["sms_code", "password", "wechat_code", "refresh_token"]
-    phone: Phone | None = None
-    code: str | None = Field(None, min_length=1, max_length=256)
-    password: str | None = Field(None, min_length=1, max_length=128)
-    channel: Channel | None = None
+
+class SmsCodeGrant(_In):
+    """A code sent by SMS (`POST /auth/sms-codes`, purpose login); the first sign-in creates the account.
+    With the binding ticket of a refused WeChat sign-in, the account is bound to that WeChat as well."""
+
+    grant_type: Literal["sms_code"]
+    phone: Phone
+    code: str = Field(min_length=1, max_length=256)
+    channel: Channel
     binding_ticket: str | None = Field(None, min_length=10, max_length=128)
-    refresh_token: str | None = Field(None, min_length=10, max_length=256)
 
-    @field_validator("phone")
+
+class PasswordGrant(_In):
+    """The password set through `PUT /me/password`."""
+
+    grant_type: Literal["password"]
+    phone: Phone
+    password: str = Field(min_length=1, max_length=128)
+    channel: Channel
+
+
+class WeChatCodeGrant(_In):
+    """A WeChat web-authorisation code: signs in the account bound to its openid, or answers 401
+    wechat_not_bound with a binding ticket for the SMS sign-in that binds it."""
+
+    grant_type: Literal["wechat_code"]
+    code: str = Field(min_length=1, max_length=256)
+    channel: Literal["wechat"]
+
+
+class RefreshTokenGrant(_In):
+    """A refresh token, used once: the answer carries its successor."""
+
+    grant_type: Literal["refresh_token"]
+    refresh_token: str = Field(min_length=10, max_length=256)
+
+
+Grant = Annotated[
+    SmsCodeGrant | PasswordGrant | WeChatCodeGrant | RefreshTokenGrant, Field(discriminator="grant_type")
+]
+
+
+class TokenIn(RootModel[Grant]):
+    """Sign in or refresh: `grant_type` says which of the bodies this is, and so which fields it needs."""
+
+    # 422s name fields as the client wrote them: pydantic puts the grant in front of a member's field
+    # (`sms_code.code`) and names no field when grant_type is missing or unknown
+    @model_validator(mode="wrap")
     @classmethod
-    def _check_phone(cls, value: str | None) -> str | None:
-        return None if value is None else _phone(value)
+    def _client_locations(cls, data: Any, handler: ModelWrapValidatorHandler[TokenIn]) -> TokenIn:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise ValidationError.from_exception_data(cls.__name__, _client_errors(exc, data)) from None
+
+
+def _client_errors(exc: ValidationError, data: Any) -> list[InitErrorDetails]:
+    details: list[InitErrorDetails] = []
+    for error in exc.errors():
+        kind = error["type"]
+        if kind == "union_tag_not_found":
+            details.append(InitErrorDetails(type="missing", loc=("grant_type",), input=data))
+        elif kind == "union_tag_invalid":
+            # worded as a Literal's choices are: 'a', 'b' or 'c'
+            expected = " or ".join(str(error["ctx"]["expected_tags"]).rsplit(", ", 1))
+            details.append(
+                InitErrorDetails(
+                    type="literal_error",
+                    loc=("grant_type",),
+                    input=error["ctx"]["tag"],
+                    ctx={"expected": expected},
+                )
+            )
+        else:
+            detail = InitErrorDetails(type=kind, loc=error["loc"][1:], input=error["input"])
+            if "ctx" in error:
+                detail["ctx"] = error["ctx"]
+            details.append(detail)
+    return details
 
 
 class BindingOut(BaseModel):
@@ -130,11 +207,6 @@ class AdminAccountIn(_In):
     )
     password: str | None = Field(None, min_length=8, max_length=64)
 
-    @field_validator("phone")
-    @classmethod
-    def _check_phone(cls, value: str) -> str:
-        return _phone(value)
-
     @field_validator("password")
     @classmethod
     def _check_password(cls, value: str | None) -> str | None:
@@ -182,31 +254,6 @@ class AuditOut(BaseModel):
 class AuditList(BaseModel):
     items: list[AuditOut]
     next_cursor: str | None
-
-
-class SandboxSmsOut(BaseModel):
-    phone: str
-    text: str
-    code: str | None
-    sent_at: str
-
-
-class SandboxSmsList(BaseModel):
-    items: list[SandboxSmsOut]
-
-
-class SandboxSmsQuery(_In):
-    phone: Phone
-
-
-class SandboxWeChatCodeIn(_In):
-    openid: str | None = Field(None, min_length=6, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
-    unionid: str | None = Field(None, min_length=6, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
-
-
-class SandboxWeChatCodeOut(BaseModel):
-    code: str
-    openid: str
 
 
 class Jwks(BaseModel):

@@ -8,11 +8,12 @@ import logging
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from api.identity.deps import Identity
+from api.identity.errors import InvalidGrant
+from api.kit import clock
 from api.kit.auth import REVOKED_SESSION_KEY
-from api.kit.errors import Unauthorized
 from models import identity as db
 
 log = logging.getLogger("ywt.auth")
@@ -26,22 +27,14 @@ class IssuedSession:
     account: db.Account
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def invalid_grant(detail: str = "凭证无效或已过期") -> Unauthorized:
-    return Unauthorized(detail, code="invalid_grant")
-
-
 async def _new_refresh(ident: Identity, account: db.Account, family: str, channel: str) -> str:
     token = secrets.token_urlsafe(32)
-    issued = now()
-    await db.RefreshToken.create(
+    issued = clock.now()
+    await db.add_refresh_token(
         family=family,
         account_id=account.id,
         token_hash=_hash(token),
@@ -71,21 +64,22 @@ async def start_session(ident: Identity, account: db.Account, channel: str) -> I
 async def refresh_session(ident: Identity, refresh_token: str) -> IssuedSession:
     row = await db.refresh_by_hash(_hash(refresh_token))
     if row is None:
-        raise invalid_grant()
-    moment = now()
+        raise InvalidGrant()
+    moment = clock.now()
+    # both aware (the database gives times back with their offset), so the comparison is of instants
     if row.revoked_at is not None or row.expires_at <= moment:
-        raise invalid_grant()
+        raise InvalidGrant()
     if not await db.claim_refresh(row.id, moment):
         # used before: a copy is in someone else's hands — end the whole session
         await revoke_families(ident, [row.family])
         log.warning(
             "auth.refresh_reuse", extra={"fields": {"event": "auth.refresh_reuse", "account": row.account_id}}
         )
-        raise invalid_grant("刷新令牌已被使用，会话已注销，请重新登录")
+        raise InvalidGrant("刷新令牌已被使用，会话已注销，请重新登录")
     account = await db.active_account(row.account_id)
     if account is None:
         await revoke_families(ident, [row.family])
-        raise invalid_grant()
+        raise InvalidGrant()
     refresh = await _new_refresh(ident, account, row.family, row.channel)
     return IssuedSession(
         _access(ident, account, row.channel, row.family), refresh, ident.tokens.access_ttl, account
@@ -94,7 +88,7 @@ async def refresh_session(ident: Identity, refresh_token: str) -> IssuedSession:
 
 async def revoke_families(ident: Identity, families: list[str]) -> None:
     """Revoke refresh tokens in the database and the families' live access tokens through Redis."""
-    moment = now()
+    moment = clock.now()
     for family in families:
         await db.revoke_family(family, moment)
     if families:

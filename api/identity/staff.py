@@ -3,45 +3,52 @@ every read of a resident's personal data goes to the audit log."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import datetime
-
-from tortoise.exceptions import IntegrityError
-from tortoise.timezone import is_naive, localtime, make_aware
-from tortoise.transactions import in_transaction
 
 from api.identity import sessions
 from api.identity.deps import Identity
+from api.identity.errors import (
+    IdCardMismatch,
+    InvalidIdNumber,
+    PhoneTaken,
+    ResidentNotFound,
+    ResidentRealNameRequired,
+)
 from api.identity.schemas import AccountOut, AdminAccountIn, AuditList, AuditOut, ResidentOut
-from api.identity.service import account_view, decrypt_phone
-from api.kit.auth import Principal
-from api.kit.errors import Conflict, InvalidInput, NotFoundError
+from api.identity.views import account_view, decrypt_phone
+from api.kit import clock
+from api.kit.auth import Principal, Role
+from api.kit.db import IntegrityError, in_transaction
+from api.kit.errors import invalid
 from api.kit.http import decode_id_cursor, page
-from api.kit.pii import id_number_problem, mask_id_number, mask_name, mask_phone, normalize_id_number
+from api.kit.pii import mask_id_number, mask_name, mask_phone
+from models import audit as audit_db
 from models import catalog as catalog_db
 from models import identity as db
 from models.audit import audit
 
 
 async def resolve_scopes(
-    roles: list[str], department: str | None, points: list[str]
+    roles: Collection[str], department: str | None, points: Sequence[str]
 ) -> tuple[int | None, list[int]]:
     """The department id and point ids an account with `roles` is bound to; 422 naming the field when a
     scope is missing or unknown (staff need a department, grid workers at least one point)."""
     department_id = None
-    if "staff" in roles and not department:
-        raise InvalidInput(errors=[{"field": "department", "message": "窗口人员必须属于一个部门"}])
+    if Role.STAFF in roles and not department:
+        raise invalid("department", "窗口人员必须属于一个部门")
     if department:
         found = await catalog_db.department_by_code(department)
         if found is None:
-            raise InvalidInput(errors=[{"field": "department", "message": "没有这个部门"}])
+            raise invalid("department", "没有这个部门")
         department_id = found.id
-    if "grid_worker" in roles and not points:
-        raise InvalidInput(errors=[{"field": "points", "message": "网格员至少负责一个服务网点"}])
+    if Role.GRID_WORKER in roles and not points:
+        raise invalid("points", "网格员至少负责一个服务网点")
     point_ids = []
     for code in points:
         point = await catalog_db.point_by_code(code)
         if point is None:
-            raise InvalidInput(errors=[{"field": "points", "message": f"没有这个服务网点：{code[:32]}"}])
+            raise invalid("points", f"没有这个服务网点：{code[:32]}")
         point_ids.append(point.id)
     return department_id, sorted(set(point_ids))
 
@@ -49,28 +56,28 @@ async def resolve_scopes(
 async def insert_account(
     ident: Identity,
     phone: str,
-    roles: list[str],
+    roles: Collection[str],
     *,
     department_id: int | None = None,
-    point_ids: list[int] | None = None,
+    point_ids: Collection[int] = (),
     password: str | None = None,
+    password_hash: str | None = None,
 ) -> db.Account:
-    """A new account for `phone` (encrypted, blind-indexed) with its roles and scopes; 409 when the phone has
-    one. Runs inside the caller's transaction."""
+    """A new account for `phone` (encrypted, blind-indexed) with its roles and scopes, and a password given
+    in clear or already hashed; 409 when the phone has one. Runs inside the caller's transaction."""
     phone_index = ident.phone_index(phone)
     if await db.account_by_phone_index(phone_index) is not None:
-        raise Conflict("该手机号已有账号", code="phone_taken")
-    account = await db.Account.create(
+        raise PhoneTaken()
+    if password:
+        password_hash = await ident.hash_password(password)
+    return await db.create_account(
         phone_index=phone_index,
         phone_enc=ident.cipher.encrypt(phone, f"phone:{phone_index}"),
-        password_hash=await ident.hash_password(password) if password else None,
-        roles=",".join(sorted(set(roles))),
+        roles=roles,
+        password_hash=password_hash,
         department_id=department_id,
-        real_name_level=1,
+        point_ids=point_ids,
     )
-    for point_id in sorted(set(point_ids or ())):
-        await db.AccountPoint.create(account_id=account.id, point_id=point_id)
-    return account
 
 
 async def create_account(
@@ -97,8 +104,43 @@ async def create_account(
             )
     except IntegrityError:
         # two admins creating the same phone at once: the unique blind index lets one through
-        raise Conflict("该手机号已有账号", code="phone_taken") from None
-    return await account_view(ident, account)
+        raise PhoneTaken() from None
+    return await account_view(ident.cipher, account)
+
+
+async def enrol_staff(
+    ident: Identity,
+    phone: str,
+    roles: Collection[str],
+    *,
+    department: str | None,
+    points: Sequence[str],
+    password_hash: str,
+    via: str,
+) -> db.Account:
+    """A staff account made by a tool (`via` names it in the audit log), with a password already hashed.
+    422 when a scope is missing or unknown, 409 when the phone has an account."""
+    department_id, point_ids = await resolve_scopes(roles, department, points)
+    try:
+        async with in_transaction():
+            account = await insert_account(
+                ident,
+                phone,
+                roles,
+                department_id=department_id,
+                point_ids=point_ids,
+                password_hash=password_hash,
+            )
+            await audit(
+                None,
+                "account.created",
+                subject=account.id,
+                detail={"roles": sorted(roles), "via": via},
+                actor_role="cli",
+            )
+    except IntegrityError:
+        raise PhoneTaken() from None
+    return account
 
 
 async def bootstrap_admin(ident: Identity, phone: str, password: str | None) -> tuple[db.Account, str]:
@@ -106,32 +148,29 @@ async def bootstrap_admin(ident: Identity, phone: str, password: str | None) -> 
     Idempotent. Returns the account and what happened: "created", "granted" or "unchanged". A password given
     for an existing account replaces its password and ends its sessions, as a password change does."""
     phone_index = ident.phone_index(phone)
-    password_changed = False
     async with in_transaction():
         account = await db.account_by_phone_index(phone_index)
         if account is None:
-            account = await insert_account(ident, phone, ["admin"], password=password)
+            account = await insert_account(ident, phone, [Role.ADMIN], password=password)
             outcome = "created"
         else:
-            changes: dict[str, str] = {}
-            if "admin" not in account.role_set:
-                changes["roles"] = ",".join(sorted(account.role_set | {"admin"}))
+            granted = Role.ADMIN not in account.role_set
+            if granted:
+                await db.set_roles(account.id, account.role_set | {Role.ADMIN})
             if password:
-                changes["password_hash"] = await ident.hash_password(password)
-                password_changed = True
-            if changes:
-                await db.Account.filter(id=account.id).update(**changes)
-                account = await db.Account.get(id=account.id)
-            outcome = "granted" if "roles" in changes else "unchanged"
+                await db.set_password_hash(account.id, await ident.hash_password(password))
+            if granted or password:
+                account = await db.get_account(account.id)
+            outcome = "granted" if granted else "unchanged"
         if outcome != "unchanged":
-            await db.AuditLog.create(
-                actor_id=None,
-                actor_role="cli",
-                action="account.created" if outcome == "created" else "account.admin_granted",
-                subject_id=account.id,
+            await audit(
+                None,
+                "account.created" if outcome == "created" else "account.admin_granted",
+                subject=account.id,
                 detail={"roles": sorted(account.role_set), "via": "create-admin"},
+                actor_role="cli",
             )
-    if password_changed:
+    if password and outcome != "created":
         await sessions.revoke_all(ident, account.id)
     return account, outcome
 
@@ -139,32 +178,25 @@ async def bootstrap_admin(ident: Identity, phone: str, password: str | None) -> 
 async def find_resident(
     ident: Identity, id_number: str, principal: Principal, request_id: str, ip: str
 ) -> ResidentOut:
-    normalized = normalize_id_number(id_number)
-    problem = id_number_problem(normalized)
-    if problem is not None:
-        raise InvalidInput(
-            f"身份证号码无效：{problem}",
-            code="invalid_id_number",
-            errors=[{"field": "id_number", "message": problem}],
-        )
+    normalized = InvalidIdNumber.check(id_number)
     record = await db.real_name_by_id_index(ident.id_number_index(normalized))
-    found = record is not None and record.account.status == "active"
+    found = record if record is not None and record.account.status == "active" else None
     await audit(
         principal,
         "resident.lookup",
-        subject=record.account_id if found and record else None,
+        subject=found.account_id if found else None,
         request_id=request_id,
         ip=ip,
-        detail={"found": found, "id_number": mask_id_number(normalized)},
+        detail={"found": found is not None, "id_number": mask_id_number(normalized)},
     )
-    if not found or record is None:
-        raise NotFoundError("没有找到该居民", code="resident_not_found")
-    account = record.account
+    if found is None:
+        raise ResidentNotFound()
+    account = found.account
     return ResidentOut(
         id=account.id,
-        name=mask_name(ident.cipher.decrypt(record.name_enc, f"realname:{account.id}:name")),
+        name=mask_name(ident.cipher.decrypt(found.name_enc, f"realname:{account.id}:name")),
         id_number=mask_id_number(normalized),
-        phone=mask_phone(decrypt_phone(ident, account)),
+        phone=mask_phone(decrypt_phone(ident.cipher, account)),
         real_name_level=account.real_name_level,
     )
 
@@ -174,33 +206,19 @@ async def verify_in_person(
 ) -> ResidentOut:
     account = await db.active_account(resident_id)
     record = await db.real_name_of(resident_id) if account is not None else None
-    if account is None or "resident" not in account.role_set:
-        raise NotFoundError("没有找到该居民", code="resident_not_found")
+    if account is None or Role.RESIDENT not in account.role_set:
+        raise ResidentNotFound()
     if record is None:
-        raise Conflict("该居民尚未完成实名认证", code="real_name_required")
-    card = normalize_id_number(id_number)
-    problem = id_number_problem(card)
-    if problem is not None:
-        # a misread card, not a different person: say so, and leave no mismatch in the audit log
-        raise InvalidInput(
-            f"身份证号码无效：{problem}",
-            code="invalid_id_number",
-            errors=[{"field": "id_number", "message": problem}],
-        )
+        raise ResidentRealNameRequired()
+    # a misread card, not a different person: say so, and leave no mismatch in the audit log
+    card = InvalidIdNumber.check(id_number)
     if ident.id_number_index(card) != record.id_number_index:
         await audit(
             principal, "resident.in_person_mismatch", subject=resident_id, request_id=request_id, ip=ip
         )
-        raise InvalidInput(
-            "证件号码与账号实名信息不一致",
-            code="id_card_mismatch",
-            errors=[{"field": "id_number", "message": "与实名信息不一致"}],
-        )
+        raise IdCardMismatch()
     async with in_transaction():
-        await db.RealNameRecord.filter(id=record.id).update(
-            level=3, in_person_by_id=principal.account_id, in_person_at=sessions.now()
-        )
-        await db.Account.filter(id=resident_id).update(real_name_level=3)
+        await db.record_in_person(record.id, resident_id, principal.account_id, clock.now())
         await audit(
             principal, "resident.in_person_verified", subject=resident_id, request_id=request_id, ip=ip
         )
@@ -209,18 +227,9 @@ async def verify_in_person(
         id=resident_id,
         name=mask_name(ident.cipher.decrypt(record.name_enc, f"realname:{resident_id}:name")),
         id_number=mask_id_number(id_plain),
-        phone=mask_phone(decrypt_phone(ident, account)),
+        phone=mask_phone(decrypt_phone(ident.cipher, account)),
         real_name_level=3,
     )
-
-
-def _db_time(value: datetime | None) -> datetime | None:
-    """A bound in the database's own zone. SQLite keeps datetimes as text in that zone and compares them as
-    text, so a bound given in another offset (UTC, say) would compare wrong. A time without an offset is
-    read as the database's zone (China time)."""
-    if value is None:
-        return None
-    return localtime(make_aware(value) if is_naive(value) else value)
 
 
 async def audit_entries(
@@ -228,7 +237,7 @@ async def audit_entries(
 ) -> AuditList:
     before = decode_id_cursor(cursor, "before")
     rows, next_cursor = page(
-        await db.audit_query(account, _db_time(start), _db_time(end), before, limit + 1),
+        await audit_db.audit_entries(account, start, end, before, limit + 1),
         limit,
         lambda last: {"before": last.id},
     )

@@ -7,7 +7,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, RootModel
 from sanic_ext import openapi
-from sanic_ext.extensions.openapi.definitions import Component
+from sanic_ext.extensions.openapi.builders import SpecificationBuilder
+from sanic_ext.extensions.openapi.definitions import Reference
 from sanic_ext.extensions.openapi.types import Schema
 
 T = TypeVar("T")
@@ -57,10 +58,38 @@ def _param_schema(spec: dict[str, Any]) -> Schema:
     return Schema(**chosen)
 
 
+def _oas30(schema: Any) -> Any:
+    """pydantic's JSON Schema in OpenAPI 3.0 words: `const` as a one-value enum, `X | None` as nullable."""
+    if isinstance(schema, list):
+        return [_oas30(part) for part in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _oas30(value) for key, value in schema.items()}
+    if "const" in out and not isinstance(out["const"], dict):  # not a property named const
+        out["enum"] = [out.pop("const")]
+    options = out.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        out.pop("anyOf")
+        out.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
+        out["nullable"] = True
+    return out
+
+
+def _root_component(model: type[RootModel[Any]]) -> Reference:
+    """A RootModel (a discriminated union, say) as a component built from pydantic's JSON schema, its member
+    models beside it: sanic-ext describes a model by its fields, and a RootModel has only `root`."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    spec = SpecificationBuilder()
+    for name, part in schema.pop("$defs", {}).items():
+        spec.add_component("schemas", name, _oas30(part))
+    spec.add_component("schemas", model.__name__, _oas30(schema))
+    return Reference(f"#/components/schemas/{model.__name__}")
+
+
 def _content(model: type[BaseModel]) -> Any:
-    """A model as sanic-ext documents it; a RootModel (e.g. a discriminated union) has no fields of its own
-    to read, so it becomes a component made from pydantic's JSON schema, its members components beside it."""
-    return Component(model) if issubclass(model, RootModel) else model
+    """A model as sanic-ext documents it; a RootModel becomes a component of its own (see above)."""
+    return _root_component(model) if issubclass(model, RootModel) else model
 
 
 def documented(

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api.identity.schemas import (
+from api.kit.auth import public
+from api.kit.docs import documented
+from api.kit.errors import NotFoundError
+from api.kit.http import json_model, parse_body, parse_query
+from api.sandbox.schemas import (
     SandboxSmsList,
     SandboxSmsOut,
     SandboxSmsQuery,
     SandboxWeChatCodeIn,
     SandboxWeChatCodeOut,
 )
-from api.kit.auth import public
-from api.kit.docs import documented
-from api.kit.errors import NotFoundError
-from api.kit.http import json_model, parse_body, parse_query
 from integrations.sms.sandbox import SandboxSms
 from integrations.wechat.sandbox import SandboxWeChat
 
 bp = Blueprint("sandbox", url_prefix="/sandbox")
 
+S = TypeVar("S")
 
-def _sandbox(request: Request, name: str, kind: type) -> object:
-    system = getattr(request.app.ctx.services.integrations, name)
+
+def _sandbox(request: Request, system: object, kind: type[S]) -> S:
+    """The outside system when it is its sandbox in embedded mode; 404 otherwise (as if the route were not)."""
     if not request.app.ctx.settings.embedded or not isinstance(system, kind):
         raise NotFoundError()
     return system
@@ -39,9 +43,9 @@ def _sandbox(request: Request, name: str, kind: type) -> object:
 )
 @public
 async def sent_sms(request: Request) -> HTTPResponse:
-    sms = _sandbox(request, "sms", SandboxSms)
+    sms = _sandbox(request, request.app.ctx.services.integrations.sms, SandboxSms)
     query = parse_query(request, SandboxSmsQuery)
-    messages = await sms.sent_to(query.phone)  # type: ignore[attr-defined]
+    messages = await sms.sent_to(query.phone)
     return json_model(SandboxSmsList(items=[SandboxSmsOut(**m) for m in messages]))
 
 
@@ -56,7 +60,7 @@ async def sent_sms(request: Request) -> HTTPResponse:
 )
 @public
 async def wechat_code(request: Request) -> HTTPResponse:
-    wechat = _sandbox(request, "wechat", SandboxWeChat)
+    wechat = _sandbox(request, request.app.ctx.services.integrations.wechat, SandboxWeChat)
     body = parse_body(request, SandboxWeChatCodeIn)
-    code, openid = await wechat.issue_oauth_code(body.openid, body.unionid)  # type: ignore[attr-defined]
+    code, openid = await wechat.issue_oauth_code(body.openid, body.unionid)
     return json_model(SandboxWeChatCodeOut(code=code, openid=openid), status=201)

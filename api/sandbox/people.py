@@ -1,7 +1,7 @@
 """Demo staff of embedded mode: an admin, a window clerk per department, grid workers for 渝水区.
 
 `seed_demo_people(settings, identity)` creates them (idempotent: a phone that already has an account is left alone)
-through the identity service's own functions, so phones are encrypted and blind-indexed with the keyring
+through the identity service, so phones are encrypted and blind-indexed with the keyring
 the server reads (data_dir/keys). Every demo staff account has the password `DEMO_PASSWORD`.
 
 The residents 张三, 李娟 and 王五 (DESIGN.md "Demo people") are NOT created here: they sign up with an SMS
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from api.identity.deps import Identity
+    from api.identity.service import Identity
     from api.kit.config import Settings
 
 # the password of every demo staff account (admin, clerks, grid workers) — embedded mode only
@@ -125,11 +125,8 @@ async def seed_demo_people(settings: Settings, ident: Identity) -> list[str]:
     if not settings.embedded:
         return ["demo people not seeded: production mode"]
 
-    from tortoise.transactions import in_transaction
-
-    from api.identity.staff import insert_account, resolve_scopes
+    from api.identity import service as identity
     from api.kit.errors import Conflict, InvalidInput
-    from models import identity as identity_db
 
     created: dict[str, int] = {}
     present = 0
@@ -138,25 +135,21 @@ async def seed_demo_people(settings: Settings, ident: Identity) -> list[str]:
     # ten seconds; one salted hash shared by accounts with one published password gives nothing away
     password_hash: str | None = None
     for p in DEMO_PEOPLE:
-        if await identity_db.account_by_phone_index(ident.phone_index(p.phone)) is not None:
+        if await identity.has_account(ident, p.phone):
             present += 1
             continue
+        if password_hash is None:
+            password_hash = await ident.hash_password(DEMO_PASSWORD)
         try:
-            department_id, point_ids = await resolve_scopes([p.role], p.department, list(p.points))
-            if password_hash is None:
-                password_hash = ident.hasher.hash(DEMO_PASSWORD)
-            async with in_transaction():
-                account = await insert_account(
-                    ident, p.phone, [p.role], department_id=department_id, point_ids=point_ids
-                )
-                await identity_db.Account.filter(id=account.id).update(password_hash=password_hash)
-                await identity_db.AuditLog.create(
-                    actor_id=None,
-                    actor_role="cli",
-                    action="account.created",
-                    subject_id=account.id,
-                    detail={"roles": [p.role], "via": "seed-demo-people"},
-                )
+            await identity.enrol_staff(
+                ident,
+                p.phone,
+                [p.role],
+                department=p.department,
+                points=p.points,
+                password_hash=password_hash,
+                via="seed-demo-people",
+            )
         except Conflict:  # created meanwhile by someone else: left alone
             present += 1
             continue

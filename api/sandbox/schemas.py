@@ -1,0 +1,34 @@
+"""Shapes of the sandbox endpoints (embedded mode only)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.kit.http import QueryModel
+
+
+class SandboxSmsOut(BaseModel):
+    phone: str
+    text: str
+    code: str | None
+    sent_at: str
+
+
+class SandboxSmsList(BaseModel):
+    items: list[SandboxSmsOut]
+
+
+class SandboxSmsQuery(QueryModel):
+    phone: str = Field(min_length=11, max_length=11, description="中国大陆手机号")
+
+
+class SandboxWeChatCodeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    openid: str | None = Field(None, min_length=6, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    unionid: str | None = Field(None, min_length=6, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+
+
+class SandboxWeChatCodeOut(BaseModel):
+    code: str
+    openid: str
