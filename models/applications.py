@@ -8,9 +8,6 @@ from typing import Any
 from tortoise import fields
 from tortoise.models import Model
 
-# the inbox lives in models.notifications; applications code and tests still write it as `db.Notification`
-from models.notifications import Notification  # noqa: F401
-
 STATUSES = (
     "submitted",
     "returned",

@@ -14,7 +14,6 @@ from api.kit.scopes import WorkScope
 from models.applications import Application
 from models.catalog import Department, ServiceItem, ServicePoint
 from models.feedback import Evaluation
-from models.identity import Account
 from models.scopes import scope_filter
 
 # what a satisfaction report can be grouped by, and the evaluation column of each
@@ -83,12 +82,3 @@ async def item_names(ids: list[int]) -> dict[int, tuple[str, str]]:
 
 async def department_names(ids: list[int]) -> dict[int, tuple[str, str]]:
     return {d.id: (d.code, d.name) for d in await Department.filter(id__in=ids)}
-
-
-async def sealed_phones(ids: list[int]) -> dict[int, tuple[str, str]]:
-    """(ciphertext, blind index) of the phone of each account that has one; the caller decrypts."""
-    return {
-        a.id: (a.phone_enc, a.phone_index)
-        for a in await Account.filter(id__in=ids)
-        if a.phone_enc is not None and a.phone_index is not None
-    }

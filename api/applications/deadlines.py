@@ -26,6 +26,7 @@ from api.kit.clock import CITY_TZ
 from api.kit.db import in_transaction
 from models import applications as db
 from models import identity as identity_db
+from models import notifications as notifications_db
 
 log = logging.getLogger("ywt.deadlines")
 
@@ -123,17 +124,12 @@ async def _check(
         if targets:
             title = TITLES[new]
             due_text = row["due_at"].astimezone(CITY_TZ).strftime("%Y-%m-%d %H:%M")
-            await db.Notification.bulk_create(
-                [
-                    db.Notification(
-                        account_id=account_id,
-                        kind=NOTIFY_KINDS[new],
-                        title=title,
-                        body=f"办件编号 {row['number']}：{title}，办理时限 {due_text}",
-                        application_id=row["id"],
-                    )
-                    for account_id in targets
-                ]
+            await notifications_db.notify_each(
+                targets,
+                NOTIFY_KINDS[new],
+                title,
+                f"办件编号 {row['number']}：{title}，办理时限 {due_text}",
+                application_id=row["id"],
             )
     report.notified += len(targets)
     if new == "warning":

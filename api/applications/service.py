@@ -42,6 +42,7 @@ from api.kit.scopes import WorkScope
 from models import applications as db
 from models import catalog as catalog_db
 from models import feedback as feedback_db
+from models import notifications as notifications_db
 from models.audit import audit
 
 
@@ -319,11 +320,11 @@ async def _record(
         # the step's own moment, so the timeline agrees with accepted_at, decided_at, delivered_at
         at=when,
     )
-    await db.Notification.create(
-        account_id=app.applicant_id,
-        kind="application_status",
-        title=title,
-        body=f"办件编号 {app.number}：{title}",
+    await notifications_db.notify(
+        app.applicant_id,
+        "application_status",
+        title,
+        f"办件编号 {app.number}：{title}",
         application_id=app.id,
     )
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
+from api.identity import service as identity
 from api.kit.errors import invalid
-from api.kit.pii import PiiCipher, PiiDecryptError, mask_phone
+from api.kit.pii import PiiCipher
 from api.kit.scopes import WorkScope
 from api.stats.errors import UnknownDepartment, UnknownPoint
 from api.stats.schemas import ApplicationStats, ApplicationStatsQuery, SatisfactionReport, SatisfactionRow
@@ -87,16 +88,11 @@ async def _names(cipher: PiiCipher, group_by: str, ids: list[int]) -> dict[int |
 
 
 async def _staff_names(cipher: PiiCipher, ids: list[int]) -> dict[int, tuple[str, str]]:
-    names = {account_id: (str(account_id), f"窗口#{account_id}") for account_id in ids}
-    for account_id, (token, index) in (await db.sealed_phones(ids)).items():
-        # the context the identity area seals an account's phone with: "phone:" and its blind index
-        try:
-            phone = cipher.decrypt(token, f"phone:{index}")
-        except PiiDecryptError:
-            continue
-        if phone:
-            names[account_id] = (str(account_id), mask_phone(phone) or f"窗口#{account_id}")
-    return names
+    """A clerk by account id and masked phone (the identity area decrypts); `窗口#id` when it has none."""
+    masked = await identity.masked_phones(cipher, ids)
+    return {
+        account_id: (str(account_id), masked.get(account_id) or f"窗口#{account_id}") for account_id in ids
+    }
 
 
 async def application_figures(scope: WorkScope, query: ApplicationStatsQuery) -> ApplicationStats:

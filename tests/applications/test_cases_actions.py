@@ -8,6 +8,7 @@ import base64
 from datetime import datetime, timedelta
 
 from models import applications as db
+from models.notifications import Notification
 from tests.applications.test_cases_kit import (
     ADDRESS,
     APPS,
@@ -132,7 +133,7 @@ async def test_bad_return_notice_is_422_and_changes_nothing(app, client):
     row = await db.Application.get(id=case["id"])
     assert row.status == "submitted" and row.returned_count == 0 and row.version == 1
     assert await db.ApplicationEvent.filter(application_id=case["id"]).count() == 1
-    assert await db.Notification.filter(application_id=case["id"]).count() == 1
+    assert await Notification.filter(application_id=case["id"]).count() == 1
 
 
 # ---- refuse / reject / approve ------------------------------------------------------------------------
@@ -404,7 +405,7 @@ async def test_a_failed_notification_rolls_the_step_back(app, client, monkeypatc
     async def broken(*args, **kwargs):
         raise RuntimeError("inbox down")
 
-    monkeypatch.setattr(db.Notification, "create", broken)
+    monkeypatch.setattr(Notification, "create", broken)
     r = await act(w.client, w.grid, case["id"], "accept")
     assert r.status_code == 500
     monkeypatch.undo()
@@ -429,7 +430,7 @@ async def test_two_clerks_accept_and_return_at_once_one_wins(app, client):
     assert problem_code(loser) == "invalid_transition"
     events = await db.ApplicationEvent.filter(application_id=case["id"]).order_by("id")
     assert [e.action for e in events][0] == "submit" and len(events) == 2
-    assert await db.Notification.filter(application_id=case["id"]).count() == 2
+    assert await Notification.filter(application_id=case["id"]).count() == 2
 
 
 async def test_two_clerks_accept_twice_one_wins(app, client):

@@ -11,6 +11,7 @@ import orjson
 from api.applications import service
 from api.kit import idempotency
 from models import applications as db
+from models.notifications import Notification
 from tests.applications.test_cases_kit import APPS, body, make_world, problem_code, submit
 
 
@@ -26,7 +27,7 @@ async def test_same_key_and_body_replays_the_first_answer(app, client):
     assert again.headers["content-type"].startswith("application/json")
     assert again.headers["X-Request-ID"]
     assert await db.Application.all().count() == 1
-    assert await db.Notification.all().count() == 1
+    assert await Notification.all().count() == 1
 
 
 async def test_same_key_other_body_is_422_reused(app, client):

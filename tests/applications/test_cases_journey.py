@@ -7,6 +7,7 @@ import re
 from datetime import datetime
 
 from models import applications as db
+from models.notifications import Notification
 from tests.applications.test_cases_kit import (
     APPS,
     MATERIALS,
@@ -79,7 +80,7 @@ async def test_the_whole_journey(app, client):
     assert mine["events"][1]["note"]["missing_materials"] == notice
     assert mine["events"][3]["channel"] == "handheld"
     # his inbox got a line for every step
-    inbox = await db.Notification.filter(account_id=w.resident_id, application_id=case_id).order_by("id")
+    inbox = await Notification.filter(account_id=w.resident_id, application_id=case_id).order_by("id")
     assert len(inbox) == len(steps)
     assert inbox[-1].title == "办理结果已送达"
     # his list shows it delivered

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from sanic import Sanic
 
-from models import applications as db
+from models.notifications import Notification
 from tests.factories import load_catalog
 from tests.identity.helpers import LI, ZHANG, bearer, verified_resident
 from tests.identity.staff_helpers import make_account
@@ -224,8 +224,8 @@ async def case_in(w: World, status: str, **over: Any) -> dict[str, Any]:
     return case
 
 
-async def notifications_of(account_id: int, case_id: int) -> list[db.Notification]:
-    return await db.Notification.filter(account_id=account_id, application_id=case_id).order_by("id")
+async def notifications_of(account_id: int, case_id: int) -> list[Notification]:
+    return await Notification.filter(account_id=account_id, application_id=case_id).order_by("id")
 
 
 def problem_code(r: httpx.Response) -> str:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from models import applications as db
+from models.notifications import Notification
 from tests.applications.test_cases_kit import (
     ADDRESS,
     APPS,
@@ -67,7 +68,7 @@ async def test_submit_answers_201_with_the_case_and_its_first_event(app, client)
     row = await db.Application.get(id=case["id"])
     assert row.applicant_id == w.resident_id and row.status == "submitted"
     assert ADDRESS not in (row.delivery_address_enc or "")
-    assert await db.Notification.filter(application_id=case["id"], account_id=w.resident_id).count() == 1
+    assert await Notification.filter(application_id=case["id"], account_id=w.resident_id).count() == 1
 
 
 async def test_numbers_are_unique_and_follow_on(app, client):
@@ -146,7 +147,7 @@ async def test_bad_submission_is_422_and_writes_nothing(app, client):
         assert "pydantic" not in r.text and "Traceback" not in r.text
     assert await db.Application.all().count() == 0
     assert await db.ApplicationEvent.all().count() == 0
-    assert await db.Notification.all().count() == 0
+    assert await Notification.all().count() == 0
     assert await db.NumberSequence.all().count() == 0
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from api.applications import states
 from models import applications as db
+from models.notifications import Notification
 from tests.applications.test_cases_kit import ACTION_FIELDS, APPS, PATHS, case_in, make_world, problem_code
 
 STATUSES = list(PATHS)
@@ -45,7 +46,7 @@ async def test_every_action_from_every_status(app, client, status):
     for action in WORK_ACTIONS + APPLICANT_ACTIONS:
         await db.Application.filter(id=case_id).update(**saved)
         events_before = await db.ApplicationEvent.filter(application_id=case_id).count()
-        notes_before = await db.Notification.filter(application_id=case_id).count()
+        notes_before = await Notification.filter(application_id=case_id).count()
         if action in APPLICANT_ACTIONS:
             r = await client.post(f"{APPS}/{case_id}/{action}", headers=w.resident)
         else:
@@ -57,7 +58,7 @@ async def test_every_action_from_every_status(app, client, status):
         transition = states.TRANSITIONS[action]
         after = await db.Application.get(id=case_id)
         events_after = await db.ApplicationEvent.filter(application_id=case_id).count()
-        notes_after = await db.Notification.filter(application_id=case_id).count()
+        notes_after = await Notification.filter(application_id=case_id).count()
         if status in transition.sources:
             assert r.status_code == 200, (status, action, r.text)
             assert r.json()["status"] == transition.target == after.status

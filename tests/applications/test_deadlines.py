@@ -22,6 +22,7 @@ from api.kit.config import PROJECT_ROOT
 from api.kit.workdays import WorkCalendar
 from models import applications as db
 from models import catalog as catalog_db
+from models.notifications import Notification
 from tests.factories import load_catalog
 from tests.identity.helpers import ZHANG, bearer, verified_resident
 from tests.identity.staff_helpers import make_account
@@ -106,8 +107,8 @@ async def status_of(case_row: db.Application) -> str:
     return (await db.Application.get(id=case_row.id)).deadline_status
 
 
-async def deadline_notes(application_id: int | None = None) -> list[db.Notification]:
-    qs = db.Notification.filter(kind__startswith="deadline_")
+async def deadline_notes(application_id: int | None = None) -> list[Notification]:
+    qs = Notification.filter(kind__startswith="deadline_")
     if application_id is not None:
         qs = qs.filter(application_id=application_id)
     return await qs.order_by("id")
@@ -144,7 +145,7 @@ async def test_statuses_follow_the_calendar_and_the_responsible_clerks_are_told(
     # an online case has no point: its department's staff only
     assert sorted(n.account_id for n in await deadline_notes(online.id)) == sorted([p.staff, p.staff2])
     assert report.notified == 3 * 3 + 2 == len(await deadline_notes())
-    assert not await db.Notification.filter(
+    assert not await Notification.filter(
         account_id__in=[p.disabled_staff, p.other_staff, p.other_grid, p.admin, p.resident]
     ).exists()
 
@@ -155,11 +156,11 @@ async def test_a_second_pass_writes_nothing_new(app, client, calendar):
     await case(p.resident, end_of(calendar, date(2025, 6, 12)))
     first = await watch_once(calendar, now=NOW)
     assert first.notified == 6
-    before = await db.Notification.all().count()
+    before = await Notification.all().count()
     again = await watch_once(calendar, now=NOW + timedelta(minutes=1))
     assert (again.warned, again.overdue, again.cleared, again.notified) == (0, 0, 0, 0)
     assert again.checked == first.checked
-    assert await db.Notification.all().count() == before
+    assert await Notification.all().count() == before
 
 
 async def test_warning_turns_overdue_after_the_due_time_and_tells_again(app, client, calendar):
@@ -199,7 +200,7 @@ async def test_suspended_and_finished_cases_are_left_alone(app, client, calendar
     assert await status_of(suspended_flagged) == "warning"  # and what it showed stays
     assert await status_of(submitted) == "normal"
     assert await db.Application.filter(deadline_status="overdue").count() == 0
-    assert await db.Notification.all().count() == 0
+    assert await Notification.all().count() == 0
 
 
 async def test_a_moved_due_date_clears_the_flag_without_telling_anyone(app, client, calendar):
