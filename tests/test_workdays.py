@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from api.kit.clock import CITY_TZ
 from api.kit.config import CalendarSection
-from api.kit.workdays import SHANGHAI, WorkCalendar, local_date
+from api.kit.workdays import WorkCalendar, local_date
 
-CN = SHANGHAI
+CN = CITY_TZ
 EIGHT_HOURS = timedelta(hours=8)
 
 

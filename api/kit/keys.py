@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.algorithms import OKPAlgorithm
 
+from api.kit import clock
 from api.kit.keyfile import read_or_create, write_private
 
 JWT_FILE = "jwt.json"
@@ -47,7 +47,7 @@ class SigningKeys:
 
 
 def _new_kid() -> str:
-    return "k" + datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
+    return "k" + clock.now().strftime("%Y%m%d%H%M%S%f")
 
 
 def _pem(key: Ed25519PrivateKey) -> str:

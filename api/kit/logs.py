@@ -14,6 +14,7 @@ from api.kit.pii import ScrubFilter
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
+            # log lines stay in UTC on purpose (operations compare them across hosts); business time is kit.clock
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,

@@ -27,9 +27,8 @@ import chinese_calendar
 
 from api.kit.clock import CITY_TZ
 
-__all__ = ["SHANGHAI", "CalendarSettings", "DeadlineStatus", "ItemKind", "WorkCalendar", "local_date"]
+__all__ = ["CalendarSettings", "DeadlineStatus", "ItemKind", "WorkCalendar", "local_date"]
 
-SHANGHAI = CITY_TZ  # the city zone, from the one clock
 
 ItemKind = Literal["same_day", "committed"]
 DeadlineStatus = Literal["normal", "warning", "overdue"]
@@ -74,7 +73,7 @@ def _plain_date(day: date, name: str) -> date:
 
 def local_date(moment: datetime) -> date:
     """The calendar day of an aware datetime in Asia/Shanghai (2026-10-09T17:00Z is 2026-10-10 here)."""
-    return _aware(moment, "moment").astimezone(SHANGHAI).date()
+    return _aware(moment, "moment").astimezone(CITY_TZ).date()
 
 
 def _table_covers(year: int) -> bool:
@@ -181,7 +180,7 @@ class WorkCalendar:
 
     def end_of(self, d: date) -> datetime:
         """The deadline instant of day `d`: `end_of_day` (23:59:59 by default) in Asia/Shanghai."""
-        return datetime.combine(_plain_date(d, "d"), self.end_of_day, tzinfo=SHANGHAI)
+        return datetime.combine(_plain_date(d, "d"), self.end_of_day, tzinfo=CITY_TZ)
 
     # -- deadlines --------------------------------------------------------------------------------------
 
@@ -205,7 +204,7 @@ class WorkCalendar:
         if paused_workdays < 0:
             raise ValueError(f"paused_workdays must be >= 0, got {paused_workdays}")
         if paused_workdays == 0:
-            return due.astimezone(SHANGHAI)
+            return due.astimezone(CITY_TZ)
         return self.end_of(self.add_workdays(local_date(due), paused_workdays))
 
     def paused_workdays(self, suspended_at: datetime, resumed_at: datetime) -> int:
