@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 .PHONY: help run test lint format bench migrate migrations demo worker clean
 
 help:  ## list the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,11 @@ run: $(STAMP)  ## migrate, seed the demo data and serve on 127.0.0.1:8000 (embed
 test: $(STAMP) lint  ## lint, then the whole suite (PostgreSQL/Redis when YWT_TEST_DATABASE_URL/YWT_TEST_REDIS_URL are set)
 	$(PY) -m pytest -q
 
-lint: $(STAMP)  ## ruff check and format check
+lint: $(STAMP)  ## ruff (check, format), import-linter (the layer rules) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 format: $(STAMP)  ## ruff format and autofix
 	$(VENV)/bin/ruff format .
