@@ -72,12 +72,6 @@ class QuotaExceeded(AppError):
     title = "上传空间不足"
 
 
-class UnsupportedMediaType(AppError):
-    status = 415
-    code = "unsupported_media_type"
-    title = "请求体类型不受支持"
-
-
 # ---- 422 with a code of its own ------------------------------------------------------------------------
 
 
@@ -114,12 +108,6 @@ class DeliveryModeNotOffered(_FieldError):
 class UnknownFilterValue(_FieldError):
     code = "unknown_filter_value"
     title = "筛选条件的取值不存在"
-
-
-class InvalidCursor(_FieldError):
-    code = "invalid_cursor"
-    title = "无效的分页游标"
-    field = "cursor"
 
 
 class UnknownMaterial(_FieldError):

@@ -8,7 +8,6 @@ from sanic_ext import openapi
 
 from api.applications import materials, service, states
 from api.applications.deps import Cases
-from api.applications.errors import UnsupportedMediaType
 from api.applications.files import ALLOWED
 from api.applications.schemas import (
     ActionIn,
@@ -22,7 +21,7 @@ from api.applications.schemas import (
 )
 from api.kit.auth import WORK_ROLES, Role, client_ip, require
 from api.kit.docs import documented
-from api.kit.errors import InvalidInput
+from api.kit.errors import InvalidInput, UnsupportedMediaType
 from api.kit.http import json_model, page_limit, parse_body, parse_query
 from api.kit.idempotency import idempotent
 from api.kit.scopes import work_scope

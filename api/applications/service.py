@@ -11,7 +11,6 @@ from api.applications.deps import Cases
 from api.applications.errors import (
     ApplicationNotFound,
     DeliveryModeNotOffered,
-    InvalidCursor,
     InvalidTransition,
     NotHandledAtPoint,
     NotHandledOnline,
@@ -35,7 +34,7 @@ from api.kit import clock
 from api.kit.auth import Principal
 from api.kit.clock import CITY_TZ
 from api.kit.db import in_transaction
-from api.kit.errors import Forbidden
+from api.kit.errors import Forbidden, InvalidCursor
 from api.kit.http import decode_cursor, decode_id_cursor, page
 from api.kit.pii import mask_address
 from api.kit.scopes import WorkScope

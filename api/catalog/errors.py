@@ -23,13 +23,3 @@ class UnknownFilterValue(InvalidInput):
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message, errors=[{"field": field, "message": message}])
-
-
-class InvalidCursor(InvalidInput):
-    """A cursor of the distance-ordered point list that is not one we made."""
-
-    code = "invalid_cursor"
-    title = "无效的分页游标"
-
-    def __init__(self) -> None:
-        super().__init__(errors=[{"field": "cursor", "message": self.title}])

@@ -13,7 +13,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from api.catalog.errors import InvalidCursor, ItemNotFound, PointNotFound, UnknownFilterValue
+from api.catalog.errors import ItemNotFound, PointNotFound, UnknownFilterValue
 from api.catalog.schemas import (
     DepartmentList,
     DepartmentOut,
@@ -27,6 +27,7 @@ from api.catalog.schemas import (
     PointOut,
     PointsQuery,
 )
+from api.kit.errors import InvalidCursor
 from api.kit.http import decode_cursor, encode_cursor, page
 from models import catalog as db
 
@@ -214,7 +215,7 @@ async def list_points(cache: CatalogCache, query: PointsQuery, limit: int) -> by
     position_key = "offset" if query.near else "after"
     position = decode_cursor(query.cursor, position_key)
     if query.near and position is not None and (not isinstance(position, int) or position < 0):
-        raise InvalidCursor()
+        raise InvalidCursor("无效的分页游标")
     key = "points:" + _digest([query.district, query.community, query.service, query.near, position, limit])
 
     async def build() -> bytes:

@@ -63,9 +63,10 @@ class InvalidInput(AppError):
     title = "输入不符合要求"
 
 
-def invalid(field: str, message: str, code: str = "validation_failed") -> InvalidInput:
-    """A 422 about one field, the message in the detail and in errors."""
-    return InvalidInput(message, code=code, errors=[{"field": field, "message": message}])
+def invalid(field: str, message: str) -> InvalidInput:
+    """A 422 `validation_failed` about one field, the message in the detail and in errors (a 422 with a code of
+    its own is a typed error of its area)."""
+    return InvalidInput(message, errors=[{"field": field, "message": message}])
 
 
 class Unauthorized(AppError):
@@ -136,8 +137,8 @@ class InvalidCursor(InvalidInput):
     code = "invalid_cursor"
     title = "分页游标无效"
 
-    def __init__(self) -> None:
-        super().__init__(errors=[{"field": "cursor", "message": "无效的分页游标"}])
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, errors=[{"field": "cursor", "message": "无效的分页游标"}])
 
 
 class UnsupportedMediaType(AppError):

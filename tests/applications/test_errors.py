@@ -7,7 +7,8 @@ import inspect
 from api.applications import errors
 from api.kit.errors import AppError
 
-# code -> HTTP status: what clients of the applications routes may read in `code`
+# code -> HTTP status: what clients of the applications routes may read in `code` (besides the kernel's own,
+# e.g. invalid_cursor and unsupported_media_type, listed in tests/foundation/test_error_codes.py)
 CODES = {
     "application_not_found": 404,
     "material_not_found": 404,
@@ -15,14 +16,12 @@ CODES = {
     "already_returned": 409,
     "file_too_large": 413,
     "quota_exceeded": 413,
-    "unsupported_media_type": 415,
     "unknown_item": 422,
     "unknown_point": 422,
     "not_handled_online": 422,
     "not_handled_at_point": 422,
     "delivery_mode_not_offered": 422,
     "unknown_filter_value": 422,
-    "invalid_cursor": 422,
     "unknown_material": 422,
     "unsupported_file_type": 422,
     "too_many_files": 422,
