@@ -16,6 +16,7 @@ from api.app import create_app
 from api.kit.config import Settings, load_settings
 from api.kit.db import migrate
 from tests.asgi import running
+from tests.support.catalog import load_catalog
 
 Sanic.test_mode = True
 
@@ -88,3 +89,9 @@ async def clean(request: pytest.FixtureRequest) -> None:
         )
     await app.ctx.services.kernel.redis.flushdb()
     app.ctx.services.catalog.forget_local()
+
+
+@pytest.fixture
+async def catalog(client: httpx.AsyncClient) -> None:
+    """The small catalogue of tests/support/catalog.py, loaded (three departments, four points, five items)."""
+    await load_catalog()

@@ -17,9 +17,9 @@ import httpx
 from sanic import Sanic
 
 from models.notifications import Notification
-from tests.factories import load_catalog
 from tests.identity.helpers import LI, ZHANG, bearer, verified_resident
 from tests.identity.staff_helpers import make_account
+from tests.support.catalog import load_catalog
 
 APPS = "/api/v1/applications"
 WORK = "/api/v1/work/applications"

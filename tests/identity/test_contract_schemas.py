@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from models.identity import Account, RealNameRecord
-from tests.factories import load_catalog
 from tests.identity.helpers import ZHANG, bearer, sms_sign_in
 from tests.identity.staff_helpers import admin_tokens
+from tests.support.catalog import load_catalog
 
 
 async def test_real_name_with_a_level_of_its_own_is_422_and_changes_nothing(client):

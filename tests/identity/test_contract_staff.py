@@ -8,17 +8,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from models.identity import Account, AccountPoint, AuditLog, RealNameRecord
-from tests.factories import load_catalog
 from tests.identity.helpers import LI, WANG, ZHANG, bearer, sms_sign_in, verified_resident
 from tests.identity.staff_helpers import PASSWORD, admin_tokens, grid_tokens, password_sign_in, staff_tokens
 
 ACCOUNTS = "/api/v1/admin/accounts"
 RESIDENTS = "/api/v1/work/residents"
-
-
-@pytest.fixture
-async def catalog(client):
-    await load_catalog()
 
 
 @pytest.fixture

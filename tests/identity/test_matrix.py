@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from api.kit.auth import public, require
-from tests.factories import load_catalog
 from tests.identity.helpers import ZHANG, bearer, verified_resident
 from tests.identity.staff_helpers import admin_tokens, grid_tokens, staff_tokens
+from tests.support.catalog import load_catalog
 
 ROLES = ("resident", "grid_worker", "staff", "admin")
 PREFIXES = ("/api/v1/", "/.well-known/")
