@@ -17,6 +17,7 @@ from api.kit.config import Settings, load_settings
 from api.kit.db import migrate
 from tests.asgi import running
 from tests.support.catalog import load_catalog
+from tests.support.people import ZHANG, People, Person
 
 Sanic.test_mode = True
 
@@ -95,3 +96,21 @@ async def clean(request: pytest.FixtureRequest) -> None:
 async def catalog(client: httpx.AsyncClient) -> None:
     """The small catalogue of tests/support/catalog.py, loaded (three departments, four points, five items)."""
     await load_catalog()
+
+
+@pytest.fixture
+def people(app: Sanic, client: httpx.AsyncClient) -> People:
+    """Makes this test's people: `await people.staff(department="civil")`, `people.grid_worker(points=[...])`,
+    `people.admin()`, `people.resident(LI)`, each a Person with `.id` and `.headers`."""
+    return People(app, client)
+
+
+@pytest.fixture
+async def admin(people: People) -> Person:
+    return await people.admin()
+
+
+@pytest.fixture
+async def zhang(people: People) -> Person:
+    """张三, signed in by SMS through the app, his real name verified."""
+    return await people.resident(ZHANG)

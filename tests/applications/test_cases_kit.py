@@ -17,9 +17,8 @@ import httpx
 from sanic import Sanic
 
 from models.notifications import Notification
-from tests.identity.helpers import LI, ZHANG, bearer, verified_resident
-from tests.identity.staff_helpers import make_account
 from tests.support.catalog import load_catalog
+from tests.support.people import LI, ZHANG, bearer, make_account, verified_resident
 
 APPS = "/api/v1/applications"
 WORK = "/api/v1/work/applications"

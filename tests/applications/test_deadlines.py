@@ -23,9 +23,8 @@ from api.kit.workdays import WorkCalendar
 from models import applications as db
 from models import catalog as catalog_db
 from models.notifications import Notification
-from tests.identity.helpers import ZHANG, bearer, verified_resident
-from tests.identity.staff_helpers import make_account
 from tests.support.catalog import load_catalog
+from tests.support.people import ZHANG, bearer, make_account, verified_resident
 
 SH = ZoneInfo("Asia/Shanghai")
 POINT = "P360502001001"

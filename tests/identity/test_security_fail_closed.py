@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 
 from redis.asyncio import ConnectionPool
 
-from tests.identity.helpers import bearer, last_code, sms_sign_in
-from tests.identity.test_security_kit import ME, SMS, TOKEN, assert_problem, refresh
+from tests.identity.test_security_kit import ME, assert_problem
+from tests.support.people import SMS, TOKEN, bearer, last_code, refresh, sms_sign_in
 
 PHONE = "13800000501"
 
