@@ -6,10 +6,7 @@ human resources, and an admin."""
 
 from __future__ import annotations
 
-import base64
-import struct
 import uuid
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,25 +147,6 @@ async def act_ok(w: World, role: str, case_id: int, action: str, **fields: Any) 
 
 def missing_all(reason: str = "复印件不清晰，请重新提供") -> list[dict[str, str]]:
     return [{"material_code": code, "reason": f"{reason}({code})"} for code in MATERIALS]
-
-
-def png_bytes(width: int = 2, height: int = 2) -> bytes:
-    """A small but real PNG (signature, IHDR, IDAT, IEND with correct CRCs)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
-
-
-def png_b64() -> str:
-    return base64.b64encode(png_bytes()).decode()
 
 
 # the extra fields each clerk action needs to succeed (for a case delivered by pickup)
