@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from models import applications as db
 from models.notifications import Notification
-from tests.applications.test_cases_kit import (
+from tests.support.cases import (
     ADDRESS,
     APPS,
     MATERIALS,
@@ -358,7 +358,7 @@ async def test_close_after_delivery_and_after_rejection(app, client):
 
 
 async def test_grid_worker_cannot_decide(app, client):
-    from tests.applications.test_cases_kit import ACTION_FIELDS
+    from tests.support.cases import ACTION_FIELDS
 
     w = await make_world(app, client, second_resident=False)
     for status, actions in [

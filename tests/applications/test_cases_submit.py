@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from models import applications as db
 from models.notifications import Notification
-from tests.applications.test_cases_kit import (
+from tests.support.cases import (
     ADDRESS,
     APPS,
     CITY_POINT,
