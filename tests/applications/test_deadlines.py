@@ -4,7 +4,6 @@ responsible, idempotent and safe with several watchers, suspended cases left alo
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import signal
 import subprocess
@@ -21,10 +20,10 @@ from api.applications.deadlines import WatchReport, watch_forever, watch_once
 from api.kit.config import PROJECT_ROOT
 from api.kit.workdays import WorkCalendar
 from models import applications as db
-from models import catalog as catalog_db
 from models.notifications import Notification
 from tests.support.catalog import load_catalog
 from tests.support.people import ZHANG
+from tests.support.rows import make_case
 
 SH = ZoneInfo("Asia/Shanghai")
 POINT = "P360502001001"
@@ -32,7 +31,6 @@ OTHER_POINT = "P360502002001"
 ITEM = "360500-MZ-001"  # civil affairs
 # Wednesday 11 June 2025, mid-morning: an ordinary working week (端午 was 31 May – 2 June)
 NOW = datetime(2025, 6, 11, 10, 0, tzinfo=SH)
-_numbers = itertools.count(1)
 
 
 @pytest.fixture
@@ -74,20 +72,15 @@ async def case(
     deadline_status: str = "normal",
 ) -> db.Application:
     """A case row as the service leaves it after the clerks' actions (the API journey is tested below)."""
-    found = await catalog_db.ServiceItem.get(code=item)
-    where = await catalog_db.ServicePoint.get(code=point) if point else None
-    return await db.Application.create(
-        number=f"XYTEST{next(_numbers):08d}",
-        applicant_id=applicant,
-        item_id=found.id,
-        department_id=found.department_id,
-        point_id=where.id if where else None,
-        channel="app",
+    return await make_case(
+        applicant,
+        item=item,
+        point=point,
         status=status,
-        delivery_mode="pickup",
+        deadline_status=deadline_status,
+        accepted=due is not None,
         accepted_at=NOW - timedelta(days=10) if due else None,
         due_at=due,
-        deadline_status=deadline_status,
         suspended_at=NOW - timedelta(days=1) if status == "suspended" else None,
     )
 

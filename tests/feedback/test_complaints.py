@@ -13,8 +13,8 @@ import pytest
 from api.kit import clock
 from models.feedback import Complaint
 from models.notifications import Notification
-from tests.feedback.factories import SHANGHAI, at, make_case
 from tests.support.people import LI, Person
+from tests.support.rows import SHANGHAI, at, make_case
 
 pytestmark = pytest.mark.usefixtures("catalog")
 

@@ -10,8 +10,8 @@ import pytest
 from api.applications import states
 from models.applications import STATUSES
 from models.feedback import Evaluation
-from tests.feedback.factories import make_case
 from tests.support.people import LI, ZHANG, bearer, end_cooldown, sms_sign_in
+from tests.support.rows import make_case
 
 pytestmark = pytest.mark.usefixtures("catalog")
 

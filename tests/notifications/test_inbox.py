@@ -8,8 +8,8 @@ from datetime import datetime
 import pytest
 
 from models.notifications import Notification
-from tests.feedback.factories import make_case, make_notification
 from tests.support.people import LI
+from tests.support.rows import make_case, make_notification
 
 pytestmark = pytest.mark.usefixtures("catalog")
 

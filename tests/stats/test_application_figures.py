@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.feedback.factories import at, make_case
 from tests.support.people import ZHANG
+from tests.support.rows import at, make_case
 
 pytestmark = pytest.mark.usefixtures("catalog")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from models.feedback import Evaluation
-from tests.feedback.factories import at, make_case, make_evaluation, move_evaluation
 from tests.support.people import ZHANG
+from tests.support.rows import at, make_case, make_evaluation, move_evaluation
 
 pytestmark = pytest.mark.usefixtures("catalog")
 
