@@ -9,7 +9,6 @@ import pytest
 
 from api.kit.auth import client_ip
 from models import identity as db
-from tests.identity.test_security_kit import assert_problem
 from tests.support.people import (
     SMS,
     TOKEN,
@@ -22,6 +21,7 @@ from tests.support.people import (
     sign_in_with_code,
     sms_sign_in,
 )
+from tests.support.security import assert_problem
 
 FORGED = [
     {"X-Forwarded-For": "203.0.113.{n}"},

@@ -14,8 +14,6 @@ import jwt
 import orjson
 
 from api.kit.auth import log_auth_event
-from tests.identity.test_security_fail_closed import redis_down
-from tests.identity.test_security_kit import ME, assert_problem, production_log_lines, valid_id_numbers_in
 from tests.support.people import (
     LI,
     SMS,
@@ -29,6 +27,7 @@ from tests.support.people import (
     sms_sign_in,
     verified_resident,
 )
+from tests.support.security import ME, assert_problem, production_log_lines, redis_down, valid_id_numbers_in
 
 ADMIN_PHONE = "13600000601"
 NEW_ADMIN_PHONE = "13600000602"

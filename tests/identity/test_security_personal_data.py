@@ -6,14 +6,6 @@ from __future__ import annotations
 import pytest
 
 from models import identity as db
-from tests.identity.test_security_kit import (
-    ME,
-    all_rows,
-    assert_problem,
-    cells_containing,
-    redis_items,
-    table_rows,
-)
 from tests.support.people import (
     LI,
     TOKEN,
@@ -24,6 +16,14 @@ from tests.support.people import (
     refresh,
     sms_sign_in,
     verified_resident,
+)
+from tests.support.security import (
+    ME,
+    all_rows,
+    assert_problem,
+    cells_containing,
+    redis_items,
+    table_rows,
 )
 
 PASSWORD = "Mima2026xy"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-from tests.identity.test_security_kit import ME, assert_problem, table_rows
 from tests.support.people import bearer, end_cooldown, refresh, sms_sign_in
+from tests.support.security import ME, assert_problem, table_rows
 
 PHONE = "13800000201"
 PASSWORD = "Chushi2026"

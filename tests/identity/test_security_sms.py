@@ -9,7 +9,6 @@ import re
 
 from argon2 import PasswordHasher
 
-from tests.identity.test_security_kit import assert_problem, code_key, redis_items
 from tests.support.people import (
     SMS,
     bearer,
@@ -21,6 +20,7 @@ from tests.support.people import (
     sign_in_with_code,
     sms_sign_in,
 )
+from tests.support.security import assert_problem, code_key, redis_items
 
 PHONE = "13800000301"
 

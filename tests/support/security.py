@@ -1,15 +1,18 @@
-"""Shared helpers for the SECURITY.md tests (tests/identity/test_security_*.py). No tests here."""
+"""What the SECURITY.md tests (tests/identity/test_security_*.py) look at: problem answers, the SMS code keys,
+every row and every Redis key as a dump would show them, the log lines the app writes, and Redis going
+away."""
 
 from __future__ import annotations
 
 import io
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
+from redis.asyncio import ConnectionPool
 from sanic import Sanic
 from tortoise import Tortoise, connections
 
@@ -123,3 +126,18 @@ def production_log_lines() -> Iterator[_Capture]:
     finally:
         ywt.removeHandler(capture)
         ywt.setLevel(level)
+
+
+@asynccontextmanager
+async def redis_down(app: Sanic) -> AsyncIterator[None]:
+    """Every component shares app.ctx.services.kernel.redis: point it at a port where nothing listens, then
+    put it back."""
+    redis = app.ctx.services.kernel.redis
+    original = redis.connection_pool
+    dead = ConnectionPool.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    redis.connection_pool = dead
+    try:
+        yield
+    finally:
+        redis.connection_pool = original
+        await dead.disconnect()
