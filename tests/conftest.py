@@ -1,5 +1,6 @@
 """Test fixtures: one app per session on SQLite + fakeredis, or on PostgreSQL + Redis when
-YWT_TEST_DATABASE_URL and YWT_TEST_REDIS_URL are set. Every test starts from empty tables and Redis."""
+YWT_TEST_DATABASE_URL and YWT_TEST_REDIS_URL are set. Every test starts from empty tables and Redis.
+On top: the small catalogue (`catalog`), the people of a test (`people`), an admin and 张三 (tests/support)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tortoise import Tortoise, connections
 from api.app import create_app
 from api.kit.config import Settings, load_settings
 from api.kit.db import migrate
-from tests.asgi import running
+from tests.support.asgi import running
 from tests.support.catalog import load_catalog
 from tests.support.people import ZHANG, People, Person
 
