@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -51,6 +52,40 @@ def _answers(base: str, path: str, timeout: float, proc: subprocess.Popen, deadl
 
 
 @contextmanager
+def started(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
+    """`python -m api.cli serve` with `env`, its output in `log_path`, in a process group of its own: the
+    process. When the block ends the whole group (the server and its workers) is sent SIGTERM, then SIGKILL
+    if it is still there."""
+    with open(log_path, "w+", encoding="utf-8") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield proc
+        finally:
+            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            # workers that outlived their parent (they share its process group)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@contextmanager
 def serving(
     env: dict[str, str],
     log_path: Path,
@@ -58,29 +93,13 @@ def serving(
     ready: Sequence[tuple[str, float]] = (("/healthz", 5),),
     within: float = 150,
 ) -> Iterator[str]:
-    """The server of `env` running, its output in `log_path`: its base URL, once each path of `ready` has
+    """The server of `env` started, its output in `log_path`: its base URL, once each path of `ready` has
     answered 200 in turn (each request given its timeout), all within `within` seconds; the test fails with
-    the end of the log when the server exits or is not ready by then. Terminated when the block ends."""
-    log = open(log_path, "w+", encoding="utf-8")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{env['YWT_SERVER__PORT']}"
-    deadline = time.monotonic() + within
-    try:
+    the end of the log when the server exits or is not ready by then."""
+    with started(env, log_path) as proc:
+        base = f"http://127.0.0.1:{env['YWT_SERVER__PORT']}"
+        deadline = time.monotonic() + within
         if not all(_answers(base, path, timeout, proc, deadline) for path, timeout in ready):
-            log.seek(0)
             exited = "exited" if proc.poll() is not None else f"was not ready in {within:g} s"
-            pytest.fail(f"server {exited}: " + log.read()[-3000:])
+            pytest.fail(f"server {exited}: " + log_path.read_text(encoding="utf-8")[-3000:])
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
