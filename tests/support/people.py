@@ -217,17 +217,11 @@ class People:
         )
         return Person(account_id, phone, {"Authorization": f"Bearer {token}"})
 
-    async def account(
-        self,
-        roles: Sequence[str],
-        *,
-        department: str | None = None,
-        points: Sequence[str] | None = None,
-        phone: str | None = None,
-    ) -> int:
-        """An account that never signs in (no password, no token): its id."""
+    async def account(self, roles: Sequence[str], *, phone: str | None = None, **scope: Any) -> int:
+        """An account that never signs in (no password, no token), bound to `department=` or `points=` as its
+        roles want: its id."""
         phone = phone or await self.free_phone()
-        return await make_account(self.app, phone, roles, department=department, points=points, password=None)
+        return await make_account(self.app, phone, roles, password=None, **scope)
 
     async def free_phone(self) -> str:
         """The next phone 137 0000 00NN that no account has."""
