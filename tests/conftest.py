@@ -1,5 +1,6 @@
 """Test fixtures: one app per session on SQLite + fakeredis, or on PostgreSQL + Redis when
-YWT_TEST_DATABASE_URL and YWT_TEST_REDIS_URL are set. Every test starts from empty tables and Redis."""
+YWT_TEST_DATABASE_URL and YWT_TEST_REDIS_URL are set. Every test starts from empty tables and Redis.
+On top: the small catalogue (`catalog`), the people of a test (`people`), an admin and 张三 (tests/support)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from tortoise import Tortoise, connections
 from api.app import create_app
 from api.kit.config import Settings, load_settings
 from api.kit.db import migrate
-from tests.asgi import running
+from tests.support.asgi import running
+from tests.support.catalog import load_catalog
+from tests.support.people import ZHANG, People, Person
 
 Sanic.test_mode = True
 
@@ -88,3 +91,27 @@ async def clean(request: pytest.FixtureRequest) -> None:
         )
     await app.ctx.services.kernel.redis.flushdb()
     app.ctx.services.catalog.forget_local()
+
+
+@pytest.fixture
+async def catalog(client: httpx.AsyncClient) -> None:
+    """The small catalogue of tests/support/catalog.py, loaded (three departments, four points, five items)."""
+    await load_catalog()
+
+
+@pytest.fixture
+def people(app: Sanic, client: httpx.AsyncClient) -> People:
+    """Makes this test's people: `await people.staff(department="civil")`, `people.grid_worker(points=[...])`,
+    `people.admin()`, `people.resident(LI)`, each a Person with `.id` and `.headers`."""
+    return People(app, client)
+
+
+@pytest.fixture
+async def admin(people: People) -> Person:
+    return await people.admin()
+
+
+@pytest.fixture
+async def zhang(people: People) -> Person:
+    """张三, signed in by SMS through the app, his real name verified."""
+    return await people.resident(ZHANG)

@@ -4,16 +4,14 @@ the demo run twice as a subprocess — the second run proves it can be repeated 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 
 from api.kit.config import PROJECT_ROOT
 from scripts.demo import STEPS
+from tests.support.server import free_port, server_env, serving
 
 # the seeding `serve` does once api/cli.py calls seed_demo_people; until then the test seeds them itself
 CLI_SEEDS_PEOPLE = "seed_people" in (PROJECT_ROOT / "api" / "cli.py").read_text(encoding="utf-8")
@@ -37,12 +35,6 @@ asyncio.run(main())
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _run(cmd: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         cmd, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, encoding="utf-8", timeout=timeout
@@ -52,17 +44,7 @@ def _run(cmd: list[str], env: dict[str, str], timeout: float = 120) -> subproces
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PYTHONIOENCODING": "utf-8",
-        "YWT_APP__MODE": "embedded",
-        "YWT_SERVER__PORT": str(port),
-        "YWT_APP__DATA_DIR": str(tmp),
-        "YWT_DATABASE__URL": f"sqlite://{tmp}/ywt.sqlite3",
-        "YWT_REDIS__URL": "memory://",
-        "YWT_APP__LOG_LEVEL": "WARNING",
-    }
+    env = server_env(tmp, PYTHONIOENCODING="utf-8", YWT_APP__MODE="embedded", YWT_APP__LOG_LEVEL="WARNING")
     if not CLI_SEEDS_PEOPLE:
         for cmd in (
             [sys.executable, "-m", "api.cli", "migrate"],
@@ -71,38 +53,10 @@ def service(tmp_path_factory):
         ):
             done = _run(cmd, env)
             assert done.returncode == 0, done.stdout + done.stderr
-    log = open(tmp / "server.log", "w+", encoding="utf-8")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    try:
-        # /healthz first: it touches nothing. A /readyz abandoned by a client timeout while the worker
-        # opens its first database connection leaves that connection wedged (see the bench README).
-        for path, timeout in (("/healthz", 1), ("/readyz", 30)):
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    if httpx.get(base + path, timeout=timeout).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
-        if proc.poll() is not None or time.monotonic() >= deadline:
-            log.seek(0)
-            pytest.fail("server did not become ready: " + log.read()[-3000:])
+    # /healthz first: it touches nothing. A /readyz abandoned by a client timeout while the worker
+    # opens its first database connection leaves that connection wedged (see the bench README).
+    with serving(env, tmp / "server.log", ready=(("/healthz", 1), ("/readyz", 30)), within=90) as base:
         yield base, env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _demo(base: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -148,6 +102,6 @@ def test_the_demo_drives_a_whole_case_and_can_run_again(service):
 
 def test_an_unreachable_service_is_one_clear_failure(tmp_path):
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
-    done = _demo(f"http://127.0.0.1:{_free_port()}", env)
+    done = _demo(f"http://127.0.0.1:{free_port()}", env)
     assert done.returncode == 1
     assert "is the service running" in done.stderr and "Traceback" not in done.stderr

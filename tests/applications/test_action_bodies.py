@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from api.applications import states
 from api.applications.schemas import ActionIn
-from tests.applications.test_cases_kit import ACTION_FIELDS, act, case_in, make_world
+from tests.support.cases import ACTION_FIELDS, act, case_in, make_world
 
 
 def test_every_clerk_action_has_a_body_and_each_example_fits_it():

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from models import applications as db
 from models.notifications import Notification
-from tests.applications.test_cases_kit import (
+from tests.support.cases import (
     ADDRESS,
     APPS,
     MATERIALS,
@@ -22,10 +22,9 @@ from tests.applications.test_cases_kit import (
     missing_all,
     new_case,
     notifications_of,
-    png_b64,
-    png_bytes,
     problem_code,
 )
+from tests.support.files import png, png_b64
 
 
 def when(text: str) -> datetime:
@@ -342,8 +341,8 @@ async def test_door_delivery_keeps_the_photo(app, client):
     assert note["mode"] == "grid_worker" and note["recipient"] == "张三"
     import hashlib
 
-    assert note["photo_sha256"] == hashlib.sha256(png_bytes()).hexdigest()
-    assert await app.ctx.services.cases.files.read(note["photo_sha256"]) == png_bytes()
+    assert note["photo_sha256"] == hashlib.sha256(png()).hexdigest()
+    assert await app.ctx.services.cases.files.read(note["photo_sha256"]) == png()
     assert "photo" not in note  # the picture is stored once, not copied into the timeline
 
 
@@ -359,7 +358,7 @@ async def test_close_after_delivery_and_after_rejection(app, client):
 
 
 async def test_grid_worker_cannot_decide(app, client):
-    from tests.applications.test_cases_kit import ACTION_FIELDS
+    from tests.support.cases import ACTION_FIELDS
 
     w = await make_world(app, client, second_resident=False)
     for status, actions in [

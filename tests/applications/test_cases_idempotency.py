@@ -12,7 +12,7 @@ from api.applications import service
 from api.kit import idempotency
 from models import applications as db
 from models.notifications import Notification
-from tests.applications.test_cases_kit import APPS, body, make_world, problem_code, submit
+from tests.support.cases import APPS, body, make_world, problem_code, submit
 
 
 async def test_same_key_and_body_replays_the_first_answer(app, client):

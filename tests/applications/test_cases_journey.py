@@ -8,7 +8,7 @@ from datetime import datetime
 
 from models import applications as db
 from models.notifications import Notification
-from tests.applications.test_cases_kit import (
+from tests.support.cases import (
     APPS,
     MATERIALS,
     POINT,
@@ -17,9 +17,9 @@ from tests.applications.test_cases_kit import (
     body,
     make_world,
     missing_all,
-    png_b64,
     submit,
 )
+from tests.support.files import png_b64
 
 
 async def test_the_whole_journey(app, client):

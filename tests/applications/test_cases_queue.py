@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from models import applications as db
-from tests.applications.test_cases_kit import (
+from tests.support.cases import (
     ACTION_FIELDS,
     CITY_POINT,
     COUNTER_ONLY_ITEM,
@@ -88,21 +88,17 @@ async def test_outside_the_scope_is_404_on_read_and_on_actions(app, client):
 
 
 async def test_grid_worker_with_two_points_sees_both(app, client):
-    from tests.applications.test_cases_kit import clerk
-
     w = await make_world(app, client, second_resident=False)
     ids = await spread(w)
-    both = await clerk(app, "13700000023", ["grid_worker"], points=[POINT, OTHER_POINT])
+    both = (await w.people.grid_worker(points=[POINT, OTHER_POINT])).headers
     seen = set(await queue_ids(client, both))
     assert seen == {ids["civil_here"], ids["hrss_here"], ids["civil_there"]}
 
 
 async def test_clerk_without_scope_sees_nothing(app, client):
-    from tests.applications.test_cases_kit import clerk
-
     w = await make_world(app, client, second_resident=False)
     ids = await spread(w)
-    nobody = await clerk(app, "13700000033", ["grid_worker"], points=[POINT])
+    nobody = (await w.people.grid_worker(points=[POINT])).headers
     from models.identity import Account, AccountPoint
 
     newest = await Account.all().order_by("-id").first()

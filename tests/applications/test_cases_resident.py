@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from models import applications as db
-from tests.applications.test_cases_kit import (
+from tests.support.cases import (
     APPS,
     act_ok,
     case_in,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from models import applications as db
 from models.notifications import Notification
-from tests.applications.test_cases_kit import (
+from tests.support.cases import (
     ADDRESS,
     APPS,
     CITY_POINT,
@@ -21,8 +21,7 @@ from tests.applications.test_cases_kit import (
     problem_code,
     submit,
 )
-from tests.identity.helpers import bearer, sms_sign_in
-from tests.identity.staff_helpers import end_cooldown
+from tests.support.people import bearer, end_cooldown, sms_sign_in
 
 NUMBER = re.compile(r"^XY(\d{8})(\d{6})$")
 

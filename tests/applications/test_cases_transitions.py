@@ -8,7 +8,7 @@ import pytest
 from api.applications import states
 from models import applications as db
 from models.notifications import Notification
-from tests.applications.test_cases_kit import ACTION_FIELDS, APPS, PATHS, case_in, make_world, problem_code
+from tests.support.cases import ACTION_FIELDS, APPS, PATHS, case_in, make_world, problem_code
 
 STATUSES = list(PATHS)
 WORK_ACTIONS = list(states.WORK_ACTIONS)

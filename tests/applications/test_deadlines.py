@@ -4,14 +4,13 @@ responsible, idempotent and safe with several watchers, suspended cases left alo
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -21,11 +20,10 @@ from api.applications.deadlines import WatchReport, watch_forever, watch_once
 from api.kit.config import PROJECT_ROOT
 from api.kit.workdays import WorkCalendar
 from models import applications as db
-from models import catalog as catalog_db
 from models.notifications import Notification
-from tests.factories import load_catalog
-from tests.identity.helpers import ZHANG, bearer, verified_resident
-from tests.identity.staff_helpers import make_account
+from tests.support.catalog import load_catalog
+from tests.support.people import ZHANG
+from tests.support.rows import make_case
 
 SH = ZoneInfo("Asia/Shanghai")
 POINT = "P360502001001"
@@ -33,7 +31,6 @@ OTHER_POINT = "P360502002001"
 ITEM = "360500-MZ-001"  # civil affairs
 # Wednesday 11 June 2025, mid-morning: an ordinary working week (端午 was 31 May – 2 June)
 NOW = datetime(2025, 6, 11, 10, 0, tzinfo=SH)
-_numbers = itertools.count(1)
 
 
 @pytest.fixture
@@ -41,30 +38,24 @@ async def calendar(settings) -> WorkCalendar:
     return WorkCalendar.from_settings(settings.calendar)
 
 
-class People:
-    def __init__(self, **ids: int) -> None:
-        self.__dict__.update(ids)
-
-
-async def people(app) -> People:
-    """The resident, the clerks responsible for civil-affairs cases at POINT, and clerks who are not."""
+async def cast(people) -> SimpleNamespace:
+    """The resident, the clerks responsible for civil-affairs cases at POINT, and clerks who are not: their
+    account ids."""
     await load_catalog()
-    return People(
-        resident=await make_account(app, "13800000009", ["resident"], password=None),
-        staff=await make_account(app, "13700000002", ["staff"], department="civil", password=None),
-        staff2=await make_account(app, "13700000022", ["staff"], department="civil", password=None),
-        disabled_staff=await _disabled(app, "13700000032"),
-        other_staff=await make_account(app, "13700000012", ["staff"], department="hrss", password=None),
-        grid=await make_account(app, "13700000003", ["grid_worker"], points=[POINT], password=None),
-        other_grid=await make_account(
-            app, "13700000013", ["grid_worker"], points=[OTHER_POINT], password=None
-        ),
-        admin=await make_account(app, "13700000001", ["admin"], password=None),
+    return SimpleNamespace(
+        resident=await people.account(["resident"], phone="13800000009"),
+        staff=await people.account(["staff"], department="civil"),
+        staff2=await people.account(["staff"], department="civil"),
+        disabled_staff=await _disabled(people),
+        other_staff=await people.account(["staff"], department="hrss"),
+        grid=await people.account(["grid_worker"], points=[POINT]),
+        other_grid=await people.account(["grid_worker"], points=[OTHER_POINT]),
+        admin=await people.account(["admin"]),
     )
 
 
-async def _disabled(app, phone: str) -> int:
-    account_id = await make_account(app, phone, ["staff"], department="civil", password=None)
+async def _disabled(people) -> int:
+    account_id = await people.account(["staff"], department="civil")
     from models.identity import Account
 
     await Account.filter(id=account_id).update(status="disabled")
@@ -81,20 +72,15 @@ async def case(
     deadline_status: str = "normal",
 ) -> db.Application:
     """A case row as the service leaves it after the clerks' actions (the API journey is tested below)."""
-    found = await catalog_db.ServiceItem.get(code=item)
-    where = await catalog_db.ServicePoint.get(code=point) if point else None
-    return await db.Application.create(
-        number=f"XYTEST{next(_numbers):08d}",
-        applicant_id=applicant,
-        item_id=found.id,
-        department_id=found.department_id,
-        point_id=where.id if where else None,
-        channel="app",
+    return await make_case(
+        applicant,
+        item=item,
+        point=point,
         status=status,
-        delivery_mode="pickup",
+        deadline_status=deadline_status,
+        accepted=due is not None,
         accepted_at=NOW - timedelta(days=10) if due else None,
         due_at=due,
-        deadline_status=deadline_status,
         suspended_at=NOW - timedelta(days=1) if status == "suspended" else None,
     )
 
@@ -114,8 +100,10 @@ async def deadline_notes(application_id: int | None = None) -> list[Notification
     return await qs.order_by("id")
 
 
-async def test_statuses_follow_the_calendar_and_the_responsible_clerks_are_told(app, client, calendar):
-    p = await people(app)
+async def test_statuses_follow_the_calendar_and_the_responsible_clerks_are_told(
+    app, client, calendar, people
+):
+    p = await cast(people)
     overdue = await case(p.resident, end_of(calendar, date(2025, 6, 10)))  # yesterday
     warning = await case(p.resident, end_of(calendar, date(2025, 6, 12)))  # tomorrow: one working day left
     due_today = await case(p.resident, end_of(calendar, date(2025, 6, 11)), status="in_review")
@@ -150,8 +138,8 @@ async def test_statuses_follow_the_calendar_and_the_responsible_clerks_are_told(
     ).exists()
 
 
-async def test_a_second_pass_writes_nothing_new(app, client, calendar):
-    p = await people(app)
+async def test_a_second_pass_writes_nothing_new(app, client, calendar, people):
+    p = await cast(people)
     await case(p.resident, end_of(calendar, date(2025, 6, 10)))
     await case(p.resident, end_of(calendar, date(2025, 6, 12)))
     first = await watch_once(calendar, now=NOW)
@@ -163,8 +151,8 @@ async def test_a_second_pass_writes_nothing_new(app, client, calendar):
     assert await Notification.all().count() == before
 
 
-async def test_warning_turns_overdue_after_the_due_time_and_tells_again(app, client, calendar):
-    p = await people(app)
+async def test_warning_turns_overdue_after_the_due_time_and_tells_again(app, client, calendar, people):
+    p = await cast(people)
     row = await case(p.resident, end_of(calendar, date(2025, 6, 12)))
     await watch_once(calendar, now=NOW)
     assert await status_of(row) == "warning"
@@ -175,8 +163,8 @@ async def test_warning_turns_overdue_after_the_due_time_and_tells_again(app, cli
     assert kinds == ["deadline_warning", "deadline_overdue"]
 
 
-async def test_national_day_holidays_are_not_working_days_for_the_watch(app, client, calendar):
-    p = await people(app)
+async def test_national_day_holidays_are_not_working_days_for_the_watch(app, client, calendar, people):
+    p = await cast(people)
     # 国庆 2025: 1–8 October off, Saturday 11 October a make-up workday. On Tuesday 30 September the next
     # working day is 9 October, so a case due then has one working day left: warning, not normal.
     row = await case(p.resident, end_of(calendar, date(2025, 10, 9)))
@@ -186,8 +174,8 @@ async def test_national_day_holidays_are_not_working_days_for_the_watch(app, cli
     assert await status_of(row) == "warning" and await status_of(later) == "normal"
 
 
-async def test_suspended_and_finished_cases_are_left_alone(app, client, calendar):
-    p = await people(app)
+async def test_suspended_and_finished_cases_are_left_alone(app, client, calendar, people):
+    p = await cast(people)
     past = end_of(calendar, date(2025, 6, 2))
     suspended = await case(p.resident, past, status="suspended")
     suspended_flagged = await case(p.resident, past, status="suspended", deadline_status="warning")
@@ -203,8 +191,8 @@ async def test_suspended_and_finished_cases_are_left_alone(app, client, calendar
     assert await Notification.all().count() == 0
 
 
-async def test_a_moved_due_date_clears_the_flag_without_telling_anyone(app, client, calendar):
-    p = await people(app)
+async def test_a_moved_due_date_clears_the_flag_without_telling_anyone(app, client, calendar, people):
+    p = await cast(people)
     row = await case(p.resident, end_of(calendar, date(2025, 6, 10)))
     await watch_once(calendar, now=NOW)
     assert await status_of(row) == "overdue"
@@ -215,8 +203,8 @@ async def test_a_moved_due_date_clears_the_flag_without_telling_anyone(app, clie
     assert await status_of(row) == "normal"
 
 
-async def test_two_watchers_at_once_make_each_change_once(app, client, calendar):
-    p = await people(app)
+async def test_two_watchers_at_once_make_each_change_once(app, client, calendar, people):
+    p = await cast(people)
     for day in (date(2025, 6, 9), date(2025, 6, 10), date(2025, 6, 12)):
         await case(p.resident, end_of(calendar, day))
     reports = await asyncio.gather(*(watch_once(calendar, now=NOW) for _ in range(3)))
@@ -224,16 +212,16 @@ async def test_two_watchers_at_once_make_each_change_once(app, client, calendar)
     assert sum(r.notified for r in reports) == 9 == len(await deadline_notes())
 
 
-async def test_the_watch_never_spoils_a_clerks_optimistic_lock(app, client, calendar):
-    p = await people(app)
+async def test_the_watch_never_spoils_a_clerks_optimistic_lock(app, client, calendar, people):
+    p = await cast(people)
     row = await case(p.resident, end_of(calendar, date(2025, 6, 10)))
     await watch_once(calendar, now=NOW)
     assert (await db.Application.get(id=row.id)).version == row.version  # a clerk who read it still wins
     assert await db.move(row.id, row.version, status="approved", deadline_status="normal")
 
 
-async def test_watch_forever_survives_a_failing_pass_and_stops_when_asked(app, client, calendar):
-    p = await people(app)
+async def test_watch_forever_survives_a_failing_pass_and_stops_when_asked(app, client, calendar, people):
+    p = await cast(people)
     row = await case(p.resident, end_of(calendar, date(2020, 1, 2)))
 
     class Flaky:
@@ -263,8 +251,10 @@ async def test_watch_forever_survives_a_failing_pass_and_stops_when_asked(app, c
     assert Deps.calendar.calls >= 2
 
 
-async def test_watch_forever_waits_before_its_first_pass_and_stops_while_waiting(app, client, calendar):
-    p = await people(app)
+async def test_watch_forever_waits_before_its_first_pass_and_stops_while_waiting(
+    app, client, calendar, people
+):
+    p = await cast(people)
     row = await case(p.resident, end_of(calendar, date(2020, 1, 2)))
 
     class Deps:
@@ -279,21 +269,13 @@ async def test_watch_forever_waits_before_its_first_pass_and_stops_while_waiting
     assert await status_of(row) == "normal"  # no pass ran
 
 
-async def overdue_through_the_api(app, client, calendar) -> tuple[int, dict[str, str]]:
+async def overdue_through_the_api(people, client, calendar) -> tuple[int, dict[str, str]]:
     """Submit and accept a case through the API, then run the watch past its due time: (id, staff headers)."""
     await load_catalog()
-    resident = bearer(await verified_resident(client, ZHANG))
-    grid_id = await make_account(app, "13700000003", ["grid_worker"], points=[POINT], password=None)
-    staff_id = await make_account(app, "13700000002", ["staff"], department="civil", password=None)
-
-    def token(account_id: int, roles: list[str]) -> dict[str, str]:
-        access = app.ctx.services.kernel.tokens.issue_access(
-            account_id=account_id, roles=frozenset(roles), real_name_level=1, channel="handheld",
-            session=uuid.uuid4().hex,
-        )  # fmt: skip
-        return {"Authorization": f"Bearer {access}"}
-
-    grid, staff = token(grid_id, ["grid_worker"]), token(staff_id, ["staff"])
+    resident = (await people.resident(ZHANG)).headers
+    grid_worker = await people.grid_worker(points=[POINT])
+    clerk = await people.staff(department="civil")
+    grid, staff = grid_worker.headers, clerk.headers
     r = await client.post(
         "/api/v1/applications",
         json={"item_code": ITEM, "point_code": POINT, "form": {}, "delivery": {"mode": "pickup"}},
@@ -315,16 +297,16 @@ async def overdue_through_the_api(app, client, calendar) -> tuple[int, dict[str,
     assert r.status_code == 200 and r.json()["deadline_status"] == "overdue"
     r = await client.get(f"/api/v1/applications/{case_id}", headers=resident)
     assert r.json()["deadline_status"] == "overdue"
-    assert sorted(n.account_id for n in await deadline_notes(case_id)) == sorted([grid_id, staff_id])
+    assert sorted(n.account_id for n in await deadline_notes(case_id)) == sorted([grid_worker.id, clerk.id])
     return case_id, staff
 
 
-async def test_through_the_api_an_accepted_case_turns_overdue(app, client, calendar):
-    await overdue_through_the_api(app, client, calendar)
+async def test_through_the_api_an_accepted_case_turns_overdue(app, client, calendar, people):
+    await overdue_through_the_api(people, client, calendar)
 
 
-async def test_overdue_cases_show_in_the_clerks_queue(app, client, calendar):
-    case_id, staff = await overdue_through_the_api(app, client, calendar)
+async def test_overdue_cases_show_in_the_clerks_queue(app, client, calendar, people):
+    case_id, staff = await overdue_through_the_api(people, client, calendar)
     r = await client.get("/api/v1/work/applications", params={"overdue": "true"}, headers=staff)
     assert r.status_code == 200, r.text
     assert [c["id"] for c in r.json()["items"]] == [case_id]
@@ -353,8 +335,8 @@ def report_line(stdout: str) -> dict:
     return lines[0]["deadline_watch"]
 
 
-async def test_worker_once_runs_a_pass_prints_its_report_and_exits_0(app, client, calendar, settings):
-    p = await people(app)
+async def test_worker_once_runs_a_pass_prints_its_report_and_exits_0(app, client, calendar, settings, people):
+    p = await cast(people)
     overdue = await case(p.resident, end_of(calendar, date(2020, 1, 2)))
     done = await asyncio.to_thread(
         subprocess.run,
@@ -372,8 +354,8 @@ async def test_worker_once_runs_a_pass_prints_its_report_and_exits_0(app, client
     assert len(await deadline_notes(overdue.id)) == 3
 
 
-async def test_worker_stops_cleanly_on_sigterm(app, client, calendar, settings):
-    p = await people(app)
+async def test_worker_stops_cleanly_on_sigterm(app, client, calendar, settings, people):
+    p = await cast(people)
     row = await case(p.resident, end_of(calendar, date(2020, 1, 2)))
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.worker"],

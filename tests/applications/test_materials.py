@@ -4,11 +4,7 @@ quota, names we make under the uploads folder, attachments with nosniff, and nob
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import struct
-import uuid
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,116 +12,20 @@ import pytest
 
 from api.kit.config import PROJECT_ROOT
 from models import applications as db
-from tests.factories import load_catalog
-from tests.identity.helpers import LI, ZHANG, bearer, verified_resident
-from tests.identity.staff_helpers import make_account
-
-APPS = "/api/v1/applications"
-WORK = "/api/v1/work/applications"
-POINT = "P360502001001"
-OTHER_POINT = "P360502002001"
-
-
-def png(width: int = 2, height: int = 2) -> bytes:
-    """A small but real PNG (signature, IHDR, IDAT, IEND with correct CRCs); size grows with width."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    raw = b"".join(b"\x00" + bytes((x * 37 + y * 11) % 256 for x in range(width * 3)) for y in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw, 0))
-        + chunk(b"IEND", b"")
-    )
-
-
-# a 1×1 grey JFIF image (`file` says: JPEG image data, JFIF standard 1.01 … 1x1, components 1)
-JPEG = (
-    base64.b64decode(
-        "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////////////////////////////////////////////////////"
-        "////////////////////////wgALCAABAAEBAREA/8QAFBABAAAAAAAAAAAAAAAAAAAAAP/aAAgBAQABPxA="
-    )
-    + b"\xff\xd9"
-)
-
-
-def pdf() -> bytes:
-    """A one-page PDF with a correct cross-reference table."""
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for offset in offsets:
-        out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
-
+from tests.support.cases import APPS, WORK, World, make_world, new_case
+from tests.support.files import JPEG, pdf, png
 
 HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>"
 
 
 @dataclass
-class World:
-    resident: dict[str, str]
-    resident_id: int
-    other: dict[str, str]
-    grid: dict[str, str]
-    other_grid: dict[str, str]
-    staff: dict[str, str]
-    other_staff: dict[str, str]
-    case_id: int
+class UploadWorld(World):
+    case_id: int  # 张三's case at POINT, waiting for intake: where the uploads go
 
 
-async def submit(client, headers: dict[str, str]) -> int:
-    r = await client.post(
-        APPS,
-        json={"item_code": "360500-MZ-001", "point_code": POINT, "form": {}, "delivery": {"mode": "pickup"}},
-        headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert r.status_code == 201, r.text
-    return r.json()["id"]
-
-
-async def clerk(app, phone: str, roles: list[str], **scope) -> dict[str, str]:
-    """A back-office account and a token for it, minted by the app's own token service (the password grant
-    is tested elsewhere; argon2 on every test would only make these slow)."""
-    account_id = await make_account(app, phone, roles, password=None, **scope)
-    token = app.ctx.services.kernel.tokens.issue_access(
-        account_id=account_id,
-        roles=frozenset(roles),
-        real_name_level=1,
-        channel="handheld",
-        session=uuid.uuid4().hex,
-    )
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def make_world(app, client) -> World:
-    await load_catalog()
-    zhang = await verified_resident(client, ZHANG)
-    li = await verified_resident(client, LI)
-    w = World(
-        resident=bearer(zhang),
-        resident_id=zhang["account"]["id"],
-        other=bearer(li),
-        grid=await clerk(app, "13700000003", ["grid_worker"], points=[POINT]),
-        other_grid=await clerk(app, "13700000013", ["grid_worker"], points=[OTHER_POINT]),
-        staff=await clerk(app, "13700000002", ["staff"], department="civil"),
-        other_staff=await clerk(app, "13700000012", ["staff"], department="hrss"),
-        case_id=0,
-    )
-    w.case_id = await submit(client, w.resident)
-    return w
+async def upload_world(app, client) -> UploadWorld:
+    w = await make_world(app, client)
+    return UploadWorld(**vars(w), case_id=(await new_case(w))["id"])
 
 
 async def upload(
@@ -151,8 +51,8 @@ def files_under(root: Path) -> set[Path]:
 
 
 async def test_png_is_stored_content_addressed_whatever_the_filename(app, client, settings):
-    w = await make_world(app, client)
-    data = png()
+    w = await upload_world(app, client)
+    data = png(7, 5)  # a picture no other test stores (the delivery photo is png()): this file is new
     tmp_root = settings.data_dir.parent
     before = files_under(tmp_root)
     places = [
@@ -185,7 +85,7 @@ async def test_png_is_stored_content_addressed_whatever_the_filename(app, client
     ("data", "content_type", "ext"), [(JPEG, "image/jpeg", "jpg"), (pdf(), "application/pdf", "pdf")]
 )
 async def test_jpeg_and_pdf_are_accepted_and_come_back_as_attachments(app, client, data, content_type, ext):
-    w = await make_world(app, client)
+    w = await upload_world(app, client)
     r = await upload(client, w.resident, w.case_id, data, code="M02", filename="户口簿.bin", declared="x/y")
     assert r.status_code == 201, r.text
     assert r.json()["content_type"] == content_type
@@ -200,7 +100,7 @@ async def test_jpeg_and_pdf_are_accepted_and_come_back_as_attachments(app, clien
 
 
 async def test_html_posing_as_jpeg_is_refused_and_nothing_is_stored(app, client, settings):
-    w = await make_world(app, client)
+    w = await upload_world(app, client)
     before = files_under(settings.data_dir.parent)
     r = await upload(client, w.resident, w.case_id, HTML, filename="photo.jpg", declared="image/jpeg")
     assert r.status_code == 422
@@ -211,7 +111,7 @@ async def test_html_posing_as_jpeg_is_refused_and_nothing_is_stored(app, client,
 
 
 async def test_html_with_a_jpeg_prefix_only_in_its_name_or_type_is_refused(app, client):
-    w = await make_world(app, client)
+    w = await upload_world(app, client)
     # an empty file and a text file declared as PDF
     for data in (b"", b"%PD not quite", b"GIF89a" + b"\x00" * 20):
         r = await upload(client, w.resident, w.case_id, data, filename="a.pdf", declared="application/pdf")
@@ -220,7 +120,7 @@ async def test_html_with_a_jpeg_prefix_only_in_its_name_or_type_is_refused(app, 
 
 
 async def test_oversized_file_is_413_and_nothing_is_stored(app, client, settings):
-    w = await make_world(app, client)
+    w = await upload_world(app, client)
     limit = settings.uploads.max_file_bytes
     data = b"%PDF-1.4\n" + b"0" * (limit + 1 - 9)
     assert len(data) == limit + 1
@@ -233,7 +133,7 @@ async def test_oversized_file_is_413_and_nothing_is_stored(app, client, settings
 
 
 async def test_exactly_the_size_limit_is_accepted(app, client, settings):
-    w = await make_world(app, client)
+    w = await upload_world(app, client)
     limit = settings.uploads.max_file_bytes
     data = b"%PDF-1.4\n" + b"0" * (limit - 9)
     r = await upload(client, w.resident, w.case_id, data, filename="big.pdf", declared="application/pdf")
@@ -242,8 +142,8 @@ async def test_exactly_the_size_limit_is_accepted(app, client, settings):
 
 
 async def test_quota_counts_every_case_of_the_applicant(app, client, settings):
-    w = await make_world(app, client)
-    second_case = await submit(client, w.resident)
+    w = await upload_world(app, client)
+    second_case = (await new_case(w))["id"]
     quota = settings.uploads.quota_bytes
     data = png(8, 8)
     # what he uploaded before, on his other case, leaves less room than this file needs
@@ -260,8 +160,8 @@ async def test_quota_counts_every_case_of_the_applicant(app, client, settings):
     assert r.json()["code"] == "quota_exceeded"
     assert await db.ApplicationMaterial.filter(application_id=w.case_id).count() == 0
     # another resident's quota is his own
-    other_case = await submit(client, w.other)
-    r = await upload(client, w.other, other_case, data)
+    other_case = (await new_case(w, headers=w.other_resident))["id"]
+    r = await upload(client, w.other_resident, other_case, data)
     assert r.status_code == 201, r.text
     # one byte less of history and the file fits exactly
     await db.ApplicationMaterial.filter(application_id=second_case).update(size=quota - len(data))
@@ -270,7 +170,7 @@ async def test_quota_counts_every_case_of_the_applicant(app, client, settings):
 
 
 async def test_concurrent_uploads_cannot_slip_under_the_quota_together(app, client, settings, monkeypatch):
-    w = await make_world(app, client)
+    w = await upload_world(app, client)
     counted = db.uploaded_bytes
 
     async def slow_count(account_id: int) -> int:
@@ -295,7 +195,7 @@ async def test_concurrent_uploads_cannot_slip_under_the_quota_together(app, clie
 
 
 async def test_the_same_file_again_answers_the_first_upload(app, client):
-    w = await make_world(app, client)
+    w = await upload_world(app, client)
     data = png()
     first = await upload(client, w.resident, w.case_id, data)
     again = await upload(client, w.resident, w.case_id, data)
@@ -305,7 +205,7 @@ async def test_the_same_file_again_answers_the_first_upload(app, client):
 
 
 async def test_files_per_case_are_capped(app, client, settings):
-    w = await make_world(app, client)
+    w = await upload_world(app, client)
     cap = settings.uploads.max_files_per_application
     await db.ApplicationMaterial.bulk_create(
         [
@@ -326,7 +226,7 @@ async def test_files_per_case_are_capped(app, client, settings):
 
 
 async def test_unknown_material_code_is_422(app, client):
-    w = await make_world(app, client)
+    w = await upload_world(app, client)
     for code in ("M99", "m01", "../M01", "X" * 200):
         r = await upload(client, w.resident, w.case_id, png(), code=code)
         assert r.status_code == 422, (code, r.text)
@@ -336,7 +236,7 @@ async def test_unknown_material_code_is_422(app, client):
 
 
 async def test_missing_fields_are_422_naming_them(app, client):
-    w = await make_world(app, client)
+    w = await upload_world(app, client)
     url = f"{APPS}/{w.case_id}/materials"
     r = await client.post(url, data={"material_code": "M01"}, files={"other": ("a.png", png(), "image/png")},
                           headers=w.resident)  # fmt: skip
@@ -361,7 +261,7 @@ async def test_missing_fields_are_422_naming_them(app, client):
 
 
 async def test_uploads_only_while_waiting_for_intake_or_correction(app, client):
-    w = await make_world(app, client)
+    w = await upload_world(app, client)
     r = await client.post(
         f"{WORK}/{w.case_id}/actions",
         json={"action": "return", "missing_materials": [{"material_code": "M02", "reason": "户口簿缺页"}]},
@@ -381,17 +281,17 @@ async def test_uploads_only_while_waiting_for_intake_or_correction(app, client):
 
 
 async def test_another_residents_case_and_files_are_404(app, client):
-    w = await make_world(app, client)
+    w = await upload_world(app, client)
     r = await upload(client, w.resident, w.case_id, png())
     assert r.status_code == 201
     material_id = r.json()["id"]
     # 李娟 cannot upload to 张三's case, nor read its file, under any id
-    r = await upload(client, w.other, w.case_id, png(3, 3))
+    r = await upload(client, w.other_resident, w.case_id, png(3, 3))
     assert r.status_code == 404 and r.json()["code"] == "application_not_found"
-    r = await client.get(f"{APPS}/{w.case_id}/materials/{material_id}", headers=w.other)
+    r = await client.get(f"{APPS}/{w.case_id}/materials/{material_id}", headers=w.other_resident)
     assert r.status_code == 404
-    own_case = await submit(client, w.other)
-    r = await client.get(f"{APPS}/{own_case}/materials/{material_id}", headers=w.other)
+    own_case = (await new_case(w, headers=w.other_resident))["id"]
+    r = await client.get(f"{APPS}/{own_case}/materials/{material_id}", headers=w.other_resident)
     assert r.status_code == 404 and r.json()["code"] == "material_not_found"
     # an id that does not exist answers the same
     r = await client.get(f"{APPS}/{w.case_id}/materials/{material_id + 1000}", headers=w.resident)
@@ -402,7 +302,7 @@ async def test_another_residents_case_and_files_are_404(app, client):
 
 
 async def test_clerks_download_in_scope_only(app, client):
-    w = await make_world(app, client)
+    w = await upload_world(app, client)
     data = png()
     r = await upload(client, w.resident, w.case_id, data)
     url = f"{WORK}/{w.case_id}/materials/{r.json()['id']}"
@@ -422,7 +322,7 @@ async def test_clerks_download_in_scope_only(app, client):
 
 
 async def test_upload_needs_a_resident(app, client):
-    w = await make_world(app, client)
+    w = await upload_world(app, client)
     r = await upload(client, w.staff, w.case_id, png())
     assert r.status_code == 403
     r = await upload(client, {}, w.case_id, png())
@@ -430,7 +330,7 @@ async def test_upload_needs_a_resident(app, client):
 
 
 async def test_uploads_are_rate_limited_per_applicant(app, client, settings):
-    w = await make_world(app, client)
+    w = await upload_world(app, client)
     limit = settings.uploads.max_per_hour
     for _ in range(limit):  # the hour's uploads already made (counted the same way the route counts)
         await app.ctx.services.cases.limiter.hit("upload", str(w.resident_id), limit, 3600)
@@ -438,13 +338,13 @@ async def test_uploads_are_rate_limited_per_applicant(app, client, settings):
     assert r.status_code == 429
     assert int(r.headers["retry-after"]) >= 1
     # another applicant is not held back
-    other_case = await submit(client, w.other)
-    r = await upload(client, w.other, other_case, png())
+    other_case = (await new_case(w, headers=w.other_resident))["id"]
+    r = await upload(client, w.other_resident, other_case, png())
     assert r.status_code == 201, r.text
 
 
 async def test_rate_limit_counts_real_uploads(app, client, settings):
-    w = await make_world(app, client)
+    w = await upload_world(app, client)
     limit = settings.uploads.max_per_hour
     for _ in range(limit - 1):
         await app.ctx.services.cases.limiter.hit("upload", str(w.resident_id), limit, 3600)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.applications.test_cases_kit import APPS, HRSS_ITEM, OTHER_POINT, WORK, body, make_world, new_case
+from tests.support.cases import APPS, HRSS_ITEM, OTHER_POINT, WORK, body, make_world, new_case
 
 ROLES = ("resident", "grid", "staff", "admin")
 ALLOWED = {

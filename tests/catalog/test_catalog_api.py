@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import load_catalog
-
-
-@pytest.fixture
-async def catalog(client):
-    await load_catalog()
+from tests.support.catalog import load_catalog
 
 
 async def test_departments_are_listed_by_code(client, catalog):
@@ -171,7 +166,7 @@ async def test_bad_query_is_422_naming_the_field(client, catalog, path, field):
 
 
 async def test_huge_limit_is_capped_at_100(client, catalog):
-    from tests.factories import item, small_catalog
+    from tests.support.catalog import item, small_catalog
 
     data = small_catalog()
     data["items"] += [item(f"360500-ZZ-{n:03d}", f"测试事项{n}") for n in range(120)]
@@ -185,7 +180,7 @@ async def test_huge_limit_is_capped_at_100(client, catalog):
 
 
 async def test_catalogue_change_is_visible_at_once_despite_the_cache(client, catalog, app):
-    from tests.factories import small_catalog
+    from tests.support.catalog import small_catalog
 
     before = (await client.get("/api/v1/items/360500-MZ-001")).json()
     assert before["promised_days"] == 5
@@ -200,7 +195,7 @@ async def test_catalogue_change_is_visible_at_once_despite_the_cache(client, cat
 
 async def test_another_workers_change_is_seen_within_the_recheck_interval(client, catalog, app, monkeypatch):
     from api.catalog.service import VERSION_KEY
-    from tests.factories import small_catalog
+    from tests.support.catalog import small_catalog
 
     cache = app.ctx.services.catalog
     assert (await client.get("/api/v1/items/360500-MZ-001")).json()["promised_days"] == 5

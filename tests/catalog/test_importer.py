@@ -11,7 +11,7 @@ import orjson
 from api.catalog.importer import load_file, validate_data
 from api.kit.config import PROJECT_ROOT
 from models.catalog import ServiceItem
-from tests.factories import load_catalog, small_catalog
+from tests.support.catalog import load_catalog, small_catalog
 
 DEMO = PROJECT_ROOT / "seeds" / "catalog.json"
 

@@ -10,10 +10,10 @@ import pytest
 from api.applications import states
 from models.applications import STATUSES
 from models.feedback import Evaluation
-from tests.feedback import people
-from tests.feedback.factories import make_case
-from tests.identity.helpers import ZHANG, bearer, sms_sign_in
-from tests.identity.staff_helpers import end_cooldown
+from tests.support.people import LI, ZHANG, bearer, end_cooldown, sms_sign_in
+from tests.support.rows import make_case
+
+pytestmark = pytest.mark.usefixtures("catalog")
 
 
 def url(application_id: int) -> str:
@@ -21,22 +21,17 @@ def url(application_id: int) -> str:
 
 
 @pytest.fixture
-async def zhang(client, catalog):
-    return await people.zhang(client)
-
-
-@pytest.fixture
-async def decided(app, zhang):
+async def decided(app, zhang, people):
     """张三's approved case, taken in by the grid worker at the 胜利社区 point."""
-    worker = await people.grid_worker(app)
-    return await make_case(people.account_id(zhang), status="approved", accepted_by=worker)
+    worker = await people.account(["grid_worker"], points=["P360502001001", "P360502002001"])
+    return await make_case(zhang.id, status="approved", accepted_by=worker)
 
 
 async def test_applicant_rates_a_decided_case_and_the_rating_names_who_and_what_is_rated(
     client, zhang, decided
 ):
     r = await client.post(
-        url(decided.id), json={"level": 5, "comment": "  办得很快  "}, headers=bearer(zhang)
+        url(decided.id), json={"level": 5, "comment": "  办得很快  "}, headers=zhang.headers
     )
     assert r.status_code == 201, r.text
     body = r.json()
@@ -59,31 +54,31 @@ async def test_the_channel_defaults_to_the_sign_in_channel_and_may_be_given(app,
     wechat = await sms_sign_in(client, ZHANG["phone"], channel="wechat")
     r = await client.post(url(decided.id), json={"level": 4}, headers=bearer(wechat))
     assert r.status_code == 201 and r.json()["channel"] == "wechat" and r.json()["comment"] == ""
-    other = await make_case(people.account_id(zhang), status="closed")
-    r = await client.post(url(other.id), json={"level": 3, "channel": "sms"}, headers=bearer(zhang))
+    other = await make_case(zhang.id, status="closed")
+    r = await client.post(url(other.id), json={"level": 3, "channel": "sms"}, headers=zhang.headers)
     assert r.status_code == 201 and r.json()["channel"] == "sms"
 
 
 @pytest.mark.parametrize("status", sorted(states.DECIDED))
 async def test_every_decided_status_may_be_rated(client, zhang, status):
-    case = await make_case(people.account_id(zhang), status=status)
-    r = await client.post(url(case.id), json={"level": 2}, headers=bearer(zhang))
+    case = await make_case(zhang.id, status=status)
+    r = await client.post(url(case.id), json={"level": 2}, headers=zhang.headers)
     assert r.status_code == 201, r.text
 
 
 @pytest.mark.parametrize("status", sorted(set(STATUSES) - states.DECIDED))
 async def test_a_case_without_a_decision_cannot_be_rated(client, zhang, status):
-    case = await make_case(people.account_id(zhang), status=status)
-    r = await client.post(url(case.id), json={"level": 5}, headers=bearer(zhang))
+    case = await make_case(zhang.id, status=status)
+    r = await client.post(url(case.id), json={"level": 5}, headers=zhang.headers)
     assert r.status_code == 409, r.text
     assert r.json()["code"] == "not_decided"
     assert await Evaluation.all().count() == 0
 
 
 async def test_a_case_is_rated_only_once(client, zhang, decided):
-    r = await client.post(url(decided.id), json={"level": 5}, headers=bearer(zhang))
+    r = await client.post(url(decided.id), json={"level": 5}, headers=zhang.headers)
     assert r.status_code == 201
-    r = await client.post(url(decided.id), json={"level": 1, "comment": "改主意了"}, headers=bearer(zhang))
+    r = await client.post(url(decided.id), json={"level": 1, "comment": "改主意了"}, headers=zhang.headers)
     assert r.status_code == 409 and r.json()["code"] == "already_evaluated"
     rows = await Evaluation.filter(application_id=decided.id)
     assert [row.level for row in rows] == [5]
@@ -91,18 +86,18 @@ async def test_a_case_is_rated_only_once(client, zhang, decided):
 
 async def test_two_ratings_at_once_give_one_row_and_one_409(client, zhang, decided):
     answers = await asyncio.gather(
-        *(client.post(url(decided.id), json={"level": lv}, headers=bearer(zhang)) for lv in (5, 1, 3))
+        *(client.post(url(decided.id), json={"level": lv}, headers=zhang.headers) for lv in (5, 1, 3))
     )
     assert sorted(r.status_code for r in answers) == [201, 409, 409]
     assert {r.json()["code"] for r in answers if r.status_code == 409} == {"already_evaluated"}
     assert await Evaluation.filter(application_id=decided.id).count() == 1
 
 
-async def test_another_residents_case_is_not_found(client, zhang, decided):
-    li = await people.li(client)
-    r = await client.post(url(decided.id), json={"level": 1}, headers=bearer(li))
+async def test_another_residents_case_is_not_found(client, zhang, decided, people):
+    li = await people.resident(LI)
+    r = await client.post(url(decided.id), json={"level": 1}, headers=li.headers)
     assert r.status_code == 404 and r.json()["code"] == "application_not_found"
-    r = await client.post(url(decided.id + 1000), json={"level": 1}, headers=bearer(zhang))
+    r = await client.post(url(decided.id + 1000), json={"level": 1}, headers=zhang.headers)
     assert r.status_code == 404
     assert await Evaluation.all().count() == 0
 
@@ -111,13 +106,13 @@ async def test_another_residents_case_is_not_found(client, zhang, decided):
     ("key", "level"), [("very_satisfied", 5), ("satisfied", 4), ("average", 3), ("dissatisfied", 2)]
 )
 async def test_the_hall_pad_keys_map_to_the_national_levels(client, zhang, decided, key, level):
-    r = await client.post(url(decided.id), json={"pad_key": key, "channel": "pad"}, headers=bearer(zhang))
+    r = await client.post(url(decided.id), json={"pad_key": key, "channel": "pad"}, headers=zhang.headers)
     assert r.status_code == 201, r.text
     assert r.json()["level"] == level and r.json()["channel"] == "pad"
 
 
 async def test_a_pad_key_without_channel_is_from_the_pad(client, zhang, decided):
-    r = await client.post(url(decided.id), json={"pad_key": "average"}, headers=bearer(zhang))
+    r = await client.post(url(decided.id), json={"pad_key": "average"}, headers=zhang.headers)
     assert r.status_code == 201 and r.json()["channel"] == "pad" and r.json()["level"] == 3
 
 
@@ -144,7 +139,7 @@ async def test_a_pad_key_without_channel_is_from_the_pad(client, zhang, decided)
     ],
 )
 async def test_bad_input_is_422_naming_the_field_and_writes_nothing(client, zhang, decided, body, field):
-    r = await client.post(url(decided.id), json=body, headers=bearer(zhang))
+    r = await client.post(url(decided.id), json=body, headers=zhang.headers)
     assert r.status_code == 422, r.text
     problem = r.json()
     assert r.headers["content-type"].startswith("application/problem+json")
@@ -153,25 +148,25 @@ async def test_bad_input_is_422_naming_the_field_and_writes_nothing(client, zhan
 
 
 async def test_a_comment_of_500_characters_is_accepted(client, zhang, decided):
-    r = await client.post(url(decided.id), json={"level": 4, "comment": "好" * 500}, headers=bearer(zhang))
+    r = await client.post(url(decided.id), json={"level": 4, "comment": "好" * 500}, headers=zhang.headers)
     assert r.status_code == 201 and len(r.json()["comment"]) == 500
 
 
 async def test_a_body_that_is_not_json_is_refused(client, zhang, decided):
     r = await client.post(
-        url(decided.id), content=b"level=5", headers={**bearer(zhang), "Content-Type": "text/plain"}
+        url(decided.id), content=b"level=5", headers={**zhang.headers, "Content-Type": "text/plain"}
     )
     assert r.status_code == 415
     r = await client.post(
-        url(decided.id), content=b"{", headers={**bearer(zhang), "Content-Type": "application/json"}
+        url(decided.id), content=b"{", headers={**zhang.headers, "Content-Type": "application/json"}
     )
     assert r.status_code == 422
     assert await Evaluation.all().count() == 0
 
 
-async def test_only_residents_rate_and_only_signed_in(app, client, zhang, decided):
-    clerk = await people.staff_of(app, client, "civil")
-    r = await client.post(url(decided.id), json={"level": 5}, headers=bearer(clerk))
+async def test_only_residents_rate_and_only_signed_in(app, client, zhang, decided, people):
+    clerk = await people.staff("civil")
+    r = await client.post(url(decided.id), json={"level": 5}, headers=clerk.headers)
     assert r.status_code == 403
     r = await client.post(url(decided.id), json={"level": 5})
     assert r.status_code == 401
@@ -179,7 +174,7 @@ async def test_only_residents_rate_and_only_signed_in(app, client, zhang, decide
 
 
 async def test_a_retry_with_the_same_idempotency_key_replays_the_rating(client, zhang, decided):
-    headers = {**bearer(zhang), "Idempotency-Key": "rate-1"}
+    headers = {**zhang.headers, "Idempotency-Key": "rate-1"}
     first = await client.post(url(decided.id), json={"level": 5}, headers=headers)
     again = await client.post(url(decided.id), json={"level": 5}, headers=headers)
     assert first.status_code == again.status_code == 201
@@ -188,8 +183,8 @@ async def test_a_retry_with_the_same_idempotency_key_replays_the_rating(client, 
 
 
 async def test_the_case_shows_it_was_rated(client, zhang, decided):
-    await client.post(url(decided.id), json={"level": 5}, headers=bearer(zhang))
-    r = await client.get(f"/api/v1/applications/{decided.id}", headers=bearer(zhang))
+    await client.post(url(decided.id), json={"level": 5}, headers=zhang.headers)
+    r = await client.get(f"/api/v1/applications/{decided.id}", headers=zhang.headers)
     assert r.status_code == 200 and r.json()["evaluated"] is True
 
 
@@ -199,14 +194,14 @@ async def test_when_the_check_is_raced_the_unique_constraint_still_answers_409(
     """Two requests can both pass the 'already rated?' check; the one-to-one constraint decides."""
     from models import feedback
 
-    r = await client.post(url(decided.id), json={"level": 5}, headers=bearer(zhang))
+    r = await client.post(url(decided.id), json={"level": 5}, headers=zhang.headers)
     assert r.status_code == 201
 
     async def never_rated(_application_id: int) -> bool:
         return False
 
     monkeypatch.setattr(feedback, "is_evaluated", never_rated)
-    r = await client.post(url(decided.id), json={"level": 1}, headers=bearer(zhang))
+    r = await client.post(url(decided.id), json={"level": 1}, headers=zhang.headers)
     assert r.status_code == 409 and r.json()["code"] == "already_evaluated"
     assert [e.level for e in await Evaluation.filter(application_id=decided.id)] == [5]
 

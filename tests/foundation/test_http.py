@@ -7,7 +7,7 @@ import logging
 import orjson
 from fakeredis import FakeAsyncRedis, FakeServer
 
-from tests.factories import load_catalog
+from tests.support.catalog import load_catalog
 
 
 async def test_every_response_carries_a_request_id(client):

@@ -2,68 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-from api.kit.config import PROJECT_ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.server import server_env, serving
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "YWT_SERVER__PORT": str(port),
-        "YWT_APP__DATA_DIR": str(tmp),
-        "YWT_DATABASE__URL": f"sqlite://{tmp}/ywt.sqlite3",
-        "YWT_REDIS__URL": "memory://",
-    }
-    log = open(tmp / "server.log", "w+")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 150
-    try:
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(base + "/healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("server did not become ready in 150 s")
-        if proc.poll() is not None:
-            log.seek(0)
-            pytest.fail("server exited: " + log.read()[-2000:])
+    with serving(server_env(tmp), tmp / "server.log") as base:
         yield base, tmp / "server.log"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_a_client_giving_up_mid_request_does_not_wedge_the_server(server):

@@ -17,18 +17,14 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import redis
 
-from api.kit.config import PROJECT_ROOT
 from api.kit.keys import JWT_FILE
+from tests.support.server import free_port, started
 
 REDIS_URL = os.environ.get("YWT_TEST_REDIS_URL") or "redis://127.0.0.1:6379/13"
 WORKERS = 2
@@ -39,12 +35,6 @@ PHONES = ("13800000001", "13800000002", "13800000003")
 def _flush_redis() -> None:
     with redis.Redis.from_url(REDIS_URL) as client:
         client.flushdb()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _children(pid: int) -> set[int]:
@@ -100,7 +90,7 @@ def _call(
 @pytest.fixture
 def two_workers(tmp_path):
     _flush_redis()
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("YWT_") or k.startswith("YWT_TEST_")}
     env |= {
         "YWT_APP__MODE": "embedded",
@@ -113,40 +103,15 @@ def two_workers(tmp_path):
         "YWT_DATABASE__URL": f"sqlite://{tmp_path}/ywt.sqlite3",
         "YWT_REDIS__URL": REDIS_URL,
     }
-    log = open(tmp_path / "server.log", "w+", encoding="utf-8")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: the workers go down with it
-    )
+    log_path = tmp_path / "server.log"
 
     def log_tail() -> str:
-        log.flush()
-        log.seek(0)
-        return log.read()[-3000:]
+        return log_path.read_text(encoding="utf-8")[-3000:]
 
     try:
-        yield proc, port, tmp_path / "keys", log_tail
+        with started(env, log_path) as proc:
+            yield proc, port, tmp_path / "keys", log_tail
     finally:
-        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        # workers that outlived their parent (they share its process group)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        log.close()
         _flush_redis()
 
 

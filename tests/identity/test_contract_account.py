@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from models.identity import Account, RealNameRecord
-from tests.identity.helpers import LI, WANG, ZHANG, bearer, last_code, sms_sign_in, verified_resident
-from tests.identity.staff_helpers import end_cooldown
+from tests.support.people import (
+    LI,
+    WANG,
+    ZHANG,
+    bearer,
+    end_cooldown,
+    last_code,
+    sms_sign_in,
+    verified_resident,
+)
 
 TOKEN = "/api/v1/auth/token"
 

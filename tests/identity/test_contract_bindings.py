@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from models.identity import ChannelBinding
-from tests.identity.helpers import LI, ZHANG, bearer, sms_sign_in
+from tests.support.people import LI, ZHANG, bearer, sms_sign_in, wechat_code
 
 URL = "/api/v1/me/bindings/wechat"
-
-
-async def _code(client, openid: str | None = None, unionid: str | None = None) -> tuple[str, str]:
-    body = {k: v for k, v in {"openid": openid, "unionid": unionid}.items() if v}
-    r = await client.post("/api/v1/sandbox/wechat/oauth-code", json=body)
-    assert r.status_code == 201, r.text
-    return r.json()["code"], r.json()["openid"]
 
 
 async def test_no_bindings_at_first(client):
@@ -24,7 +17,7 @@ async def test_no_bindings_at_first(client):
 async def test_bind_list_unbind(client):
     tokens = await sms_sign_in(client, ZHANG["phone"])
     auth = bearer(tokens)
-    code, openid = await _code(client, unionid="unionid-zhang-0001")
+    code, openid = await wechat_code(client, unionid="unionid-zhang-0001")
     r = await client.post(URL, json={"code": code}, headers=auth)
     assert r.status_code == 201, r.text
     binding = r.json()
@@ -38,7 +31,7 @@ async def test_bind_list_unbind(client):
     assert (await client.get("/api/v1/me", headers=auth)).json()["bindings"] == [binding]
 
     # the bound openid now signs in through WeChat
-    code, _ = await _code(client, openid)
+    code, _ = await wechat_code(client, openid)
     r = await client.post(
         "/api/v1/auth/token", json={"grant_type": "wechat_code", "code": code, "channel": "wechat"}
     )
@@ -51,7 +44,7 @@ async def test_bind_list_unbind(client):
     assert r.status_code == 404 and r.json()["code"] == "binding_not_found"
 
     # after unbinding, the openid is a stranger again
-    code, _ = await _code(client, openid)
+    code, _ = await wechat_code(client, openid)
     r = await client.post(
         "/api/v1/auth/token", json={"grant_type": "wechat_code", "code": code, "channel": "wechat"}
     )
@@ -60,9 +53,9 @@ async def test_bind_list_unbind(client):
 
 async def test_a_second_wechat_on_the_same_account_is_409(client):
     tokens = await sms_sign_in(client, ZHANG["phone"])
-    code, first = await _code(client)
+    code, first = await wechat_code(client)
     assert (await client.post(URL, json={"code": code}, headers=bearer(tokens))).status_code == 201
-    code, _ = await _code(client)
+    code, _ = await wechat_code(client)
     r = await client.post(URL, json={"code": code}, headers=bearer(tokens))
     assert r.status_code == 409 and r.json()["code"] == "wechat_already_bound"
     assert await ChannelBinding.filter(account_id=tokens["account"]["id"]).values_list(
@@ -73,9 +66,9 @@ async def test_a_second_wechat_on_the_same_account_is_409(client):
 async def test_an_openid_bound_to_another_account_is_409(client):
     zhang = await sms_sign_in(client, ZHANG["phone"])
     li = await sms_sign_in(client, LI["phone"])
-    code, openid = await _code(client)
+    code, openid = await wechat_code(client)
     assert (await client.post(URL, json={"code": code}, headers=bearer(zhang))).status_code == 201
-    code, _ = await _code(client, openid)
+    code, _ = await wechat_code(client, openid)
     r = await client.post(URL, json={"code": code}, headers=bearer(li))
     assert r.status_code == 409 and r.json()["code"] == "wechat_bound_elsewhere"
     assert await ChannelBinding.filter(account_id=li["account"]["id"]).count() == 0
@@ -83,7 +76,7 @@ async def test_an_openid_bound_to_another_account_is_409(client):
 
 async def test_a_used_or_unknown_code_is_422_not_a_401_that_would_end_the_session(client):
     tokens = await sms_sign_in(client, ZHANG["phone"])
-    code, _ = await _code(client)
+    code, _ = await wechat_code(client)
     assert (await client.post(URL, json={"code": code}, headers=bearer(tokens))).status_code == 201
     assert (await client.delete(URL, headers=bearer(tokens))).status_code == 204
     for bad in (code, "never-issued"):
@@ -96,7 +89,7 @@ async def test_a_used_or_unknown_code_is_422_not_a_401_that_would_end_the_sessio
 
 
 async def test_binding_needs_a_signed_in_caller_and_a_strict_body(client):
-    code, _ = await _code(client)
+    code, _ = await wechat_code(client)
     assert (await client.post(URL, json={"code": code})).status_code == 401
     assert (await client.get("/api/v1/me/bindings")).status_code == 401
     assert (await client.delete(URL)).status_code == 401

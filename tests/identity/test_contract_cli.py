@@ -8,8 +8,7 @@ import sys
 
 from api.kit.config import PROJECT_ROOT
 from models.identity import Account, AuditLog
-from tests.identity.helpers import bearer, sms_sign_in
-from tests.identity.staff_helpers import password_sign_in
+from tests.support.people import bearer, password_sign_in, sms_sign_in
 
 PHONE = "13500000001"
 

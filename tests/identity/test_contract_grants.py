@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, timedelta
 
 from api.kit import clock
-from tests.identity.helpers import sms_sign_in
+from tests.support.people import sms_sign_in
 
 TOKEN = "/api/v1/auth/token"
 

@@ -6,7 +6,7 @@ import jwt
 import pytest
 
 from api.routes import api_v1
-from tests.identity.helpers import ZHANG, sms_sign_in
+from tests.support.people import ZHANG, sms_sign_in
 
 
 async def test_jwks_publishes_public_ed25519_keys_by_kid(client):

@@ -6,9 +6,7 @@ from __future__ import annotations
 import pytest
 
 from models.identity import Account, RealNameRecord
-from tests.factories import load_catalog
-from tests.identity.helpers import ZHANG, bearer, sms_sign_in
-from tests.identity.staff_helpers import admin_tokens
+from tests.support.people import ZHANG, bearer, sms_sign_in
 
 
 async def test_real_name_with_a_level_of_its_own_is_422_and_changes_nothing(client):
@@ -24,11 +22,9 @@ async def test_real_name_with_a_level_of_its_own_is_422_and_changes_nothing(clie
     assert (await Account.get(id=tokens["account"]["id"])).real_name_level == 1
 
 
-async def test_admin_accounts_with_a_resident_role_is_422(client, app):
-    await load_catalog()
-    admin = await admin_tokens(app, client)
+async def test_admin_accounts_with_a_resident_role_is_422(client, catalog, admin):
     r = await client.post(
-        "/api/v1/admin/accounts", json={"phone": "13600000001", "roles": ["resident"]}, headers=bearer(admin)
+        "/api/v1/admin/accounts", json={"phone": "13600000001", "roles": ["resident"]}, headers=admin.headers
     )
     assert r.status_code == 422
     assert [e["field"] for e in r.json()["errors"]] == ["roles.0"]

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from models.identity import Account, ChannelBinding
-from tests.identity.helpers import bearer, last_code, sms_sign_in
-from tests.identity.staff_helpers import end_cooldown
+from tests.support.people import bearer, end_cooldown, other_code, request_code, sms_sign_in, wechat_code
 
 TOKEN = "/api/v1/auth/token"
 PHONE = "13800000001"
@@ -19,27 +18,11 @@ def _shape(body: dict) -> dict:
     return {k: v for k, v in body.items() if k != "request_id"}
 
 
-async def _ask_code(client, phone: str, purpose: str = "login") -> str:
-    r = await client.post("/api/v1/auth/sms-codes", json={"phone": phone, "purpose": purpose})
-    assert r.status_code == 202, r.text
-    return await last_code(client, phone)
-
-
-async def _wechat_code(client, openid: str | None = None) -> tuple[str, str]:
-    r = await client.post("/api/v1/sandbox/wechat/oauth-code", json={"openid": openid} if openid else {})
-    assert r.status_code == 201, r.text
-    return r.json()["code"], r.json()["openid"]
-
-
-def _wrong(code: str) -> str:
-    return f"{(int(code) + 1) % 1_000_000:06d}"
-
-
 # ---- sms_code ------------------------------------------------------------------------------------------
 
 
 async def test_first_sms_sign_in_creates_a_resident(client, app):
-    code = await _ask_code(client, PHONE)
+    code = await request_code(client, PHONE)
     r = await client.post(
         TOKEN, json={"grant_type": "sms_code", "phone": PHONE, "code": code, "channel": "wechat"}
     )
@@ -58,7 +41,7 @@ async def test_first_sms_sign_in_creates_a_resident(client, app):
 
 
 async def test_a_code_is_single_use(client):
-    code = await _ask_code(client, PHONE)
+    code = await request_code(client, PHONE)
     body = {"grant_type": "sms_code", "phone": PHONE, "code": code, "channel": "app"}
     assert (await client.post(TOKEN, json=body)).status_code == 200
     r = await client.post(TOKEN, json=body)
@@ -66,12 +49,12 @@ async def test_a_code_is_single_use(client):
 
 
 async def test_a_wrong_code_answers_exactly_like_a_phone_that_never_asked(client):
-    code = await _ask_code(client, PHONE)
+    code = await request_code(client, PHONE)
     wrong = await client.post(
-        TOKEN, json={"grant_type": "sms_code", "phone": PHONE, "code": _wrong(code), "channel": "app"}
+        TOKEN, json={"grant_type": "sms_code", "phone": PHONE, "code": other_code(code), "channel": "app"}
     )
     never = await client.post(
-        TOKEN, json={"grant_type": "sms_code", "phone": OTHER, "code": _wrong(code), "channel": "app"}
+        TOKEN, json={"grant_type": "sms_code", "phone": OTHER, "code": other_code(code), "channel": "app"}
     )
     assert wrong.status_code == never.status_code == 401
     assert wrong.json()["code"] == "invalid_grant"
@@ -81,7 +64,7 @@ async def test_a_wrong_code_answers_exactly_like_a_phone_that_never_asked(client
 
 
 async def test_a_code_asked_for_another_purpose_does_not_sign_in(client):
-    code = await _ask_code(client, PHONE, purpose="bind")
+    code = await request_code(client, PHONE, purpose="bind")
     r = await client.post(
         TOKEN, json={"grant_type": "sms_code", "phone": PHONE, "code": code, "channel": "app"}
     )
@@ -165,7 +148,7 @@ async def test_a_bad_value_or_an_unknown_field_is_422_naming_it(client, body, fi
 
 
 async def test_wechat_sign_in_binding_ticket_then_straight_sign_in(client):
-    code, openid = await _wechat_code(client)
+    code, openid = await wechat_code(client)
 
     # 1. an openid no account has: 401 wechat_not_bound with a ticket
     r = await client.post(TOKEN, json={"grant_type": "wechat_code", "code": code, "channel": "wechat"})
@@ -185,7 +168,7 @@ async def test_wechat_sign_in_binding_ticket_then_straight_sign_in(client):
     assert await ChannelBinding.filter(account_id=account_id, external_id=openid).exists()
 
     # 3. a new code for the same openid signs straight in as the same account
-    code, _ = await _wechat_code(client, openid)
+    code, _ = await wechat_code(client, openid)
     r = await client.post(TOKEN, json={"grant_type": "wechat_code", "code": code, "channel": "wechat"})
     assert r.status_code == 200, r.text
     assert r.json()["account"]["id"] == account_id
@@ -195,7 +178,7 @@ async def test_wechat_sign_in_binding_ticket_then_straight_sign_in(client):
 
 async def test_the_ticket_binds_to_an_account_that_already_exists(client, app):
     first = await sms_sign_in(client, PHONE)
-    code, openid = await _wechat_code(client)
+    code, openid = await wechat_code(client)
     r = await client.post(TOKEN, json={"grant_type": "wechat_code", "code": code, "channel": "wechat"})
     ticket = r.json()["binding_ticket"]
     await end_cooldown(app, PHONE)
@@ -205,7 +188,7 @@ async def test_the_ticket_binds_to_an_account_that_already_exists(client, app):
 
 
 async def test_a_used_or_invalid_wechat_code_is_invalid_grant(client):
-    code, _ = await _wechat_code(client)
+    code, _ = await wechat_code(client)
     first = await client.post(TOKEN, json={"grant_type": "wechat_code", "code": code, "channel": "wechat"})
     assert first.status_code == 401 and first.json()["code"] == "wechat_not_bound"
     used = await client.post(TOKEN, json={"grant_type": "wechat_code", "code": code, "channel": "wechat"})
@@ -218,7 +201,7 @@ async def test_a_used_or_invalid_wechat_code_is_invalid_grant(client):
 
 @pytest.mark.parametrize("channel", ["app", "handheld", None])
 async def test_wechat_code_with_another_channel_is_422_and_keeps_the_code(client, channel):
-    code, openid = await _wechat_code(client)
+    code, openid = await wechat_code(client)
     body = {"grant_type": "wechat_code", "code": code}
     if channel:
         body["channel"] = channel
@@ -231,14 +214,14 @@ async def test_wechat_code_with_another_channel_is_422_and_keeps_the_code(client
 
 
 async def test_a_used_or_unknown_binding_ticket_is_422_and_spends_nothing(client, app):
-    code, _ = await _wechat_code(client)
+    code, _ = await wechat_code(client)
     ticket = (
         await client.post(TOKEN, json={"grant_type": "wechat_code", "code": code, "channel": "wechat"})
     ).json()["binding_ticket"]
     await sms_sign_in(client, PHONE, channel="wechat", binding_ticket=ticket)
 
     for phone, given in [(OTHER, ticket), ("13800000003", "x" * 32)]:
-        sms = await _ask_code(client, phone)
+        sms = await request_code(client, phone)
         r = await client.post(
             TOKEN,
             json={

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.identity.helpers import ZHANG, bearer, last_code, sms_sign_in
+from tests.support.people import ZHANG, bearer, last_code, sms_sign_in
 
 
 async def test_resident_journey(client):

@@ -20,9 +20,7 @@ from typing import Any
 import pytest
 
 from api.kit.auth import public, require
-from tests.factories import load_catalog
-from tests.identity.helpers import ZHANG, bearer, verified_resident
-from tests.identity.staff_helpers import admin_tokens, grid_tokens, staff_tokens
+from tests.support.people import ZHANG, Person
 
 ROLES = ("resident", "grid_worker", "staff", "admin")
 PREFIXES = ("/api/v1/", "/.well-known/")
@@ -243,14 +241,13 @@ async def test_identity_routes_have_the_expected_allow_lists(app, client):
 
 
 @pytest.fixture
-async def people(app, client) -> dict[str, dict]:
-    """One signed-in account per role: the token answers by role."""
-    await load_catalog()
+async def by_role(people, catalog) -> dict[str, Person]:
+    """One account per role, each signed in through the API (SMS for the resident, password for the others)."""
     return {
-        "resident": await verified_resident(client, ZHANG),
-        "grid_worker": await grid_tokens(app, client),
-        "staff": await staff_tokens(app, client),
-        "admin": await admin_tokens(app, client),
+        "resident": await people.resident(ZHANG),
+        "grid_worker": await people.grid_worker(sign_in=True),
+        "staff": await people.staff(sign_in=True),
+        "admin": await people.admin(sign_in=True),
     }
 
 
@@ -270,13 +267,13 @@ async def test_without_a_token_every_guarded_route_is_401(app, client):
     assert failures == []
 
 
-async def test_a_role_outside_the_allow_list_is_403(app, client, people):
+async def test_a_role_outside_the_allow_list_is_403(app, client, by_role):
     failures, checked = [], 0
     for route in guarded(api_routes(app)):
         for role in ROLES:
             if allowed(route, role):
                 continue
-            r = await call(client, route, bearer(people[role]))
+            r = await call(client, route, by_role[role].headers)
             checked += 1
             if r.status_code != 403 or r.json().get("code") != "forbidden":
                 failures.append(f"{route.label} as {role}: {r.status_code} {r.text[:120]}")
@@ -284,7 +281,7 @@ async def test_a_role_outside_the_allow_list_is_403(app, client, people):
     assert checked > 0
 
 
-async def test_a_role_inside_the_allow_list_gets_past_the_gate(app, client, people):
+async def test_a_role_inside_the_allow_list_gets_past_the_gate(app, client, by_role):
     routes = guarded(api_routes(app))
     ordered = [r for r in routes if not SAMPLES.get(r.key, Sample()).last] + [
         r for r in routes if SAMPLES.get(r.key, Sample()).last
@@ -294,7 +291,7 @@ async def test_a_role_inside_the_allow_list_gets_past_the_gate(app, client, peop
         for role in ROLES:
             if not allowed(route, role):
                 continue
-            r = await call(client, route, bearer(people[role]))
+            r = await call(client, route, by_role[role].headers)
             checked += 1
             denied = r.status_code == 401 or (r.status_code == 403 and r.json().get("code") == "forbidden")
             if denied or r.status_code >= 500:
@@ -303,54 +300,54 @@ async def test_a_role_inside_the_allow_list_gets_past_the_gate(app, client, peop
     assert checked > 30
 
 
-async def test_the_role_comes_from_the_account_not_from_a_stale_token(app, client, people):
+async def test_the_role_comes_from_the_account_not_from_a_stale_token(app, client, by_role):
     # the token of a resident whose account was later deleted carries "resident" but opens nothing
-    resident = people["resident"]
-    assert (await client.delete("/api/v1/me", headers=bearer(resident))).status_code == 204
-    assert (await client.get("/api/v1/me", headers=bearer(resident))).status_code == 401
+    resident = by_role["resident"]
+    assert (await client.delete("/api/v1/me", headers=resident.headers)).status_code == 204
+    assert (await client.get("/api/v1/me", headers=resident.headers)).status_code == 401
 
 
 # ---- row 1: object ownership on identity routes --------------------------------------------------------
 
 
-async def test_in_person_verification_of_an_account_that_is_not_a_resident_is_404(app, client, people):
+async def test_in_person_verification_of_an_account_that_is_not_a_resident_is_404(app, client, by_role):
     url = "/api/v1/work/residents/{}/in-person-verification"
-    resident_id = people["resident"]["account"]["id"]
-    not_residents = [people[role]["account"]["id"] for role in ("grid_worker", "staff", "admin")]
+    resident_id = by_role["resident"].id
+    not_residents = [by_role[role].id for role in ("grid_worker", "staff", "admin")]
     for role in ("grid_worker", "staff", "admin"):
         for target in [*not_residents, 10_000_000]:
             r = await client.post(
-                url.format(target), json={"id_number": ZHANG["id_number"]}, headers=bearer(people[role])
+                url.format(target), json={"id_number": ZHANG["id_number"]}, headers=by_role[role].headers
             )
             assert r.status_code == 404, (role, target, r.text)
             assert r.json()["code"] == "resident_not_found"
     # the same request for the real resident works, so the 404s above are about the target
     r = await client.post(
-        url.format(resident_id), json={"id_number": ZHANG["id_number"]}, headers=bearer(people["staff"])
+        url.format(resident_id), json={"id_number": ZHANG["id_number"]}, headers=by_role["staff"].headers
     )
     assert r.status_code == 200 and r.json()["real_name_level"] == 3
 
 
-async def test_a_404_for_an_absent_resident_and_for_a_non_resident_look_the_same(app, client, people):
+async def test_a_404_for_an_absent_resident_and_for_a_non_resident_look_the_same(app, client, by_role):
     url = "/api/v1/work/residents/{}/in-person-verification"
-    clerk = bearer(people["staff"])
+    clerk = by_role["staff"].headers
     body = {"id_number": ZHANG["id_number"]}
     absent = await client.post(url.format(10_000_000), json=body, headers=clerk)
-    staff = await client.post(url.format(people["admin"]["account"]["id"]), json=body, headers=clerk)
+    staff = await client.post(url.format(by_role["admin"].id), json=body, headers=clerk)
     strip = lambda b: {k: v for k, v in b.items() if k != "request_id"}  # noqa: E731
     assert strip(absent.json()) == strip(staff.json())
 
 
-async def test_a_deleted_resident_is_404_at_the_counter(app, client, people):
-    resident = people["resident"]
-    assert (await client.delete("/api/v1/me", headers=bearer(resident))).status_code == 204
+async def test_a_deleted_resident_is_404_at_the_counter(app, client, by_role):
+    resident = by_role["resident"]
+    assert (await client.delete("/api/v1/me", headers=resident.headers)).status_code == 204
     r = await client.post(
-        f"/api/v1/work/residents/{resident['account']['id']}/in-person-verification",
+        f"/api/v1/work/residents/{resident.id}/in-person-verification",
         json={"id_number": ZHANG["id_number"]},
-        headers=bearer(people["staff"]),
+        headers=by_role["staff"].headers,
     )
     assert r.status_code == 404
     r = await client.get(
-        "/api/v1/work/residents", params={"id_number": ZHANG["id_number"]}, headers=bearer(people["staff"])
+        "/api/v1/work/residents", params={"id_number": ZHANG["id_number"]}, headers=by_role["staff"].headers
     )
     assert r.status_code == 404

@@ -4,29 +4,11 @@ through unchecked, never a traceback); when Redis is back they work again withou
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-from redis.asyncio import ConnectionPool
-
-from tests.identity.helpers import bearer, last_code, sms_sign_in
-from tests.identity.test_security_kit import ME, SMS, TOKEN, assert_problem, refresh
+from tests.support.people import SMS, TOKEN, bearer, last_code, refresh, sms_sign_in
+from tests.support.security import ME, assert_problem, redis_down
 
 PHONE = "13800000501"
-
-
-@asynccontextmanager
-async def redis_down(app) -> AsyncIterator[None]:
-    """Every component shares app.ctx.services.kernel.redis: point it at a port where nothing listens, then put it back."""
-    redis = app.ctx.services.kernel.redis
-    original = redis.connection_pool
-    dead = ConnectionPool.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
-    redis.connection_pool = dead
-    try:
-        yield
-    finally:
-        redis.connection_pool = original
-        await dead.disconnect()
 
 
 async def test_redis_down_means_503_on_auth_and_service_resumes_when_it_is_back(client, app, caplog):

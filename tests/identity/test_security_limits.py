@@ -9,17 +9,19 @@ import pytest
 
 from api.kit.auth import client_ip
 from models import identity as db
-from tests.identity.helpers import ZHANG, bearer, sms_sign_in
-from tests.identity.test_security_kit import (
+from tests.support.people import (
     SMS,
     TOKEN,
-    assert_problem,
+    ZHANG,
+    bearer,
+    end_cooldown,
     new_account,
     other_code,
     request_code,
     sign_in_with_code,
-    skip_cooldown,
+    sms_sign_in,
 )
+from tests.support.security import assert_problem
 
 FORGED = [
     {"X-Forwarded-For": "203.0.113.{n}"},
@@ -76,7 +78,7 @@ async def test_sms_sends_per_phone_are_limited_per_day(client, app, settings):
     limit = settings.security.sms_max_per_phone_per_day
     for _ in range(limit):
         await request_code(client, phone)
-        await skip_cooldown(app, phone)
+        await end_cooldown(app, phone)
     r = await client.post(SMS, json={"phone": phone, "purpose": "login"})
     assert_limited(r, 86400)
     assert len((await client.get("/api/v1/sandbox/sms", params={"phone": phone})).json()["items"]) == limit

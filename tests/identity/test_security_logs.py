@@ -14,18 +14,20 @@ import jwt
 import orjson
 
 from api.kit.auth import log_auth_event
-from tests.identity.helpers import LI, ZHANG, bearer, last_code, sms_sign_in, verified_resident
-from tests.identity.test_security_fail_closed import redis_down
-from tests.identity.test_security_kit import (
-    ME,
+from tests.support.people import (
+    LI,
     SMS,
     TOKEN,
-    assert_problem,
+    ZHANG,
+    bearer,
+    end_cooldown,
+    last_code,
     new_account,
-    production_log_lines,
     refresh,
-    valid_id_numbers_in,
+    sms_sign_in,
+    verified_resident,
 )
+from tests.support.security import ME, assert_problem, production_log_lines, redis_down, valid_id_numbers_in
 
 ADMIN_PHONE = "13600000601"
 NEW_ADMIN_PHONE = "13600000602"
@@ -223,9 +225,7 @@ async def _journey(client, app) -> None:
     rotated = (await refresh(client, zhang["refresh_token"])).json()
     assert (await refresh(client, zhang["refresh_token"])).status_code == 401  # reuse: family revoked
     assert (await client.get(ME, headers=bearer(rotated))).status_code == 401
-    await app.ctx.services.kernel.redis.delete(
-        f"sms:cooldown:{app.ctx.services.identity.phone_index(ZHANG['phone'])}"
-    )
+    await end_cooldown(app, ZHANG["phone"])
     zhang = await sms_sign_in(client, ZHANG["phone"])
     assert (
         await client.put(ME + "/password", json={"new_password": "Mima2026zz"}, headers=bearer(zhang))

@@ -6,17 +6,23 @@ from __future__ import annotations
 import pytest
 
 from models import identity as db
-from tests.identity.helpers import LI, ZHANG, bearer, sms_sign_in, verified_resident
-from tests.identity.test_security_kit import (
-    ME,
+from tests.support.people import (
+    LI,
     TOKEN,
+    ZHANG,
+    bearer,
+    end_cooldown,
+    new_account,
+    refresh,
+    sms_sign_in,
+    verified_resident,
+)
+from tests.support.security import (
+    ME,
     all_rows,
     assert_problem,
     cells_containing,
-    new_account,
     redis_items,
-    refresh,
-    skip_cooldown,
     table_rows,
 )
 
@@ -116,7 +122,7 @@ async def test_deleting_an_account_revokes_its_sessions_and_leaves_no_personal_d
     assert (
         await client.put(ME + "/password", json={"new_password": PASSWORD}, headers=bearer(first))
     ).status_code == 204
-    await skip_cooldown(app, phone)
+    await end_cooldown(app, phone)
     second = await sms_sign_in(client, phone)
     account_id = first["account"]["id"]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-from tests.identity.helpers import bearer, sms_sign_in
-from tests.identity.test_security_kit import ME, assert_problem, refresh, skip_cooldown, table_rows
+from tests.support.people import bearer, end_cooldown, refresh, sms_sign_in
+from tests.support.security import ME, assert_problem, table_rows
 
 PHONE = "13800000201"
 PASSWORD = "Chushi2026"
@@ -42,7 +42,7 @@ async def test_a_refresh_token_is_used_once_even_by_two_concurrent_requests(clie
 
 
 async def test_of_many_concurrent_refreshes_exactly_one_wins(client, app):
-    await skip_cooldown(app, PHONE)
+    await end_cooldown(app, PHONE)
     tokens = await sms_sign_in(client, PHONE)
     answers = await asyncio.gather(*(refresh(client, tokens["refresh_token"]) for _ in range(6)))
     assert sorted(r.status_code for r in answers) == [200] + [401] * 5, [r.status_code for r in answers]
@@ -62,7 +62,7 @@ async def _sessions(client, app, n: int) -> list[dict]:
     """`n` separate sign-ins (sessions) of one account."""
     out = []
     for _ in range(n):
-        await skip_cooldown(app, PHONE)
+        await end_cooldown(app, PHONE)
         out.append(await sms_sign_in(client, PHONE))
     return out
 

@@ -9,18 +9,18 @@ import re
 
 from argon2 import PasswordHasher
 
-from tests.identity.helpers import bearer, last_code, sms_sign_in
-from tests.identity.test_security_kit import (
+from tests.support.people import (
     SMS,
-    assert_problem,
-    code_key,
+    bearer,
+    end_cooldown,
+    last_code,
     new_account,
     other_code,
-    redis_items,
     request_code,
     sign_in_with_code,
-    skip_cooldown,
+    sms_sign_in,
 )
+from tests.support.security import assert_problem, code_key, redis_items
 
 PHONE = "13800000301"
 
@@ -133,7 +133,7 @@ async def test_an_unknown_phone_gets_the_same_answers_as_a_known_one(client, app
 
 async def test_a_login_code_does_not_reset_a_password_and_back(client, app):
     tokens = await sms_sign_in(client, PHONE)
-    await skip_cooldown(app, PHONE)
+    await end_cooldown(app, PHONE)
     login_code = await request_code(client, PHONE, "login")
     r = await client.put(
         "/api/v1/me/password",
@@ -142,7 +142,7 @@ async def test_a_login_code_does_not_reset_a_password_and_back(client, app):
     )
     assert_problem(r, 422, "invalid_code")
 
-    await skip_cooldown(app, PHONE)
+    await end_cooldown(app, PHONE)
     reset_code = await request_code(client, PHONE, "reset_password")
     assert_problem(await sign_in_with_code(client, PHONE, reset_code), 401, "invalid_grant")
     # each works for its own purpose

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from api.kit.auth import TokenService
 from api.kit.errors import Unauthorized
 from api.kit.keys import JWT_FILE, load_signing_keys, retire_signing_key, rotate_signing_key
-from tests.identity.helpers import bearer, sms_sign_in
-from tests.identity.test_security_kit import ME, assert_problem, new_account
+from tests.support.people import bearer, new_account, sms_sign_in
+from tests.support.security import ME, assert_problem
 
 PHONE = "13800000101"
 REQUIRED = ["iss", "aud", "sub", "iat", "exp", "jti", "typ"]

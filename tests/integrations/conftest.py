@@ -1,4 +1,4 @@
-"""Fixtures for the outside-system tests: a fake provider on 127.0.0.1, an isolated fakeredis, settings."""
+"""Fixtures for the outside-system tests: a fake provider on 127.0.0.1 and an isolated fakeredis."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import stamina
 from fakeredis import FakeAsyncRedis
 from fakeredis import FakeServer as FakeRedisServer
 
-from api.kit.config import Settings, load_settings
 from tests.integrations.fakeserver import FakeServer
 
 PROXY_VARS = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"]
@@ -48,8 +47,3 @@ async def redis() -> AsyncIterator[FakeAsyncRedis]:
     client = FakeAsyncRedis(server=FakeRedisServer(), decode_responses=False)
     yield client
     await client.aclose()
-
-
-def settings_for(**env: str) -> Settings:
-    """Settings from config.toml plus YWT_* overrides given as keyword arguments (SMS__PROVIDER="http")."""
-    return load_settings(environ={f"YWT_{key}": value for key, value in env.items()})

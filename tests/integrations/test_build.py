@@ -10,7 +10,7 @@ from integrations import build_integrations
 from integrations.population import HttpPopulation, SandboxPopulation
 from integrations.sms import HttpSms, SandboxSms
 from integrations.wechat import HttpWeChat, SandboxWeChat
-from tests.integrations.conftest import settings_for
+from tests.support.settings import settings_for
 
 
 async def test_defaults_are_sandboxes(redis: FakeAsyncRedis) -> None:

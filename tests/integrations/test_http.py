@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
-import socket
 import ssl
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from pydantic import BaseModel
 from api.kit.errors import UpstreamError, UpstreamTimeout
 from integrations.http import call_json, longest_call, make_client, tls_context, validate_answer
 from tests.integrations.fakeserver import FakeServer, Reply
+from tests.support.server import free_port
 
 SECRET = "s3cr3t-never-shown"
 
@@ -131,10 +131,7 @@ async def test_trickling_body_hits_the_overall_deadline(fake: FakeServer) -> Non
 
 
 async def test_connection_refused_is_upstream_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    async with make_client(f"http://127.0.0.1:{port}", 1) as client:
+    async with make_client(f"http://127.0.0.1:{free_port()}", 1) as client:
         with pytest.raises(UpstreamError, match="无法访问"):
             await call_json(client, "GET", "/x")
 

@@ -11,8 +11,8 @@ import pytest
 from api.kit.errors import UpstreamError, UpstreamTimeout
 from api.kit.pii import is_valid_id_number as valid_id_number
 from integrations.population import SANDBOX_PEOPLE, HttpPopulation, SandboxPopulation
-from tests.integrations.conftest import settings_for
 from tests.integrations.fakeserver import FakeServer, Reply
+from tests.support.settings import settings_for
 
 API_KEY = "pop-key-7a1c-never-shown"
 VERIFY = "/v1/identity/verify"

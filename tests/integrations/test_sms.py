@@ -12,8 +12,8 @@ from fakeredis import FakeAsyncRedis
 from api.kit.errors import UpstreamError, UpstreamTimeout
 from integrations.http import make_client
 from integrations.sms import TEMPLATES, HttpSms, SandboxSms, render
-from tests.integrations.conftest import settings_for
 from tests.integrations.fakeserver import FakeServer, Reply
+from tests.support.settings import settings_for
 
 API_KEY = "sms-key-0d5f9c2e-never-shown"
 SEND = "/v1/sms/send"

@@ -14,8 +14,8 @@ from fakeredis import FakeAsyncRedis
 from api.kit.errors import UpstreamError, UpstreamTimeout
 from integrations.http import longest_call
 from integrations.wechat import HttpWeChat, InvalidWeChatCode, WeChatError, WeChatIdentity
-from tests.integrations.conftest import settings_for
 from tests.integrations.fakeserver import FakeServer, Reply, Seen
+from tests.support.settings import settings_for
 
 APP_ID = "wx1234567890abcdef"
 SECRET = "appsecret-5e1f0c9d-never-shown"

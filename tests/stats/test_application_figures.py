@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.feedback import people
-from tests.feedback.factories import at, make_case
-from tests.identity.helpers import bearer
+from tests.support.people import ZHANG
+from tests.support.rows import at, make_case
+
+pytestmark = pytest.mark.usefixtures("catalog")
 
 URL = "/api/v1/stats/applications"
 P1, P2 = "P360502001001", "P360502002001"
@@ -17,7 +18,7 @@ APRIL = {"from": "2026-04-01T00:00:00+08:00", "to": "2026-05-01T00:00:00+08:00"}
 
 
 @pytest.fixture
-async def cases(client, catalog):
+async def cases(client, catalog, people):
     """Eleven cases of 张三; #1–#9 created in April 2026, #10 in March, #11 in May.
 
     #   status     accepted decided on time  deadline  returned  item      point
@@ -33,7 +34,7 @@ async def cases(client, catalog):
     10  approved   yes      yes     no       normal    0         MZ civil  P1   (March)
     11  suspended  yes      -       -        overdue   0         MZ civil  P1   (May)
     """
-    zhang = people.account_id(await people.zhang(client))
+    zhang = (await people.resident(ZHANG)).id
     april, march, may = at("2026-04-10 09:00"), at("2026-03-20 09:00"), at("2026-05-06 09:00")
     rows = [
         dict(status="submitted", item=MZ, point=P1),
@@ -52,13 +53,8 @@ async def cases(client, catalog):
         await make_case(zhang, **{"created_at": april, **row})
 
 
-@pytest.fixture
-async def admin(app, client, catalog):
-    return await people.admin(app, client)
-
-
-async def figures(client, tokens, **params) -> dict:
-    r = await client.get(URL, params=params, headers=bearer(tokens))
+async def figures(client, who, **params) -> dict:
+    r = await client.get(URL, params=params, headers=who.headers)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -130,10 +126,10 @@ async def test_by_department(client, cases, admin):
     assert (await figures(client, admin, department="civil", point_code=P2, **APRIL))["submitted"] == 1
 
 
-async def test_staff_see_their_own_departments_cases_only(app, client, cases):
-    civil = await people.staff_of(app, client, "civil")
+async def test_staff_see_their_own_departments_cases_only(app, client, cases, people):
+    civil = await people.staff("civil")
     assert (await figures(client, civil, **APRIL))["submitted"] == 5
-    police = await people.staff_of(app, client, "police")
+    police = await people.staff("police")
     assert await figures(client, police, **APRIL) == {
         "submitted": 1,
         "accepted": 1,
@@ -180,14 +176,14 @@ async def test_nothing_in_the_period_gives_zeros_and_no_rates(client, cases, adm
     ],
 )
 async def test_bad_parameters_are_422_naming_the_field(client, catalog, admin, params, field):
-    r = await client.get(URL, params=params, headers=bearer(admin))
+    r = await client.get(URL, params=params, headers=admin.headers)
     assert r.status_code == 422, r.text
     assert field in [e["field"] for e in r.json()["errors"]]
 
 
-async def test_only_admins_and_staff_read_the_figures(app, client, catalog):
-    zhang = await people.zhang(client)
-    grid = await people.sign_in_grid_worker(app, client)
-    for tokens in (zhang, grid):
-        assert (await client.get(URL, headers=bearer(tokens))).status_code == 403
+async def test_only_admins_and_staff_read_the_figures(app, client, catalog, people):
+    zhang = await people.resident(ZHANG)
+    grid = await people.grid_worker()
+    for who in (zhang, grid):
+        assert (await client.get(URL, headers=who.headers)).status_code == 403
     assert (await client.get(URL)).status_code == 401

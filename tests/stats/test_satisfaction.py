@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from models.feedback import Evaluation
-from tests.feedback import people
-from tests.feedback.factories import at, make_case, make_evaluation, move_evaluation
-from tests.identity.helpers import bearer
+from tests.support.people import ZHANG
+from tests.support.rows import at, make_case, make_evaluation, move_evaluation
+
+pytestmark = pytest.mark.usefixtures("catalog")
 
 URL = "/api/v1/stats/satisfaction"
 P1, P2 = "P360502001001", "P360502002001"
@@ -31,7 +32,7 @@ def levels(five=0, four=0, three=0, two=0, one=0) -> dict[str, int]:
 
 
 @pytest.fixture
-async def rated(app, client, catalog):
+async def rated(app, client, catalog, people):
     """Seven decided cases of 张三, each rated once through the API.
 
     A is the grid worker (phone 13700000011), B the window clerk (13700000012).
@@ -51,26 +52,22 @@ async def rated(app, client, catalog):
         item        MZ: 5,4,2,5 → 3 of 4 = 0.75      RS: 3,2,1 → 1 of 3 = 0.3333
         department  civil = MZ, hrss = RS (each item belongs to one department)
     """
-    zhang = await people.zhang(client)
-    staff = {"A": await people.grid_worker(app), "B": await people.window_clerk(app)}
+    zhang = await people.resident(ZHANG)
+    staff = {
+        "A": await people.account(["grid_worker"], points=[P1, P2], phone="13700000011"),
+        "B": await people.account(["staff"], department="civil", phone="13700000012"),
+    }
     ids = []
     for point, who, item, body in RATINGS:
-        case = await make_case(
-            people.account_id(zhang), item=item, point=point, status="delivered", accepted_by=staff[who]
-        )
-        r = await client.post(f"/api/v1/applications/{case.id}/evaluation", json=body, headers=bearer(zhang))
+        case = await make_case(zhang.id, item=item, point=point, status="delivered", accepted_by=staff[who])
+        r = await client.post(f"/api/v1/applications/{case.id}/evaluation", json=body, headers=zhang.headers)
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
     return {"ids": ids, "staff": staff, "zhang": zhang}
 
 
-@pytest.fixture
-async def admin(app, client, catalog):
-    return await people.admin(app, client)
-
-
-async def report(client, tokens, **params) -> list[dict]:
-    r = await client.get(URL, params=params, headers=bearer(tokens))
+async def report(client, who, **params) -> list[dict]:
+    r = await client.get(URL, params=params, headers=who.headers)
     assert r.status_code == 200, r.text
     return r.json()["items"]
 
@@ -154,15 +151,17 @@ async def test_by_department_is_the_default(client, rated, admin):
     assert await report(client, admin) == expected
 
 
-async def test_the_pad_key_average_counts_as_satisfied_and_dissatisfied_does_not(client, catalog, app, admin):
+async def test_the_pad_key_average_counts_as_satisfied_and_dissatisfied_does_not(
+    client, catalog, app, admin, people
+):
     """Two ratings from the hall pad only: 一般 (3) and 不满意 (2) → 1 of 2 satisfied = 0.5."""
-    zhang = await people.zhang(client)
+    zhang = await people.resident(ZHANG)
     for key in ("average", "dissatisfied"):
-        case = await make_case(people.account_id(zhang), status="approved")
+        case = await make_case(zhang.id, status="approved")
         r = await client.post(
             f"/api/v1/applications/{case.id}/evaluation",
             json={"pad_key": key, "channel": "pad"},
-            headers=bearer(zhang),
+            headers=zhang.headers,
         )
         assert r.status_code == 201
     (row,) = await report(client, admin, group_by="department")
@@ -219,10 +218,10 @@ async def test_the_period_is_from_inclusive_to_exclusive(client, rated, admin):
     assert await report(client, admin, group_by="point", **{"from": "2026-06-01T00:00:00+08:00"}) == []
 
 
-async def test_staff_see_only_their_own_departments_ratings(app, client, rated):
+async def test_staff_see_only_their_own_departments_ratings(app, client, rated, people):
     """A civil-affairs clerk sees #1, #2, #4, #7 (the MZ cases): P1 5,4,2 → 2 of 3; P2 5 → 1 of 1.
     A police clerk sees none of them; an hrss clerk only the RS ones."""
-    civil = await people.staff_of(app, client, "civil")
+    civil = await people.staff("civil")
     assert await report(client, civil, group_by="point") == [
         {
             "key": P1,
@@ -240,18 +239,20 @@ async def test_staff_see_only_their_own_departments_ratings(app, client, rated):
         },
     ]
     assert [r["key"] for r in await report(client, civil, group_by="department")] == ["civil"]
-    police = await people.staff_of(app, client, "police")
+    police = await people.staff("police")
     for group_by in ("point", "staff", "item", "department"):
         assert await report(client, police, group_by=group_by) == []
-    hrss = await people.staff_of(app, client, "hrss")
+    hrss = await people.staff("hrss")
     assert [(r["key"], r["total"]) for r in await report(client, hrss, group_by="item")] == [(RS, 3)]
 
 
-async def test_online_cases_and_cases_of_no_recorded_clerk_are_grouped_last(app, client, catalog, admin):
-    zhang = await people.zhang(client)
-    worker = await people.grid_worker(app)
-    at_point = await make_case(people.account_id(zhang), point=P1, accepted_by=worker)
-    online = await make_case(people.account_id(zhang), point=None, accepted_by=None)
+async def test_online_cases_and_cases_of_no_recorded_clerk_are_grouped_last(
+    app, client, catalog, admin, people
+):
+    zhang = await people.resident(ZHANG)
+    worker = await people.account(["grid_worker"], points=[P1, P2])
+    at_point = await make_case(zhang.id, point=P1, accepted_by=worker)
+    online = await make_case(zhang.id, point=None, accepted_by=None)
     await make_evaluation(at_point, 4)
     await make_evaluation(online, 1)
     rows = await report(client, admin, group_by="point")
@@ -284,21 +285,21 @@ async def test_nothing_rated_gives_no_groups(client, catalog, admin):
     ],
 )
 async def test_bad_parameters_are_422_naming_the_field(client, catalog, admin, params, field):
-    r = await client.get(URL, params=params, headers=bearer(admin))
+    r = await client.get(URL, params=params, headers=admin.headers)
     assert r.status_code == 422, r.text
     assert field in [e["field"] for e in r.json()["errors"]], r.json()
 
 
 async def test_a_parameter_given_twice_is_422(client, catalog, admin):
-    r = await client.get(f"{URL}?group_by=point&group_by=item", headers=bearer(admin))
+    r = await client.get(f"{URL}?group_by=point&group_by=item", headers=admin.headers)
     assert r.status_code == 422
 
 
-async def test_only_admins_and_staff_read_statistics(app, client, catalog):
-    zhang = await people.zhang(client)
-    grid = await people.sign_in_grid_worker(app, client)
-    for tokens in (zhang, grid):
-        r = await client.get(URL, headers=bearer(tokens))
+async def test_only_admins_and_staff_read_statistics(app, client, catalog, people):
+    zhang = await people.resident(ZHANG)
+    grid = await people.grid_worker()
+    for who in (zhang, grid):
+        r = await client.get(URL, headers=who.headers)
         assert r.status_code == 403 and r.json()["code"] == "forbidden"
     assert (await client.get(URL)).status_code == 401
 

@@ -1,4 +1,4 @@
-"""Small factories for test data: a known catalogue whose answers can be counted by hand."""
+"""The small catalogue of the tests: a known catalogue whose answers can be counted by hand, and loading it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Cases made directly as rows, in whatever state a test needs (the state machine is tested elsewhere)."""
+"""Cases, evaluations and notifications made straight as rows, in whatever state a test needs (the state
+machine and the routes that make them are tested elsewhere)."""
 
 from __future__ import annotations
 
@@ -34,9 +35,11 @@ async def make_case(
     decided_on_time: bool | None = None,
     deadline_status: str = "normal",
     returned_count: int = 0,
+    **columns: Any,
 ) -> Application:
     """One case. Accepted when its status is past intake (or `accepted=True`); decided when its status is
-    a decision, on time unless `decided_on_time=False`."""
+    a decision, on time unless `decided_on_time=False`. Any other column (due_at=, suspended_at= …) is set as
+    given, over what the status implies."""
     item_row = await ServiceItem.get(code=item)
     point_row = await ServicePoint.get(code=point) if point else None
     created = created_at or datetime.now(SHANGHAI)
@@ -66,7 +69,7 @@ async def make_case(
         returned_count=returned_count,
         accepted_by_id=accepted_by if accepted else None,
         deadline_status=deadline_status,
-        **fields,
+        **{**fields, **columns},
     )
     # created_at is set by the database on insert: move it to the time the test wants
     await Application.filter(id=app.id).update(created_at=created)

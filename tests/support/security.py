@@ -1,25 +1,24 @@
-"""Shared helpers for the SECURITY.md tests (tests/identity/test_security_*.py). No tests here."""
+"""What the SECURITY.md tests (tests/identity/test_security_*.py) look at: problem answers, the SMS code keys,
+every row and every Redis key as a dump would show them, the log lines the app writes, and Redis going
+away."""
 
 from __future__ import annotations
 
 import io
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
+from redis.asyncio import ConnectionPool
 from sanic import Sanic
 from tortoise import Tortoise, connections
 
 from api.kit.logs import JsonLines
 from api.kit.pii import is_valid_id_number
-from models import identity as db
-from tests.identity.helpers import last_code
 
-SMS = "/api/v1/auth/sms-codes"
-TOKEN = "/api/v1/auth/token"
 ME = "/api/v1/me"
 
 _ID_CANDIDATE = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
@@ -37,42 +36,8 @@ def assert_problem(r: httpx.Response, status: int, code: str | None = None) -> d
     return body
 
 
-async def new_account(app: Sanic, phone: str, roles: str = "resident", **fields: Any) -> db.Account:
-    """An account made straight in the database (as an admin or the CLI would), found by phone at sign-in."""
-    ident = app.ctx.services.identity
-    index = ident.phone_index(phone)
-    return await db.Account.create(
-        phone_index=index, phone_enc=ident.cipher.encrypt(phone, f"phone:{index}"), roles=roles, **fields
-    )
-
-
-async def request_code(client: httpx.AsyncClient, phone: str, purpose: str = "login", **kw: Any) -> str:
-    r = await client.post(SMS, json={"phone": phone, "purpose": purpose}, **kw)
-    assert r.status_code == 202, r.text
-    return await last_code(client, phone)
-
-
-async def sign_in_with_code(client: httpx.AsyncClient, phone: str, code: str, **kw: Any) -> httpx.Response:
-    return await client.post(
-        TOKEN, json={"grant_type": "sms_code", "phone": phone, "code": code, "channel": "app"}, **kw
-    )
-
-
-async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
-    return await client.post(TOKEN, json={"grant_type": "refresh_token", "refresh_token": token})
-
-
-async def skip_cooldown(app: Sanic, phone: str) -> None:
-    """Let the per-phone resend cooldown run out now (the time that would pass, not a lower limit)."""
-    await app.ctx.services.kernel.redis.delete(f"sms:cooldown:{app.ctx.services.identity.phone_index(phone)}")
-
-
 def code_key(app: Sanic, phone: str, purpose: str = "login") -> str:
     return f"sms:code:{purpose}:{app.ctx.services.identity.phone_index(phone)}"
-
-
-def other_code(code: str) -> str:
-    return f"{(int(code) + 1) % 1_000_000:06d}"
 
 
 async def table_rows(table: str) -> list[dict[str, Any]]:
@@ -161,3 +126,18 @@ def production_log_lines() -> Iterator[_Capture]:
     finally:
         ywt.removeHandler(capture)
         ywt.setLevel(level)
+
+
+@asynccontextmanager
+async def redis_down(app: Sanic) -> AsyncIterator[None]:
+    """Every component shares app.ctx.services.kernel.redis: point it at a port where nothing listens, then
+    put it back."""
+    redis = app.ctx.services.kernel.redis
+    original = redis.connection_pool
+    dead = ConnectionPool.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    redis.connection_pool = dead
+    try:
+        yield
+    finally:
+        redis.connection_pool = original
+        await dead.disconnect()

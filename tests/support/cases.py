@@ -1,15 +1,12 @@
-"""Shared helpers for the applications-core tests (tests/applications/test_cases_*.py). No tests here.
+"""Cases made through the API, as the apps and the clerks make them, for the applications tests.
 
 A world of the small catalogue, a verified resident (张三), a second verified resident (李娟), a grid worker of
 community point P360502001001, a second grid worker of P360502002001, a window clerk of civil affairs, one of
-human resources, and an admin."""
+human resources, and an admin; the cases they submit and the actions that move them."""
 
 from __future__ import annotations
 
-import base64
-import struct
 import uuid
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +14,8 @@ import httpx
 from sanic import Sanic
 
 from models.notifications import Notification
-from tests.factories import load_catalog
-from tests.identity.helpers import LI, ZHANG, bearer, verified_resident
-from tests.identity.staff_helpers import make_account
+from tests.support.catalog import load_catalog
+from tests.support.people import LI, ZHANG, People
 
 APPS = "/api/v1/applications"
 WORK = "/api/v1/work/applications"
@@ -41,6 +37,7 @@ ADDRESS = "江西省新余市渝水区胜利北路1号3栋201室"
 class World:
     app: Sanic
     client: httpx.AsyncClient
+    people: People  # for anyone else the test needs
     resident: dict[str, str]
     resident_id: int
     other_resident: dict[str, str]
@@ -55,48 +52,24 @@ class World:
         return getattr(self, role)
 
 
-async def clerk(
-    app: Sanic,
-    phone: str,
-    roles: list[str],
-    *,
-    department: str | None = None,
-    points: list[str] | None = None,
-) -> dict[str, str]:
-    """A back-office account (no password: argon2 would cost a quarter second per account) and a bearer header
-    signed by the app's own token service, as the password grant would issue it."""
-    account_id = await make_account(app, phone, roles, department=department, points=points, password=None)
-    token = app.ctx.services.kernel.tokens.issue_access(
-        account_id=account_id,
-        roles=frozenset(roles),
-        real_name_level=1,
-        channel="handheld" if roles == ["grid_worker"] else "app",
-        session=uuid.uuid4().hex,
-    )
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def make_world(app: Sanic, client: httpx.AsyncClient, *, second_resident: bool = True) -> World:
     await load_catalog()
-    zhang = await verified_resident(client, ZHANG)
-    li = await verified_resident(client, LI) if second_resident else zhang
-    grid = await clerk(app, "13700000003", ["grid_worker"], points=[POINT])
-    other_grid = await clerk(app, "13700000013", ["grid_worker"], points=[OTHER_POINT])
-    staff = await clerk(app, "13700000002", ["staff"], department="civil")
-    other_staff = await clerk(app, "13700000012", ["staff"], department="hrss")
-    admin = await clerk(app, "13700000001", ["admin"])
+    people = People(app, client)
+    zhang = await people.resident(ZHANG)
+    li = await people.resident(LI) if second_resident else zhang
     return World(
         app=app,
         client=client,
-        resident=bearer(zhang),
-        resident_id=zhang["account"]["id"],
-        other_resident=bearer(li),
-        other_resident_id=li["account"]["id"],
-        grid=grid,
-        other_grid=other_grid,
-        staff=staff,
-        other_staff=other_staff,
-        admin=admin,
+        people=people,
+        resident=zhang.headers,
+        resident_id=zhang.id,
+        other_resident=li.headers,
+        other_resident_id=li.id,
+        grid=(await people.grid_worker(points=[POINT])).headers,
+        other_grid=(await people.grid_worker(points=[OTHER_POINT])).headers,
+        staff=(await people.staff(department="civil")).headers,
+        other_staff=(await people.staff(department="hrss")).headers,
+        admin=(await people.admin()).headers,
     )
 
 
@@ -151,25 +124,6 @@ async def act_ok(w: World, role: str, case_id: int, action: str, **fields: Any) 
 
 def missing_all(reason: str = "复印件不清晰，请重新提供") -> list[dict[str, str]]:
     return [{"material_code": code, "reason": f"{reason}({code})"} for code in MATERIALS]
-
-
-def png_bytes(width: int = 2, height: int = 2) -> bytes:
-    """A small but real PNG (signature, IHDR, IDAT, IEND with correct CRCs)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
-
-
-def png_b64() -> str:
-    return base64.b64encode(png_bytes()).decode()
 
 
 # the extra fields each clerk action needs to succeed (for a case delivered by pickup)
