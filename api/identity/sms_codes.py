@@ -23,11 +23,11 @@ return wrong
 """
 
 
-def _code_key(purpose: str, phone_index: str) -> str:
+def code_key(purpose: str, phone_index: str) -> str:
     return f"sms:code:{purpose}:{phone_index}"
 
 
-def _cooldown_key(phone_index: str) -> str:
+def cooldown_key(phone_index: str) -> str:
     return f"sms:cooldown:{phone_index}"
 
 
@@ -45,7 +45,7 @@ async def send_code(ident: Identity, phone: str, purpose: str, ip: str, *, deliv
     phone_index = ident.phone_index(phone)
     await ident.limiter.hit("sms-ip", ip or "unknown", security.sms_max_per_ip_per_hour, 3600)
     # taking the cooldown is the check: of concurrent sends to one phone exactly one gets through
-    cooldown = _cooldown_key(phone_index)
+    cooldown = cooldown_key(phone_index)
     if not await ident.redis.set(cooldown, b"1", ex=security.sms_resend_after, nx=True):
         left = await ident.redis.ttl(cooldown)
         raise TooManyRequests(
@@ -53,7 +53,7 @@ async def send_code(ident: Identity, phone: str, purpose: str, ip: str, *, deliv
         )
     await ident.limiter.hit("sms-phone", phone_index, security.sms_max_per_phone_per_day, 86400)
     code = f"{secrets.randbelow(1_000_000):06d}"
-    key = _code_key(purpose, phone_index)
+    key = code_key(purpose, phone_index)
     async with ident.redis.pipeline(transaction=True) as pipe:
         pipe.delete(key)
         pipe.hset(key, mapping={"hash": _hash(ident, phone_index, purpose, code), "wrong": 0})
@@ -67,7 +67,7 @@ async def send_code(ident: Identity, phone: str, purpose: str, ip: str, *, deliv
 async def check_code(ident: Identity, phone: str, purpose: str, code: str) -> bool:
     """True once for the right code; a wrong code counts, and too many wrong ones burn the code."""
     phone_index = ident.phone_index(phone)
-    key = _code_key(purpose, phone_index)
+    key = code_key(purpose, phone_index)
     stored = await ident.redis.hget(key, "hash")
     if stored is None:
         return False
@@ -82,5 +82,5 @@ async def check_code(ident: Identity, phone: str, purpose: str, code: str) -> bo
 
 async def forget_phone(ident: Identity, phone_index: str) -> None:
     """Remove every Redis key that names this phone (account deletion): codes, cooldown, rate-limit counters."""
-    await ident.redis.delete(*[_code_key(p, phone_index) for p in PURPOSES], _cooldown_key(phone_index))
+    await ident.redis.delete(*[code_key(p, phone_index) for p in PURPOSES], cooldown_key(phone_index))
     await ident.limiter.forget(phone_index)

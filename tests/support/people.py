@@ -16,6 +16,7 @@ import httpx
 from sanic import Sanic
 
 from api.identity import staff
+from api.identity.sms_codes import cooldown_key
 from api.kit.db import in_transaction
 from models import identity as db
 
@@ -54,7 +55,7 @@ async def end_cooldown(app: Sanic, phone: str) -> None:
     """Let the next SMS code go out now instead of after the resend cooldown (the time that would pass, not
     a lower limit). The key is spelled here: api.identity.sms_codes keeps its own helper private."""
     services = app.ctx.services
-    await services.kernel.redis.delete(f"sms:cooldown:{services.identity.phone_index(phone)}")
+    await services.kernel.redis.delete(cooldown_key(services.identity.phone_index(phone)))
 
 
 async def sign_in_with_code(client: httpx.AsyncClient, phone: str, code: str, **kw: Any) -> httpx.Response:

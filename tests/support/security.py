@@ -16,6 +16,7 @@ from redis.asyncio import ConnectionPool
 from sanic import Sanic
 from tortoise import Tortoise, connections
 
+from api.identity import sms_codes
 from api.kit.logs import JsonLines
 from api.kit.pii import is_valid_id_number
 
@@ -37,7 +38,7 @@ def assert_problem(r: httpx.Response, status: int, code: str | None = None) -> d
 
 
 def code_key(app: Sanic, phone: str, purpose: str = "login") -> str:
-    return f"sms:code:{purpose}:{app.ctx.services.identity.phone_index(phone)}"
+    return sms_codes.code_key(purpose, app.ctx.services.identity.phone_index(phone))
 
 
 async def table_rows(table: str) -> list[dict[str, Any]]:
