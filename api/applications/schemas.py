@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -16,10 +15,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails, InitErrorDetails
 
 from api.applications import states
 from api.kit.http import PageQuery
+from api.kit.unions import Needed, members, tagged_errors
 
 Status = Literal[
     "submitted", "returned", "refused", "accepted", "in_review", "suspended",
@@ -159,13 +158,6 @@ class WorkApplicationsQuery(PageQuery):
 # ---- clerk actions: one body per action, told apart by `action` ---------------------------------------
 
 
-@dataclass(frozen=True)
-class Needed:
-    """On a field an action cannot do without: what a client reads when it is missing or null."""
-
-    message: str
-
-
 class _Action(_In):
     note: str | None = Field(None, max_length=500)
 
@@ -272,44 +264,14 @@ class ActionIn(RootModel[ClerkAction]):
         try:
             return handler(value)
         except ValidationError as exc:
-            errors = [_by_field(error) for error in exc.errors()]
+            errors = tagged_errors(exc, value, "action", _ACTIONS)
             raise ValidationError.from_exception_data(exc.title, errors) from None
 
 
 # each member by the value of its `action` Literal, in the order of the union
-_ACTIONS: dict[str, type[_Action]] = {
-    get_args(model.model_fields["action"].annotation)[0]: model
-    for model in get_args(get_args(ClerkAction)[0])
-}
+_ACTIONS = members(ClerkAction, "action")
 if tuple(_ACTIONS) != states.WORK_ACTIONS:
     raise RuntimeError(f"the clerk action bodies {tuple(_ACTIONS)} are not states.WORK_ACTIONS")
-# the actions as pydantic lists the values of a Literal: "'accept', 'return', … or 'close'"
-_EXPECTED = " or ".join([", ".join(map(repr, states.WORK_ACTIONS[:-1])), repr(states.WORK_ACTIONS[-1])])
-
-
-def _by_field(error: ErrorDetails) -> InitErrorDetails:
-    """An error of the union as clients read the errors of any body: `action` for a missing or unknown
-    action, a field by its own name (without the tag in front), in the action's words when it needs it."""
-    kind, loc, given = error["type"], error["loc"], error["input"]
-    if kind == "union_tag_not_found":
-        return {"type": "missing", "loc": ("action",), "input": given}
-    if kind == "union_tag_invalid":
-        return {"type": "literal_error", "loc": ("action",), "input": given, "ctx": {"expected": _EXPECTED}}
-    path = loc[1:]  # the errors of a member the tag chose begin with the tag
-    needed = _needed(str(loc[0]), path) if loc and (kind == "missing" or given is None) else None
-    if needed is not None:
-        return {"type": "value_error", "loc": path, "input": given, "ctx": {"error": needed}}
-    out: InitErrorDetails = {"type": kind, "loc": path, "input": given}
-    if "ctx" in error:
-        out["ctx"] = error["ctx"]
-    return out
-
-
-def _needed(action: str, path: tuple[int | str, ...]) -> str | None:
-    """The message of the field at `path` when it is one that `action` needs."""
-    model = _ACTIONS.get(action)
-    field = model.model_fields.get(str(path[0])) if model is not None and len(path) == 1 else None
-    return next((m.message for m in field.metadata if isinstance(m, Needed)), None) if field else None
 
 
 class WithdrawIn(_In):

@@ -16,11 +16,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails
 
 from api.kit.auth import Role
 from api.kit.http import PageQuery
 from api.kit.pii import is_mainland_mobile
+from api.kit.unions import members, tagged_errors
 
 Channel = Literal["app", "wechat", "handheld"]
 
@@ -111,32 +111,11 @@ class TokenIn(RootModel[Grant]):
         try:
             return handler(data)
         except ValidationError as exc:
-            raise ValidationError.from_exception_data(cls.__name__, _client_errors(exc, data)) from None
+            errors = tagged_errors(exc, data, "grant_type", _GRANTS)
+            raise ValidationError.from_exception_data(cls.__name__, errors) from None
 
 
-def _client_errors(exc: ValidationError, data: Any) -> list[InitErrorDetails]:
-    details: list[InitErrorDetails] = []
-    for error in exc.errors():
-        kind = error["type"]
-        if kind == "union_tag_not_found":
-            details.append(InitErrorDetails(type="missing", loc=("grant_type",), input=data))
-        elif kind == "union_tag_invalid":
-            # worded as a Literal's choices are: 'a', 'b' or 'c'
-            expected = " or ".join(str(error["ctx"]["expected_tags"]).rsplit(", ", 1))
-            details.append(
-                InitErrorDetails(
-                    type="literal_error",
-                    loc=("grant_type",),
-                    input=error["ctx"]["tag"],
-                    ctx={"expected": expected},
-                )
-            )
-        else:
-            detail = InitErrorDetails(type=kind, loc=error["loc"][1:], input=error["input"])
-            if "ctx" in error:
-                detail["ctx"] = error["ctx"]
-            details.append(detail)
-    return details
+_GRANTS = members(Grant, "grant_type")
 
 
 class BindingOut(BaseModel):
