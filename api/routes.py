@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sanic import Blueprint
+from sanic.blueprint_group import BlueprintGroup
 
 from api.applications.handlers import bp as applications
 from api.applications.handlers import materials_bp as materials
@@ -16,11 +17,11 @@ from api.sandbox.handlers import bp as sandbox
 from api.stats.handlers import bp as stats
 
 
-def api_v1(*, embedded: bool) -> Blueprint:
+def api_v1(*, embedded: bool) -> BlueprintGroup:
     parts = [catalog, identity, identity_staff, applications, materials, feedback, stats, notifications]
     if embedded:
         parts.append(sandbox)
-    return Blueprint.group(*parts, url_prefix="/api/v1")  # type: ignore[return-value]
+    return Blueprint.group(*parts, url_prefix="/api/v1")
 
 
 def root() -> list[Blueprint]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 from sanic_ext import openapi
@@ -25,6 +27,8 @@ from api.kit.errors import InvalidInput, UnsupportedMediaType
 from api.kit.http import json_model, page_limit, parse_body, parse_query
 from api.kit.idempotency import idempotent
 from api.kit.scopes import work_scope
+
+V = TypeVar("V")
 
 bp = Blueprint("applications")
 
@@ -185,7 +189,7 @@ UPLOAD_BODY = {
 DOWNLOAD_OK = {kind: {"type": "string", "format": "binary"} for kind in ALLOWED}
 
 
-def _one(values: list | None, field: str) -> object | None:
+def _one(values: list[V] | None, field: str) -> V | None:
     if not values:
         return None
     if len(values) > 1:
@@ -229,7 +233,7 @@ async def upload(request: Request, application_id: int) -> HTTPResponse:
         request.ctx.principal,
         application_id,
         code.strip() if isinstance(code, str) else None,
-        file.body if file is not None else None,  # type: ignore[attr-defined]
+        file.body if file is not None else None,
     )
     return json_model(out, status=201 if created else 200)
 

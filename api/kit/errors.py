@@ -126,6 +126,7 @@ class UpstreamTimeout(AppError):
 class InvalidToken(Unauthorized):
     code = "invalid_token"
     title = "访问令牌无效或已过期"
+    reason = ""  # why, for the log line (expired, unknown_kid …); never sent to the client
 
 
 class RealNameRequired(Forbidden):

@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 from sanic import Request
@@ -69,7 +69,7 @@ def idempotent(handler: H) -> H:
             await redis.delete(slot)
         return response
 
-    return wrapped  # type: ignore[return-value]
+    return cast(H, wrapped)
 
 
 async def _replay(redis: Any, slot: str, fingerprint: str) -> HTTPResponse:
