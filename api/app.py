@@ -32,6 +32,7 @@ from api.kit.container import Kernel, build_kernel
 from api.kit.db import close_database, open_database, ping_database
 from api.kit.errors import problem, register_error_handlers, request_id_of
 from api.kit.http import json_bytes
+from api.kit.ids import register_id_parameters
 from api.kit.kv import make_redis
 from api.kit.logs import setup_logging
 from api.routes import api_v1, root
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.ctx.settings = settings
     _configure(app, settings)
     register_error_handlers(app)
+    register_id_parameters(app)
     app.blueprint(api_v1(embedded=settings.embedded))
     for blueprint in root():
         app.blueprint(blueprint)

@@ -71,7 +71,7 @@ async def mine(request: Request) -> HTTPResponse:
     )
 
 
-@bp.get("/applications/<application_id:int>")
+@bp.get("/applications/<application_id:id>")
 @documented(
     "我的一个办件(含时间线 events)",
     tag="applications",
@@ -84,7 +84,7 @@ async def get_mine(request: Request, application_id: int) -> HTTPResponse:
     return json_model(await service.view(_cases(request), app))
 
 
-@bp.post("/applications/<application_id:int>/resubmit")
+@bp.post("/applications/<application_id:id>/resubmit")
 @documented("补正后重新提交", tag="applications", ok=ApplicationOut, errors=(404, 409))
 @require(Role.RESIDENT)
 async def resubmit(request: Request, application_id: int) -> HTTPResponse:
@@ -93,7 +93,7 @@ async def resubmit(request: Request, application_id: int) -> HTTPResponse:
     )
 
 
-@bp.post("/applications/<application_id:int>/withdraw")
+@bp.post("/applications/<application_id:id>/withdraw")
 @documented(
     "撤回申请(作出决定前)",
     tag="applications",
@@ -136,7 +136,7 @@ async def work_queue(request: Request) -> HTTPResponse:
     )
 
 
-@bp.get("/work/applications/<application_id:int>")
+@bp.get("/work/applications/<application_id:id>")
 @documented("工作台办件详情", tag="work", ok=ApplicationOut, errors=(404,))
 @require(*WORK_ROLES)
 async def work_get(request: Request, application_id: int) -> HTTPResponse:
@@ -153,7 +153,7 @@ async def work_get(request: Request, application_id: int) -> HTTPResponse:
     )
 
 
-@bp.post("/work/applications/<application_id:int>/actions")
+@bp.post("/work/applications/<application_id:id>/actions")
 @documented(
     "办件操作：" + " | ".join(states.WORK_ACTIONS),
     tag="work",
@@ -210,7 +210,7 @@ def _attachment(download: materials.Download) -> HTTPResponse:
     )
 
 
-@materials_bp.post("/applications/<application_id:int>/materials")
+@materials_bp.post("/applications/<application_id:id>/materials")
 @openapi.body(UPLOAD_BODY, required=True)
 @openapi.response(200, {"application/json": MaterialOut}, "同一材料的同一文件已上传过：答复原记录")
 @documented(
@@ -238,7 +238,7 @@ async def upload(request: Request, application_id: int) -> HTTPResponse:
     return json_model(out, status=201 if created else 200)
 
 
-@materials_bp.get("/applications/<application_id:int>/materials/<material_id:int>")
+@materials_bp.get("/applications/<application_id:id>/materials/<material_id:id>")
 @openapi.response(200, DOWNLOAD_OK, "文件内容(attachment)")
 @documented("下载我的办件的一份材料(附件方式)", tag="applications", errors=(404,))
 @require(Role.RESIDENT)
@@ -248,7 +248,7 @@ async def download_mine(request: Request, application_id: int, material_id: int)
     )
 
 
-@materials_bp.get("/work/applications/<application_id:int>/materials/<material_id:int>")
+@materials_bp.get("/work/applications/<application_id:id>/materials/<material_id:id>")
 @openapi.response(200, DOWNLOAD_OK, "文件内容(attachment)")
 @documented("工作台下载办件材料(附件方式)", tag="work", errors=(404,))
 @require(*WORK_ROLES)

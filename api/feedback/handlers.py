@@ -25,7 +25,7 @@ from api.kit.scopes import work_scope
 bp = Blueprint("feedback")
 
 
-@bp.post("/applications/<application_id:int>/evaluation")
+@bp.post("/applications/<application_id:id>/evaluation")
 @documented(
     "好差评：办结后申请人评价一次(五级 level，或大厅评价器四键 pad_key)；支持 Idempotency-Key",
     tag="feedback",
@@ -96,7 +96,7 @@ async def work_complaints(request: Request) -> HTTPResponse:
     )
 
 
-@bp.post("/work/complaints/<complaint_id:int>/reply")
+@bp.post("/work/complaints/<complaint_id:id>/reply")
 @documented(
     "答复咨询投诉(一次)；答复写入居民的消息",
     tag="work",

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.kit.http import PageQuery
+from api.kit.ids import Id
 
 EvaluationChannel = Literal["app", "wechat", "pad", "sms"]
 PadKey = Literal["very_satisfied", "satisfied", "average", "dissatisfied"]
@@ -52,7 +53,7 @@ class EvaluationOut(BaseModel):
 class ComplaintIn(_In):
     kind: ComplaintKind
     content: str = Field(min_length=5, max_length=2000)
-    application_id: int | None = Field(None, ge=1, strict=True, description="one of my applications")
+    application_id: Id | None = Field(None, description="one of my applications")
     point_code: str | None = Field(None, min_length=1, max_length=32)
 
 

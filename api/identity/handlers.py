@@ -200,7 +200,7 @@ async def find_resident(request: Request) -> HTTPResponse:
     return json_model(await staff.find_resident(_ident(request), query.id_number, *_who(request)))
 
 
-@staff_bp.post("/work/residents/<resident_id:int>/in-person-verification")
+@staff_bp.post("/work/residents/<resident_id:id>/in-person-verification")
 @documented(
     "现场核验身份证(实名等级 3)",
     tag="work",

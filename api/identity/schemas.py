@@ -19,6 +19,7 @@ from pydantic import (
 
 from api.kit.auth import Role
 from api.kit.http import PageQuery
+from api.kit.ids import QueryId
 from api.kit.pii import is_mainland_mobile
 from api.kit.unions import members, tagged_errors
 
@@ -212,7 +213,7 @@ class InPersonIn(_In):
 
 
 class AuditQuery(PageQuery):
-    account: int | None = Field(None, ge=1)
+    account: QueryId | None = None
     from_: datetime | None = Field(None, alias="from")
     to: datetime | None = None
 

@@ -31,7 +31,7 @@ async def inbox(request: Request) -> HTTPResponse:
     )
 
 
-@bp.post("/notifications/<notification_id:int>/read")
+@bp.post("/notifications/<notification_id:id64>/read")
 @documented(
     "标记一条消息为已读(重复标记保留首次阅读时间)",
     tag="notifications",
