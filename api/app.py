@@ -35,6 +35,7 @@ from api.kit.http import json_bytes
 from api.kit.ids import register_id_parameters
 from api.kit.kv import make_redis
 from api.kit.logs import setup_logging
+from api.kit.target import YwtSanic
 from api.routes import api_v1, root
 from integrations import Integrations, build_integrations
 
@@ -92,7 +93,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
             raise SystemExit(2) from None
     setup_logging(settings.app.log_level)
 
-    app = Sanic(settings.app.name, dumps=_dumps)
+    app = YwtSanic(settings.app.name, dumps=_dumps)
     app.ctx.settings = settings
     _configure(app, settings)
     register_error_handlers(app)
@@ -221,7 +222,8 @@ def _register_middleware(app: Sanic) -> None:
             "",
             extra={
                 "fields": {
-                    "method": request.method,
+                    # "NONE": a request refused before Sanic read its method (see api/kit/target.py)
+                    "method": request.method if request.method != "NONE" else None,
                     "path": request.path,
                     "status": response.status,
                     "latency_ms": latency,

@@ -11,6 +11,7 @@ import orjson
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sanic import Request, Sanic
+from sanic.constants import HTTP_METHODS
 from sanic.exceptions import (
     BadRequest,
     MethodNotAllowed,
@@ -271,6 +272,15 @@ _SANIC_CODES: list[tuple[type[SanicException], str, str]] = [
 ]
 
 
+# the reasons Sanic's HTTP/1 parser gives for refusing a request, in our words (other messages may quote input)
+_SANIC_REASONS = {
+    "Bad Request": "请求行或请求头格式不正确",
+    "URL may only contain US-ASCII characters.": "请求地址含有无法识别的字符",
+    "Bad content-length": "Content-Length 不正确",
+    "Bad chunked encoding": "分块传输编码不正确",
+}
+
+
 def register_error_handlers(app: Sanic) -> None:
     """Route every exception through one function that answers problem+json."""
 
@@ -290,12 +300,12 @@ def to_problem(request: Request | None, exc: Exception) -> HTTPResponse:
             request, 422, "validation_failed", "输入不符合要求", "请求内容不符合要求", errors or []
         )
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
-        log.error("redis unavailable: %s", type(exc).__name__)
+        log.error("redis unavailable: %s", type(exc).__name__, extra=_context(request, exc))
         return problem(
             request, 503, "redis_unavailable", "服务暂时不可用", "缓存服务(Redis)暂时不可用，请稍后再试"
         )
     if isinstance(exc, DBConnectionError | ConnectionError | OSError):
-        log.error("database unavailable: %s", type(exc).__name__)
+        log.error("database unavailable: %s", type(exc).__name__, extra=_context(request, exc))
         return problem(request, 503, "database_unavailable", "服务暂时不可用", "数据库暂时不可用，请稍后再试")
     if isinstance(exc, SanicException):
         status = int(getattr(exc, "status_code", 500) or 500)
@@ -303,7 +313,44 @@ def to_problem(request: Request | None, exc: Exception) -> HTTPResponse:
             for kind, code, title in _SANIC_CODES:
                 if isinstance(exc, kind):
                     headers = dict(getattr(exc, "headers", {}) or {})
-                    return problem(request, status, code, title, title, headers=headers)
+                    if isinstance(exc, MethodNotAllowed) and "Allow" not in headers and request is not None:
+                        headers["Allow"] = ", ".join(allowed_methods(request))
+                    detail = _SANIC_REASONS.get(str(exc), title) if isinstance(exc, BadRequest) else title
+                    return problem(request, status, code, title, detail, headers=headers)
             return problem(request, status, "bad_request", "请求有误", "请求有误")
-    log.exception("unhandled error")
+    # the request id the answer gives the user to quote, the route and the exception's type (the traceback
+    # follows in `error`); nothing of it goes into the answer
+    log.exception("unhandled error", extra=_context(request, exc))
     return problem(request, 500, "internal_error", "服务器内部错误", "服务器内部错误，请凭请求编号联系运维")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the request's path has a route for. Sanic names them in a 405 of a fixed path only (for a
+    path with parameters its router raises without them), so they are asked of the router one by one, as
+    the request itself was routed: on a 405 only."""
+    router = request.app.router
+    host = request.headers.get("host")
+    found = []
+    for method in HTTP_METHODS:
+        try:
+            router.get(request.path, method, host)
+        except SanicException:
+            continue
+        found.append(str(method))
+    return found
+
+
+def _context(request: Request | None, exc: Exception) -> dict[str, Any]:
+    """The fields of an error's log line: request id, method, route (its path template and name, never the
+    path itself: ids and codes in it are the caller's) and the exception's type."""
+    route = getattr(request, "route", None) if request is not None else None
+    kind = type(exc)
+    return {
+        "fields": {
+            "request_id": request_id_of(request),
+            "method": getattr(request, "method", None),
+            "route": "/" + route.path if route is not None else None,
+            "route_name": route.name if route is not None else None,
+            "error_type": f"{kind.__module__}.{kind.__qualname__}",
+        }
+    }

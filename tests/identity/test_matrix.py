@@ -42,7 +42,7 @@ class Sample:
 # (method, path as the router spells it) -> sample. Every route with a path parameter needs an entry.
 SAMPLES: dict[tuple[str, str], Sample] = {
     # identity
-    ("POST", "/api/v1/work/residents/<resident_id:int>/in-person-verification"): Sample(
+    ("POST", "/api/v1/work/residents/<resident_id:id>/in-person-verification"): Sample(
         params={"resident_id": 1}, json={"id_number": ZHANG["id_number"]}
     ),
     ("GET", "/api/v1/work/residents"): Sample(query={"id_number": ZHANG["id_number"]}),
@@ -53,19 +53,19 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("DELETE", "/api/v1/me"): Sample(last=True),
     # other areas: path values only (an id nobody has → the gate passes, the area answers 404); their
     # ownership tests (row 1) live with the areas
-    ("GET", "/api/v1/applications/<application_id:int>"): Sample(params={"application_id": 1}),
-    ("POST", "/api/v1/applications/<application_id:int>/evaluation"): Sample(params={"application_id": 1}),
-    ("POST", "/api/v1/applications/<application_id:int>/resubmit"): Sample(params={"application_id": 1}),
-    ("POST", "/api/v1/applications/<application_id:int>/withdraw"): Sample(params={"application_id": 1}),
-    ("GET", "/api/v1/work/applications/<application_id:int>"): Sample(params={"application_id": 1}),
-    ("POST", "/api/v1/work/applications/<application_id:int>/actions"): Sample(params={"application_id": 1}),
-    ("POST", "/api/v1/work/complaints/<complaint_id:int>/reply"): Sample(params={"complaint_id": 1}),
-    ("POST", "/api/v1/notifications/<notification_id:int>/read"): Sample(params={"notification_id": 1}),
-    ("POST", "/api/v1/applications/<application_id:int>/materials"): Sample(params={"application_id": 1}),
-    ("GET", "/api/v1/applications/<application_id:int>/materials/<material_id:int>"): Sample(
+    ("GET", "/api/v1/applications/<application_id:id>"): Sample(params={"application_id": 1}),
+    ("POST", "/api/v1/applications/<application_id:id>/evaluation"): Sample(params={"application_id": 1}),
+    ("POST", "/api/v1/applications/<application_id:id>/resubmit"): Sample(params={"application_id": 1}),
+    ("POST", "/api/v1/applications/<application_id:id>/withdraw"): Sample(params={"application_id": 1}),
+    ("GET", "/api/v1/work/applications/<application_id:id>"): Sample(params={"application_id": 1}),
+    ("POST", "/api/v1/work/applications/<application_id:id>/actions"): Sample(params={"application_id": 1}),
+    ("POST", "/api/v1/work/complaints/<complaint_id:id>/reply"): Sample(params={"complaint_id": 1}),
+    ("POST", "/api/v1/notifications/<notification_id:id64>/read"): Sample(params={"notification_id": 1}),
+    ("POST", "/api/v1/applications/<application_id:id>/materials"): Sample(params={"application_id": 1}),
+    ("GET", "/api/v1/applications/<application_id:id>/materials/<material_id:id>"): Sample(
         params={"application_id": 1, "material_id": 1}
     ),
-    ("GET", "/api/v1/work/applications/<application_id:int>/materials/<material_id:int>"): Sample(
+    ("GET", "/api/v1/work/applications/<application_id:id>/materials/<material_id:id>"): Sample(
         params={"application_id": 1, "material_id": 1}
     ),
     # catalogue (public)
@@ -179,7 +179,7 @@ async def test_the_route_list_is_read_from_the_router(app, client):
         "GET /api/v1/me",
         "DELETE /api/v1/me",
         "POST /api/v1/admin/accounts",
-        "POST /api/v1/work/residents/<resident_id:int>/in-person-verification",
+        "POST /api/v1/work/residents/<resident_id:id>/in-person-verification",
         "GET /.well-known/jwks.json",
     } <= routes
     assert not any(label.startswith(("HEAD", "OPTIONS")) for label in routes)
@@ -230,7 +230,7 @@ async def test_identity_routes_have_the_expected_allow_lists(app, client):
     assert set(roles["POST /api/v1/admin/accounts"]) == {"admin"}
     assert set(roles["GET /api/v1/admin/audit"]) == {"admin"}
     assert set(roles["GET /api/v1/work/residents"]) == {"staff", "grid_worker", "admin"}
-    assert set(roles["POST /api/v1/work/residents/<resident_id:int>/in-person-verification"]) == {
+    assert set(roles["POST /api/v1/work/residents/<resident_id:id>/in-person-verification"]) == {
         "staff",
         "grid_worker",
         "admin",
