@@ -35,7 +35,7 @@ from api.kit.auth import Principal
 from api.kit.clock import CITY_TZ
 from api.kit.db import in_transaction
 from api.kit.errors import Forbidden, InvalidCursor
-from api.kit.http import decode_cursor, decode_id_cursor, page
+from api.kit.http import cursor_id, decode_cursor, decode_id_cursor, page
 from api.kit.pii import mask_address
 from api.kit.scopes import WorkScope
 from models import applications as db
@@ -226,7 +226,7 @@ async def queue(
     if position is not None:
         try:
             due_text, last_id = position
-            after = (_local(datetime.fromisoformat(due_text)) if due_text else None, int(last_id))
+            after = (_local(datetime.fromisoformat(due_text)) if due_text else None, cursor_id(last_id))
         except (TypeError, ValueError):
             raise InvalidCursor() from None
     rows = await db.work_queue(

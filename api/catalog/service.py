@@ -28,7 +28,7 @@ from api.catalog.schemas import (
     PointsQuery,
 )
 from api.kit.errors import InvalidCursor
-from api.kit.http import decode_cursor, encode_cursor, page
+from api.kit.http import decode_code_cursor, decode_cursor, encode_cursor, page
 from models import catalog as db
 
 VERSION_KEY = "catalog:version"
@@ -137,7 +137,7 @@ async def list_departments(cache: CatalogCache) -> bytes:
 
 
 async def list_items(cache: CatalogCache, query: ItemsQuery, limit: int) -> bytes:
-    after = decode_cursor(query.cursor, "after")
+    after = decode_code_cursor(query.cursor, "after", 64)
     key = "items:" + _digest([query.q, query.department, query.kind, query.community_level, after, limit])
 
     async def build() -> bytes:
@@ -216,6 +216,8 @@ async def list_points(cache: CatalogCache, query: PointsQuery, limit: int) -> by
     position = decode_cursor(query.cursor, position_key)
     if query.near and position is not None and (not isinstance(position, int) or position < 0):
         raise InvalidCursor("无效的分页游标")
+    if not query.near:
+        decode_code_cursor(query.cursor, "after", 32)  # a point code, or 422
     key = "points:" + _digest([query.district, query.community, query.service, query.near, position, limit])
 
     async def build() -> bytes:

@@ -22,6 +22,7 @@ from api.kit.auth import Principal, Role
 from api.kit.db import IntegrityError, in_transaction
 from api.kit.errors import invalid
 from api.kit.http import decode_id_cursor, page
+from api.kit.ids import MAX_ID64
 from api.kit.pii import mask_id_number, mask_name, mask_phone
 from models import audit as audit_db
 from models import catalog as catalog_db
@@ -235,7 +236,7 @@ async def verify_in_person(
 async def audit_entries(
     account: int | None, start: datetime | None, end: datetime | None, cursor: str | None, limit: int
 ) -> AuditList:
-    before = decode_id_cursor(cursor, "before")
+    before = decode_id_cursor(cursor, "before", MAX_ID64)
     rows, next_cursor = page(
         await audit_db.audit_entries(account, start, end, before, limit + 1),
         limit,

@@ -13,6 +13,7 @@ from sanic import Request
 from sanic.response import HTTPResponse
 
 from api.kit.errors import InvalidCursor, InvalidInput, InvalidJson, UnsupportedMediaType, field_errors
+from api.kit.ids import MAX_ID
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -106,10 +107,25 @@ def no_content() -> HTTPResponse:
 T = TypeVar("T")
 
 
-def decode_id_cursor(cursor: str | None, expected_key: str) -> int | None:
-    """A cursor holding a row id (newest-first lists); anything else is a 422."""
+def cursor_id(value: Any, maximum: int = MAX_ID) -> int:
+    """A row id read from a cursor: an integer in 1 … `maximum` (the column's, see api/kit/ids.py), or 422
+    `invalid_cursor` — a cursor we did not make never reaches a query."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= maximum:
+        raise InvalidCursor()
+    return value
+
+
+def decode_id_cursor(cursor: str | None, expected_key: str, maximum: int = MAX_ID) -> int | None:
+    """A cursor holding a row id (newest-first lists) of a column holding up to `maximum` (INTEGER keys unless
+    told); anything else is a 422."""
     position = decode_cursor(cursor, expected_key)
-    if position is not None and (not isinstance(position, int) or isinstance(position, bool)):
+    return None if position is None else cursor_id(position, maximum)
+
+
+def decode_code_cursor(cursor: str | None, expected_key: str, max_length: int) -> str | None:
+    """A cursor holding a code (lists ordered by code) of a column of `max_length`; anything else is a 422."""
+    position = decode_cursor(cursor, expected_key)
+    if position is not None and (not isinstance(position, str) or not 0 < len(position) <= max_length):
         raise InvalidCursor()
     return position
 

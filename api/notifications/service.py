@@ -5,6 +5,7 @@ from __future__ import annotations
 from api.kit import clock
 from api.kit.auth import Principal
 from api.kit.http import decode_id_cursor, page
+from api.kit.ids import MAX_ID64
 from api.notifications.errors import NotificationNotFound
 from api.notifications.schemas import NotificationList, NotificationOut
 from models import notifications as db
@@ -25,7 +26,7 @@ def view(row: db.Notification) -> NotificationOut:
 async def inbox(
     principal: Principal, unread: bool | None, cursor: str | None, limit: int
 ) -> NotificationList:
-    before = decode_id_cursor(cursor, "before")
+    before = decode_id_cursor(cursor, "before", MAX_ID64)
     rows, next_cursor = page(
         await db.inbox_page(principal.account_id, unread, before, limit + 1),
         limit,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 
 import pytest
@@ -117,3 +119,56 @@ async def test_path_ids_are_documented_as_bounded_integers(client):
     ops = spec["paths"]["/api/v1/notifications/{notification_id}/read"]["post"]
     (param,) = [p for p in ops["parameters"] if p["name"] == "notification_id"]
     assert param["schema"]["maximum"] == MAX_ID64
+
+
+def forged(position: dict) -> str:
+    """A cursor as ours look (base64url JSON), holding what a caller chose; json, since orjson refuses ints
+    beyond 64 bits."""
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+
+
+LISTS = {
+    # path: (cursor key, the column's largest id; None: a list ordered by code or offset)
+    "/api/v1/notifications": ("before", MAX_ID64),
+    "/api/v1/admin/audit": ("before", MAX_ID64),
+    "/api/v1/applications": ("before", MAX_ID),
+    "/api/v1/complaints": ("before", MAX_ID),
+    "/api/v1/work/complaints": ("after", MAX_ID),
+    "/api/v1/work/applications": ("after", None),
+    "/api/v1/items": ("after", None),
+    "/api/v1/points": ("after", None),
+    "/api/v1/points?near=27.8,114.9": ("offset", None),
+}
+FORGED = [
+    0,
+    -1,
+    2**31,
+    2**63,
+    10**30,
+    "x",
+    "x" * 100,
+    [1],
+    {"a": 1},
+    1.5,
+    True,
+    ["2026-01-01T00:00:00+08:00", 2**63],
+]
+
+
+async def test_forged_cursors_are_422_or_a_page_never_a_500(client, people, catalog):
+    admin = await people.admin()
+    zhang = await people.resident()
+    for path, (key, largest) in LISTS.items():
+        who = zhang if path in ("/api/v1/applications", "/api/v1/complaints") else admin
+        sep = "&" if "?" in path else "?"
+        for value in FORGED:
+            r = await client.get(f"{path}{sep}cursor={forged({key: value})}", headers=who.headers)
+            assert r.status_code < 500, (path, value, r.text)
+            if largest is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                assert r.status_code == 422 and r.json()["code"] == "invalid_cursor", (path, value)
+        if largest is not None:
+            for value in (0, -1, largest + 1, 2**63):
+                r = await client.get(f"{path}{sep}cursor={forged({key: value})}", headers=who.headers)
+                assert r.status_code == 422 and r.json()["code"] == "invalid_cursor", (path, value, r.text)
+            r = await client.get(f"{path}{sep}cursor={forged({key: largest})}", headers=who.headers)
+            assert r.status_code == 200, (path, r.text)
