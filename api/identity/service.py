@@ -185,14 +185,14 @@ async def _sms_sign_in(
     if ticket and not await ident.redis.exists(BINDING_TICKET_KEY.format(ticket)):
         # refused before the code is checked, so a stale ticket does not burn the resident's code
         raise InvalidBindingTicket()
+    phone_index = ident.phone_index(body.phone)
+    existing = await db.account_by_phone_index(phone_index)
+    attempt.account_id = existing.id if existing is not None else None
     if not await check_code(ident, body.phone, "login", body.code):
         raise InvalidGrant()
-    phone_index = ident.phone_index(body.phone)
     # the channel is checked once the code is proven and before anything is made: a first sign-in on a
     # channel residents may not use creates no account
-    existing = await db.account_by_phone_index(phone_index)
     if existing is not None:
-        attempt.account_id = existing.id
         _check_active(existing)
     _check_channel(existing.role_set if existing is not None else frozenset({Role.RESIDENT}), body.channel)
     bound = await _take_ticket(ident, ticket) if ticket else None
