@@ -27,7 +27,7 @@ bp = Blueprint("feedback")
 
 @bp.post("/applications/<application_id:int>/evaluation")
 @documented(
-    "好差评：办结后申请人评价一次(五级 level，或大厅评价器四键 pad_key)；支持 Idempotency-Key",
+    "好差评：办结后申请人评价一次(五级 level，或大厅评价器四键 pad_key)；渠道取自登录渠道；支持 Idempotency-Key",
     tag="feedback",
     body=EvaluationIn,
     ok=EvaluationOut,
