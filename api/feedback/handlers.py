@@ -82,7 +82,7 @@ async def my_complaints(request: Request) -> HTTPResponse:
 
 @bp.get("/work/complaints")
 @documented(
-    "工作台咨询投诉(窗口：本部门及未指定部门的；管理员：全部)，先到期的在前",
+    "工作台咨询投诉(窗口：本部门的；未指定部门的仅管理员；管理员：全部)，先到期的在前",
     tag="work",
     query=WorkComplaintsQuery,
     ok=ComplaintList,
@@ -98,7 +98,7 @@ async def work_complaints(request: Request) -> HTTPResponse:
 
 @bp.post("/work/complaints/<complaint_id:int>/reply")
 @documented(
-    "答复咨询投诉(一次)；答复写入居民的消息",
+    "答复咨询投诉(一次，仅承办部门的窗口或管理员；未指定部门的仅管理员)；答复写入居民的消息",
     tag="work",
     body=ComplaintReplyIn,
     ok=ComplaintOut,
