@@ -388,7 +388,12 @@ async def delete_account(
 ) -> None:
     """Anonymise: personal data gone, sessions revoked, Redis keys about the phone removed; the row stays
     so that cases and audit entries keep pointing at something. Only with fresh proof given in the same
-    request (the password or a delete_account code): a stolen access token alone deletes nothing."""
+    request (the password or a delete_account code): a stolen access token alone deletes nothing. Proofs
+    count against the phone's sign-in limit, so a token is no way round it to guess the password."""
+    if account.phone_index:
+        await ident.limiter.hit(
+            "token-phone", account.phone_index, ident.settings.security.token_max_per_phone_per_hour, 3600
+        )
     match proof.root:
         case PasswordProof(password=password):
             # one Argon2 verification also for an account without a password, which then always fails

@@ -133,3 +133,18 @@ async def test_the_openapi_body_of_delete_me_is_the_proof(client):
         {"$ref": "#/components/schemas/PasswordProof"},
         {"$ref": "#/components/schemas/SmsCodeProof"},
     ]
+
+
+async def test_password_guesses_through_delete_count_against_the_sign_in_limit(client, app, monkeypatch):
+    """A stolen access token is no way round the per-phone sign-in limit to guess the password."""
+    security = app.ctx.services.kernel.settings.security
+    monkeypatch.setitem(security.__dict__, "token_max_per_phone_per_hour", 3)
+    tokens = await sms_sign_in(client, ZHANG["phone"])  # one sign-in counted
+    await client.put(ME + "/password", json={"new_password": PASSWORD}, headers=bearer(tokens))
+    for _ in range(2):
+        r = await delete_me(client, bearer(tokens), {"password": "Cuowu2026xx"})
+        assert_problem(r, 422, "wrong_password")
+    r = await delete_me(client, bearer(tokens), {"password": PASSWORD})
+    assert_problem(r, 429, "rate_limited")
+    assert r.headers["retry-after"]
+    assert await _alive(tokens["account"]["id"])
