@@ -21,10 +21,12 @@ async def audit(
     ip: str = "",
     detail: dict[str, Any] | None = None,
     actor_role: str | None = None,
+    actor: int | None = None,
 ) -> None:
-    """One audit row. `principal` is None for the command line (`actor_role` says which tool)."""
+    """One audit row. `principal` is None for the command line (`actor_role` says which tool) and for a
+    sign-in, where `actor` names the account that signed in (None when it failed before one was known)."""
     await AuditLog.create(
-        actor_id=principal.account_id if principal else None,
+        actor_id=principal.account_id if principal else actor,
         actor_role=actor_role if actor_role is not None else (principal.role if principal else ""),
         action=action,
         subject_id=subject,

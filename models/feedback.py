@@ -130,13 +130,13 @@ async def record_evaluation(app: Application, level: int, comment: str, channel:
 
 
 def _complaint_filter(scope: WorkScope) -> Q:
-    """Admin: all. Staff: their department's, and those about no department (any clerk may take them)."""
+    """Admin: all. Staff: their department's only. One about no department is the admins' until the
+    casework routing assigns it (SECURITY row 1: another department's clerk must not answer and close it)."""
     if scope.everything:
         return Q()
-    condition = Q(department_id__isnull=True)
-    if scope.department_ids:
-        condition |= Q(department_id__in=sorted(scope.department_ids))
-    return condition
+    if not scope.department_ids:
+        return Q(id__isnull=True)  # matches nothing: a primary key is never null
+    return Q(department_id__in=sorted(scope.department_ids))
 
 
 def _with_refs(qs: QuerySet[Complaint]) -> QuerySet[Complaint]:

@@ -345,6 +345,16 @@ async def claim_refresh(token_id: int, now: datetime) -> bool:
     return updated == 1
 
 
+async def refresh_by_id(token_id: int) -> RefreshToken | None:
+    return await RefreshToken.get_or_none(id=token_id)
+
+
+async def rotated_after(token: RefreshToken) -> bool:
+    """Whether a later token of the same family has been used since: then `token` is not the one its family
+    rotated last."""
+    return await RefreshToken.filter(family=token.family, id__gt=token.id, used_at__isnull=False).exists()
+
+
 async def revoke_family(family: str, now: datetime) -> int:
     return await RefreshToken.filter(family=family, revoked_at__isnull=True).update(revoked_at=now)
 

@@ -254,4 +254,14 @@ async def download_mine(request: Request, application_id: int, material_id: int)
 @require(*WORK_ROLES)
 async def download_work(request: Request, application_id: int, material_id: int) -> HTTPResponse:
     scope = await work_scope(request)
-    return _attachment(await materials.download_in_scope(_cases(request), scope, application_id, material_id))
+    return _attachment(
+        await materials.download_in_scope(
+            _cases(request),
+            request.ctx.principal,
+            scope,
+            application_id,
+            material_id,
+            request_id=request.ctx.request_id,
+            ip=client_ip(request),
+        )
+    )

@@ -33,6 +33,7 @@ from api.kit.errors import InvalidInput
 from api.kit.scopes import WorkScope
 from models import applications as db
 from models import catalog as catalog_db
+from models.audit import audit
 
 log = logging.getLogger("ywt.materials")
 
@@ -133,6 +134,25 @@ async def download_own(cases: Cases, principal: Principal, application_id: int, 
 
 
 async def download_in_scope(
-    cases: Cases, scope: WorkScope, application_id: int, material_id: int
+    cases: Cases,
+    principal: Principal,
+    scope: WorkScope,
+    application_id: int,
+    material_id: int,
+    *,
+    request_id: str,
+    ip: str,
 ) -> Download:
-    return await _download(cases, await in_scope(scope, application_id), material_id)
+    """A file of a case of the clerk's (or grid worker's) scope. Reading an applicant's file is reading his
+    personal data: every read that hands a file over is an audit row."""
+    app = await in_scope(scope, application_id)
+    download = await _download(cases, app, material_id)
+    await audit(
+        principal,
+        "application.material_read",
+        subject=app.applicant_id,
+        request_id=request_id,
+        ip=ip,
+        detail={"application": app.number, "material": material_id, "filename": download.filename},
+    )
+    return download

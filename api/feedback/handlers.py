@@ -27,7 +27,7 @@ bp = Blueprint("feedback")
 
 @bp.post("/applications/<application_id:id>/evaluation")
 @documented(
-    "好差评：办结后申请人评价一次(五级 level，或大厅评价器四键 pad_key)；支持 Idempotency-Key",
+    "好差评：办结后申请人评价一次(五级 level，或大厅评价器四键 pad_key)；渠道取自登录渠道；支持 Idempotency-Key",
     tag="feedback",
     body=EvaluationIn,
     ok=EvaluationOut,
@@ -82,7 +82,7 @@ async def my_complaints(request: Request) -> HTTPResponse:
 
 @bp.get("/work/complaints")
 @documented(
-    "工作台咨询投诉(窗口：本部门及未指定部门的；管理员：全部)，先到期的在前",
+    "工作台咨询投诉(窗口：本部门的；未指定部门的仅管理员；管理员：全部)，先到期的在前",
     tag="work",
     query=WorkComplaintsQuery,
     ok=ComplaintList,
@@ -98,7 +98,7 @@ async def work_complaints(request: Request) -> HTTPResponse:
 
 @bp.post("/work/complaints/<complaint_id:id>/reply")
 @documented(
-    "答复咨询投诉(一次)；答复写入居民的消息",
+    "答复咨询投诉(一次，仅承办部门的窗口或管理员；未指定部门的仅管理员)；答复写入居民的消息",
     tag="work",
     body=ComplaintReplyIn,
     ok=ComplaintOut,

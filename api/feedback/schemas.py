@@ -31,14 +31,17 @@ class _In(BaseModel):
 
 
 class EvaluationIn(_In):
-    """Either `level` (1–5, GB/T 39046) or, from the hall's pad, `pad_key` — exactly one of them."""
+    """Either `level` (1–5, GB/T 39046) or `pad_key`, the hall pad's four keys — exactly one of them.
+
+    No `channel`: where a rating came from is the sign-in's channel, set by the server (a client that sends
+    one gets 422, as for any unknown field). `pad_key` is a way of giving the level, not a claim to be the
+    pad."""
 
     level: int | None = Field(None, ge=1, le=5, strict=True, description="5 非常满意 … 1 非常不满意")
     pad_key: PadKey | None = Field(
         None, description="hall pad: very_satisfied 5, satisfied 4, average 3, dissatisfied 2"
     )
     comment: str | None = Field(None, max_length=500)
-    channel: EvaluationChannel | None = Field(None, description="defaults to the channel of the sign-in")
 
 
 class EvaluationOut(BaseModel):
@@ -46,7 +49,7 @@ class EvaluationOut(BaseModel):
     application_id: int
     level: int
     comment: str
-    channel: EvaluationChannel
+    channel: EvaluationChannel = Field(description="the channel of the sign-in the rating was given through")
     created_at: datetime
 
 

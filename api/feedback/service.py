@@ -46,19 +46,17 @@ KIND_NAMES = {"consultation": "咨询", "complaint": "投诉", "suggestion": "�
 
 
 def _level_and_channel(body: EvaluationIn, principal: Principal) -> tuple[int, str]:
+    """The level from `level` or the pad's key; the channel from the sign-in, never from the client (a
+    resident's app cannot pass its rating off as the hall pad's: `pad` is recorded only for a sign-in whose
+    channel is the pad's, which no grant issues yet)."""
     if body.level is None and body.pad_key is None:
         raise invalid("level", "须填写评价等级 level(1–5)或评价器按键 pad_key")
     if body.level is not None and body.pad_key is not None:
         raise invalid("pad_key", "level 与 pad_key 只能填写一个")
-    if body.pad_key is not None:
-        if body.channel not in (None, "pad"):
-            raise invalid("channel", "评价器按键 pad_key 只用于大厅评价器(channel=pad)")
-        return PAD_LEVELS[body.pad_key], "pad"
-    assert body.level is not None
-    if body.channel is not None:
-        return body.level, body.channel
+    level = PAD_LEVELS[body.pad_key] if body.pad_key is not None else body.level
+    assert level is not None
     # the channel the resident signed in through, when it is one an evaluation can come from
-    return body.level, principal.channel if principal.channel in EVALUATION_CHANNELS else "app"
+    return level, principal.channel if principal.channel in EVALUATION_CHANNELS else "app"
 
 
 async def evaluate(principal: Principal, application_id: int, body: EvaluationIn) -> EvaluationOut:

@@ -39,6 +39,14 @@ class AccountDisabled(Forbidden):
     title = "账号已停用"
 
 
+class ChannelNotAllowed(Forbidden):
+    """The account's roles may not sign in on this channel (api/identity/channels.py: handheld is for grid
+    workers only)."""
+
+    code = "channel_not_allowed"
+    title = "该账号不能通过此渠道登录"
+
+
 # ---- 404 -----------------------------------------------------------------------------------------------
 
 
@@ -73,6 +81,14 @@ class WeChatBoundElsewhere(Conflict):
 class WeChatAlreadyBound(Conflict):
     code = "wechat_already_bound"
     title = "账号已绑定其他微信，请先解绑"
+
+
+class RefreshInProgress(Conflict):
+    """A replay, within `security.refresh_reuse_window` seconds, of the refresh token its family rotated last:
+    a client that fired one refresh twice. Nothing is revoked; the first answer's tokens stay good."""
+
+    code = "refresh_in_progress"
+    title = "该刷新令牌刚刚已被使用，请使用新的令牌"
 
 
 class ResidentRealNameRequired(Conflict):
@@ -115,6 +131,18 @@ class WrongPassword(FieldProblem):
     title = "原密码不正确"
     field = "old_password"
     message = "不正确"
+
+
+class WrongAccountPassword(WrongPassword):
+    """The password given as proof of a deletion (`DELETE /me`): the same code, its own field."""
+
+    field = "password"
+
+
+class InvalidDeletionCode(InvalidCode):
+    """The SMS code given as proof of a deletion (`DELETE /me`): the same code as any wrong code."""
+
+    message = "不正确或已过期(应为 delete_account 验证码)"
 
 
 class InvalidIdNumber(FieldProblem):

@@ -14,6 +14,7 @@ from api.identity.schemas import (
     AuditQuery,
     BindingList,
     BindingOut,
+    DeleteAccountIn,
     InPersonIn,
     Jwks,
     LogoutIn,
@@ -74,7 +75,7 @@ async def send_sms_code(request: Request) -> HTTPResponse:
 @public
 async def token(request: Request) -> HTTPResponse:
     body = parse_body(request, TokenIn)
-    return json_model(await service.grant(_ident(request), body, client_ip(request)))
+    return json_model(await service.grant(_ident(request), body, client_ip(request), request.ctx.request_id))
 
 
 @bp.post("/auth/logout")
@@ -118,7 +119,9 @@ async def change_password(request: Request) -> HTTPResponse:
 @require()
 async def real_name(request: Request) -> HTTPResponse:
     body = parse_body(request, RealNameIn)
-    return json_model(await service.verify_real_name(_ident(request), request.ctx.account, body))
+    return json_model(
+        await service.verify_real_name(_ident(request), request.ctx.account, body, *_who(request))
+    )
 
 
 @bp.get("/me/bindings")
@@ -152,10 +155,16 @@ async def unbind_wechat(request: Request) -> HTTPResponse:
 
 
 @bp.delete("/me")
-@documented("注销账号：个人信息匿名化，会话全部注销", tag="identity", status=204)
+@documented(
+    "注销账号(须在同一请求中提供密码或 delete_account 短信验证码)：个人信息匿名化，会话全部注销",
+    tag="identity",
+    body=DeleteAccountIn,
+    status=204,
+)
 @require()
 async def delete_me(request: Request) -> HTTPResponse:
-    await service.delete_account(_ident(request), request.ctx.account, *_who(request))
+    body = parse_body(request, DeleteAccountIn)
+    await service.delete_account(_ident(request), request.ctx.account, body, *_who(request))
     return no_content()
 
 

@@ -49,7 +49,9 @@ Phone = Annotated[
 
 class SmsCodeIn(_In):
     phone: Phone
-    purpose: Literal["login", "reset_password", "bind"]
+    purpose: Literal["login", "reset_password", "bind", "delete_account"] = Field(
+        description="delete_account: the fresh proof `DELETE /me` asks for (sent only to an active account)"
+    )
 
 
 class SmsCodeOut(BaseModel):
@@ -160,6 +162,63 @@ class PasswordIn(_In):
     )
 
     _strong = field_validator("new_password")(_strong_password)
+
+
+class PasswordProof(_In):
+    """The account's password."""
+
+    password: str = Field(min_length=1, max_length=128)
+
+
+class SmsCodeProof(_In):
+    """A fresh code sent for purpose delete_account (`POST /auth/sms-codes`)."""
+
+    sms_code: str = Field(pattern=r"^\d{6}$")
+
+
+_PROOF_NEEDED = "须提供密码 password 或注销验证码 sms_code 之一"
+
+
+class DeleteAccountIn(RootModel[PasswordProof | SmsCodeProof]):
+    """Fresh proof, in the same request, that the account's holder asks for the deletion: the password or a
+    delete_account SMS code, exactly one of them."""
+
+    # 422s name the client's fields: the member the body's key chose, or `password` when it gave neither or both
+    @model_validator(mode="wrap")
+    @classmethod
+    def _client_locations(
+        cls, data: Any, handler: ModelWrapValidatorHandler[DeleteAccountIn]
+    ) -> DeleteAccountIn:
+        try:
+            return handler(data)
+        except ValidationError:
+            keys = set(data) & {"password", "sms_code"} if isinstance(data, dict) else set()
+            if len(keys) == 1:
+                member = PasswordProof if keys == {"password"} else SmsCodeProof
+                try:
+                    member.model_validate(data)
+                except ValidationError as exc:
+                    raise ValidationError.from_exception_data(
+                        cls.__name__, [_detail(e) for e in exc.errors()]
+                    ) from None
+            raise ValidationError.from_exception_data(
+                cls.__name__,
+                [
+                    {
+                        "type": "value_error",
+                        "loc": ("password",),
+                        "input": data,
+                        "ctx": {"error": _PROOF_NEEDED},
+                    }
+                ],
+            ) from None
+
+
+def _detail(error: Any) -> Any:
+    detail = {"type": error["type"], "loc": error["loc"], "input": error["input"]}
+    if "ctx" in error:
+        detail["ctx"] = error["ctx"]
+    return detail
 
 
 class RealNameIn(_In):

@@ -11,13 +11,16 @@ import secrets
 import orjson
 
 from api.identity import sessions
+from api.identity.channels import channel_allowed
 from api.identity.deps import Identity
 from api.identity.errors import (
     AccountDisabled,
     BindingNotFound,
+    ChannelNotAllowed,
     IdNumberTaken,
     InvalidBindingTicket,
     InvalidCode,
+    InvalidDeletionCode,
     InvalidGrant,
     InvalidIdNumber,
     InvalidWeChatCode,
@@ -25,16 +28,20 @@ from api.identity.errors import (
     WeChatAlreadyBound,
     WeChatBoundElsewhere,
     WeChatNotBound,
+    WrongAccountPassword,
     WrongPassword,
 )
 from api.identity.schemas import (
     AccountOut,
     BindingOut,
+    DeleteAccountIn,
     PasswordGrant,
     PasswordIn,
+    PasswordProof,
     RealNameIn,
     RefreshTokenGrant,
     SmsCodeGrant,
+    SmsCodeProof,
     TokenIn,
     TokenOut,
     WeChatCodeGrant,
@@ -43,9 +50,10 @@ from api.identity.sms_codes import check_code, forget_phone, send_code
 from api.identity.staff import enrol_staff
 from api.identity.views import account_view, binding_view, bindings, decrypt_phone, masked_phones
 from api.kit import clock
-from api.kit.auth import Principal, Role
+from api.kit.auth import ROLE_ORDER, Principal, Role
 from api.kit.db import IntegrityError, in_transaction
-from api.kit.errors import invalid
+from api.kit.errors import AppError, invalid
+from api.kit.pii import mask_id_number, mask_phone
 from integrations import wechat
 from models import identity as db
 from models.audit import audit
@@ -92,7 +100,7 @@ async def has_account(ident: Identity, phone: str) -> bool:
 
 async def request_sms_code(ident: Identity, phone: str, purpose: str, ip: str) -> tuple[int, int]:
     deliver = True
-    if purpose == "reset_password":
+    if purpose in ("reset_password", "delete_account"):
         account = await db.account_by_phone_index(ident.phone_index(phone))
         deliver = account is not None and account.status == "active"
     return await send_code(ident, phone, purpose, ip, deliver=deliver)
@@ -100,15 +108,58 @@ async def request_sms_code(ident: Identity, phone: str, purpose: str, ip: str) -
 
 # ---- sign-in -------------------------------------------------------------------------------------------
 
+# refusals of a grant that go into the audit log (429s and malformed bodies do not: nothing was tried)
+_SIGN_IN_FAILURES = (InvalidGrant, AccountDisabled, ChannelNotAllowed, InvalidBindingTicket)
 
-async def grant(ident: Identity, body: TokenIn, ip: str) -> TokenOut:
+
+async def grant(ident: Identity, body: TokenIn, ip: str, request_id: str = "") -> TokenOut:
+    """A sign-in or a refresh. Each success and each refusal of the credentials is an audit row
+    (`auth.signed_in` / `auth.refreshed`, `auth.sign_in_failed` with the reason's code)."""
     security = ident.settings.security
     await ident.limiter.hit("token-ip", ip or "unknown", security.token_max_per_ip_per_minute, 60)
+    attempt = sessions.SignInAttempt(grant=body.root.grant_type, channel=getattr(body.root, "channel", None))
+    phone = getattr(body.root, "phone", None)
+    try:
+        issued = await _grant(ident, body, attempt)
+    except _SIGN_IN_FAILURES as exc:
+        detail: dict[str, str | None] = {
+            "grant": attempt.grant,
+            "channel": attempt.channel,
+            "reason": exc.code,
+        }
+        if phone:
+            detail["phone"] = mask_phone(phone)
+        await audit(
+            None,
+            "auth.sign_in_failed",
+            subject=attempt.account_id,
+            request_id=request_id,
+            ip=ip,
+            detail=detail,
+            actor_role="",
+        )
+        raise
+    account = issued.account
+    await audit(
+        None,
+        "auth.refreshed" if attempt.grant == "refresh_token" else "auth.signed_in",
+        subject=account.id,
+        request_id=request_id,
+        ip=ip,
+        detail={"grant": attempt.grant, "channel": issued.channel},
+        actor=account.id,
+        actor_role=next((str(r) for r in ROLE_ORDER if r in account.role_set), ""),
+    )
+    return await token_answer(ident, issued)
+
+
+async def _grant(ident: Identity, body: TokenIn, attempt: sessions.SignInAttempt) -> sessions.IssuedSession:
+    security = ident.settings.security
     match body.root:
         case RefreshTokenGrant(refresh_token=refresh_token):
-            return await token_answer(ident, await sessions.refresh_session(ident, refresh_token))
+            return await sessions.refresh_session(ident, refresh_token, attempt)
         case WeChatCodeGrant(code=code):
-            return await _wechat_sign_in(ident, code)
+            return await _wechat_sign_in(ident, code, attempt)
         case SmsCodeGrant() | PasswordGrant() as by_phone:
             await ident.limiter.hit(
                 "token-phone",
@@ -117,19 +168,34 @@ async def grant(ident: Identity, body: TokenIn, ip: str) -> TokenOut:
                 3600,
             )
             if isinstance(by_phone, SmsCodeGrant):
-                return await _sms_sign_in(ident, by_phone)
-            return await _password_sign_in(ident, by_phone)
+                return await _sms_sign_in(ident, by_phone, attempt)
+            return await _password_sign_in(ident, by_phone, attempt)
 
 
-async def _sms_sign_in(ident: Identity, body: SmsCodeGrant) -> TokenOut:
+def _check_channel(roles: frozenset[str], channel: str) -> None:
+    """403 when none of the account's roles may sign in on `channel` (api/identity/channels.py)."""
+    if not channel_allowed(roles, channel):
+        raise ChannelNotAllowed()
+
+
+async def _sms_sign_in(
+    ident: Identity, body: SmsCodeGrant, attempt: sessions.SignInAttempt
+) -> sessions.IssuedSession:
     ticket = body.binding_ticket
     if ticket and not await ident.redis.exists(BINDING_TICKET_KEY.format(ticket)):
         # refused before the code is checked, so a stale ticket does not burn the resident's code
         raise InvalidBindingTicket()
+    phone_index = ident.phone_index(body.phone)
+    existing = await db.account_by_phone_index(phone_index)
+    attempt.account_id = existing.id if existing is not None else None
     if not await check_code(ident, body.phone, "login", body.code):
         raise InvalidGrant()
+    # the channel is checked once the code is proven and before anything is made: a first sign-in on a
+    # channel residents may not use creates no account
+    if existing is not None:
+        _check_active(existing)
+    _check_channel(existing.role_set if existing is not None else frozenset({Role.RESIDENT}), body.channel)
     bound = await _take_ticket(ident, ticket) if ticket else None
-    phone_index = ident.phone_index(body.phone)
     async with in_transaction():
         account = await db.account_by_phone_index(phone_index)
         if account is None:
@@ -139,31 +205,41 @@ async def _sms_sign_in(ident: Identity, body: SmsCodeGrant) -> TokenOut:
                 roles=[Role.RESIDENT],
             )
             log.info("account.created", extra={"fields": {"event": "account.created", "account": account.id}})
+        attempt.account_id = account.id
         _check_active(account)
+        _check_channel(account.role_set, body.channel)
         if bound is not None:
             await _bind_wechat(account, bound)
-    return await token_answer(ident, await sessions.start_session(ident, account, body.channel))
+    return await sessions.start_session(ident, account, body.channel)
 
 
-async def _password_sign_in(ident: Identity, body: PasswordGrant) -> TokenOut:
+async def _password_sign_in(
+    ident: Identity, body: PasswordGrant, attempt: sessions.SignInAttempt
+) -> sessions.IssuedSession:
     account = await db.account_by_phone_index(ident.phone_index(body.phone))
     stored = account.password_hash if account is not None and account.password_hash else None
+    attempt.account_id = account.id if account is not None else None
     ok = await ident.password_matches(stored, body.password)
     if not ok or account is None:
         raise InvalidGrant()
     _check_active(account)
-    return await token_answer(ident, await sessions.start_session(ident, account, body.channel))
+    _check_channel(account.role_set, body.channel)
+    return await sessions.start_session(ident, account, body.channel)
 
 
-async def _wechat_sign_in(ident: Identity, code: str) -> TokenOut:
+async def _wechat_sign_in(
+    ident: Identity, code: str, attempt: sessions.SignInAttempt
+) -> sessions.IssuedSession:
     try:
         found = await ident.integrations.wechat.oauth_identity(code)
     except wechat.InvalidWeChatCode:
         raise InvalidGrant("微信授权码无效或已使用") from None
     binding = await db.binding_of("wechat", found.openid)
     if binding is not None:
+        attempt.account_id = binding.account.id
         _check_active(binding.account)
-        return await token_answer(ident, await sessions.start_session(ident, binding.account, "wechat"))
+        _check_channel(binding.account.role_set, "wechat")
+        return await sessions.start_session(ident, binding.account, "wechat")
     ticket = secrets.token_urlsafe(24)
     ttl = ident.settings.security.binding_ticket_ttl
     await ident.redis.set(
@@ -221,20 +297,51 @@ async def change_password(ident: Identity, account: db.Account, body: PasswordIn
     await sessions.revoke_families(ident, families)
 
 
-async def verify_real_name(ident: Identity, account: db.Account, body: RealNameIn) -> AccountOut:
+async def verify_real_name(
+    ident: Identity, account: db.Account, body: RealNameIn, principal: Principal, request_id: str, ip: str
+) -> AccountOut:
+    """Check the name and ID number with the population database. Every check is an audit row:
+    `real_name.verified`, or `real_name.failed` with the reason's code (the number masked, when valid)."""
     await ident.limiter.hit(
         "real-name", str(account.id), ident.settings.security.real_name_max_per_day, 86400
     )
-    id_number = InvalidIdNumber.check(body.id_number)
+    masked: str | None = None
+    try:
+        id_number = InvalidIdNumber.check(body.id_number)
+        masked = mask_id_number(id_number)
+        await _verify_real_name(ident, account, body.name, id_number)
+    except AppError as exc:
+        await audit(
+            principal,
+            "real_name.failed",
+            subject=account.id,
+            request_id=request_id,
+            ip=ip,
+            detail={"reason": exc.code, "id_number": masked},
+        )
+        raise
+    await audit(
+        principal,
+        "real_name.verified",
+        subject=account.id,
+        request_id=request_id,
+        ip=ip,
+        detail={"id_number": masked},
+    )
+    log.info("real_name.verified", extra={"fields": {"event": "real_name.verified", "account": account.id}})
+    return await account_view(ident.cipher, await db.get_account(account.id))
+
+
+async def _verify_real_name(ident: Identity, account: db.Account, name: str, id_number: str) -> None:
     index = ident.id_number_index(id_number)
     holder = await db.real_name_by_id_index(index)
     if holder is not None and holder.account_id != account.id:
         raise IdNumberTaken()
-    result = await ident.integrations.population.verify(body.name, id_number)
+    result = await ident.integrations.population.verify(name, id_number)
     if result != "match":
         raise RealNameMismatch()
     sealed = db.SealedRealName(
-        name_enc=ident.cipher.encrypt(body.name, f"realname:{account.id}:name"),
+        name_enc=ident.cipher.encrypt(name, f"realname:{account.id}:name"),
         id_number_enc=ident.cipher.encrypt(id_number, f"realname:{account.id}:id_number"),
         id_number_index=index,
         verified_at=clock.now(),
@@ -251,8 +358,6 @@ async def verify_real_name(ident: Identity, account: db.Account, body: RealNameI
             await db.set_real_name_level(account.id, max(2, account.real_name_level) if same else 2)
     except IntegrityError:
         raise IdNumberTaken() from None
-    log.info("real_name.verified", extra={"fields": {"event": "real_name.verified", "account": account.id}})
-    return await account_view(ident.cipher, await db.get_account(account.id))
 
 
 async def bind_wechat(ident: Identity, account: db.Account, code: str) -> BindingOut:
@@ -274,10 +379,30 @@ async def unbind_wechat(account: db.Account) -> None:
 
 
 async def delete_account(
-    ident: Identity, account: db.Account, principal: Principal, request_id: str, ip: str
+    ident: Identity,
+    account: db.Account,
+    proof: DeleteAccountIn,
+    principal: Principal,
+    request_id: str,
+    ip: str,
 ) -> None:
     """Anonymise: personal data gone, sessions revoked, Redis keys about the phone removed; the row stays
-    so that cases and audit entries keep pointing at something."""
+    so that cases and audit entries keep pointing at something. Only with fresh proof given in the same
+    request (the password or a delete_account code): a stolen access token alone deletes nothing. Proofs
+    count against the phone's sign-in limit, so a token is no way round it to guess the password."""
+    if account.phone_index:
+        await ident.limiter.hit(
+            "token-phone", account.phone_index, ident.settings.security.token_max_per_phone_per_hour, 3600
+        )
+    match proof.root:
+        case PasswordProof(password=password):
+            # one Argon2 verification also for an account without a password, which then always fails
+            if not await ident.password_matches(account.password_hash, password):
+                raise WrongAccountPassword()
+        case SmsCodeProof(sms_code=code):
+            phone = decrypt_phone(ident.cipher, account)
+            if phone is None or not await check_code(ident, phone, "delete_account", code):
+                raise InvalidDeletionCode()
     phone_index = account.phone_index
     async with in_transaction():
         await db.anonymise_account(account.id, clock.now())

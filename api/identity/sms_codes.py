@@ -10,8 +10,13 @@ import secrets
 from api.identity.deps import Identity
 from api.kit.errors import TooManyRequests
 
-PURPOSES = ("login", "reset_password", "bind")
-TEMPLATES = {"login": "login_code", "reset_password": "reset_password_code", "bind": "bind_code"}
+PURPOSES = ("login", "reset_password", "bind", "delete_account")
+TEMPLATES = {
+    "login": "login_code",
+    "reset_password": "reset_password_code",
+    "bind": "bind_code",
+    "delete_account": "delete_account_code",
+}
 
 # One wrong try, atomically: concurrent wrong guesses each count, and the one that reaches the limit burns
 # the code. A key already gone (used, burnt or expired) is not brought back.

@@ -137,6 +137,8 @@ class SecuritySection(_Section):
     token_max_per_phone_per_hour: int = Field(20, ge=1)
     real_name_max_per_day: int = Field(5, ge=1)
     binding_ticket_ttl: int = Field(600, ge=60, le=3600)
+    # seconds a replay of the refresh token just rotated is answered 409 instead of revoking (0: never)
+    refresh_reuse_window: int = Field(10, ge=0, le=60)
 
 
 class CalendarSection(_Section):

@@ -14,6 +14,7 @@ TEMPLATES: dict[str, str] = {
     "login_code": "【{sign}】您的登录验证码为{code}，5分钟内有效。请勿泄露给他人。",
     "reset_password_code": "【{sign}】您正在重置密码，验证码为{code}，5分钟内有效。请勿泄露给他人。",
     "bind_code": "【{sign}】您正在绑定手机号，验证码为{code}，5分钟内有效。请勿泄露给他人。",
+    "delete_account_code": "【{sign}】您正在注销账号，验证码为{code}，5分钟内有效。如非本人操作请勿提供。",
 }
 
 

@@ -321,6 +321,38 @@ async def test_clerks_download_in_scope_only(app, client):
     assert r.status_code == 401
 
 
+async def test_every_staff_read_of_an_applicants_file_is_audited(app, client):
+    """Issue 8: a clerk's or grid worker's download of an applicant's file is an audit row (who, whose file,
+    which case and material, the request id); a refused one and the applicant's own are not reads of
+    someone else's data."""
+    w = await upload_world(app, client)
+    material = (await upload(client, w.resident, w.case_id, png())).json()
+    url = f"{WORK}/{w.case_id}/materials/{material['id']}"
+    request_ids = []
+    for headers in (w.grid, w.staff, w.admin):
+        r = await client.get(url, headers=headers)
+        assert r.status_code == 200, r.text
+        request_ids.append(r.headers["x-request-id"])
+    for headers in (w.other_grid, w.other_staff):
+        assert (await client.get(url, headers=headers)).status_code == 404
+    assert (await client.get(f"{WORK}/{w.case_id}/materials/999999", headers=w.staff)).status_code == 404
+    r = await client.get(f"{APPS}/{w.case_id}/materials/{material['id']}", headers=w.resident)
+    assert r.status_code == 200
+
+    r = await client.get("/api/v1/admin/audit", params={"account": w.resident_id}, headers=w.admin)
+    reads = [e for e in r.json()["items"] if e["action"] == "application.material_read"]
+    assert [e["actor_role"] for e in reads] == ["admin", "staff", "grid_worker"]  # newest first
+    assert [e["request_id"] for e in reads] == list(reversed(request_ids))
+    case = await db.Application.get(id=w.case_id)
+    for entry in reads:
+        assert entry["subject"] == w.resident_id and entry["actor"] is not None
+        assert entry["detail"] == {
+            "application": case.number,
+            "material": material["id"],
+            "filename": "M01.png",
+        }
+
+
 async def test_upload_needs_a_resident(app, client):
     w = await upload_world(app, client)
     r = await upload(client, w.staff, w.case_id, png())

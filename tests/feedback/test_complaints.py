@@ -1,7 +1,7 @@
 """Contract: POST /complaints, GET /complaints (mine), GET /work/complaints, POST /work/complaints/{id}/reply.
 A resident consults, complains or suggests; the answer is due within `complaint_answer_days` working days;
-a clerk of the department concerned (any clerk when none is) answers once, and the answer reaches the
-resident's inbox in the same transaction."""
+a clerk of the department concerned (an admin when none is: issue 8, SECURITY row 1) answers once, and the
+answer reaches the resident's inbox in the same transaction."""
 
 from __future__ import annotations
 
@@ -210,7 +210,7 @@ async def three_complaints(zhang, client, civil_case):
     return civil, police, general
 
 
-async def test_clerks_see_their_departments_and_unassigned_complaints_admin_sees_all(
+async def test_clerks_see_their_departments_complaints_admin_sees_all_and_the_unassigned(
     app, client, three_complaints, people
 ):
     civil, police, general = three_complaints
@@ -223,17 +223,19 @@ async def test_clerks_see_their_departments_and_unassigned_complaints_admin_sees
         assert r.status_code == 200, r.text
         return [c["id"] for c in r.json()["items"]]
 
-    assert await ids(civil_clerk) == [civil["id"], general["id"]]
-    assert await ids(police_clerk) == [police["id"], general["id"]]
+    # the complaint about no department is the admins' (issue 8)
+    assert await ids(civil_clerk) == [civil["id"]]
+    assert await ids(police_clerk) == [police["id"]]
     assert await ids(admin) == [civil["id"], police["id"], general["id"]]
     # oldest (soonest due) first, in pages
     r = await client.get(WORK, params={"limit": 2}, headers=admin.headers)
     assert [c["id"] for c in r.json()["items"]] == [civil["id"], police["id"]]
     r = await client.get(WORK, params={"limit": 2, "cursor": r.json()["next_cursor"]}, headers=admin.headers)
     assert [c["id"] for c in r.json()["items"]] == [general["id"]] and r.json()["next_cursor"] is None
-    await client.post(reply_url(general["id"]), json={"reply": "已采纳，感谢建议"}, headers=admin.headers)
-    assert await ids(civil_clerk, status="open") == [civil["id"]]
-    assert await ids(civil_clerk, status="answered") == [general["id"]]
+    await client.post(reply_url(civil["id"]), json={"reply": "已核实处理"}, headers=civil_clerk.headers)
+    assert await ids(civil_clerk, status="open") == []
+    assert await ids(civil_clerk, status="answered") == [civil["id"]]
+    assert await ids(admin, status="open") == [police["id"], general["id"]]
     assert (await client.get(WORK, params={"status": "new"}, headers=admin.headers)).status_code == 422
 
 
@@ -296,12 +298,12 @@ async def test_a_complaint_is_answered_once(app, client, three_complaints, peopl
 
 
 async def test_two_clerks_answering_at_once_one_wins(app, client, three_complaints, people):
-    _, _, general = three_complaints
+    civil, _, _ = three_complaints
     civil_clerk = await people.staff("civil")
     admin = await people.admin()
     answers = await asyncio.gather(
-        client.post(reply_url(general["id"]), json={"reply": "民政答复"}, headers=civil_clerk.headers),
-        client.post(reply_url(general["id"]), json={"reply": "管理员答复"}, headers=admin.headers),
+        client.post(reply_url(civil["id"]), json={"reply": "民政答复"}, headers=civil_clerk.headers),
+        client.post(reply_url(civil["id"]), json={"reply": "管理员答复"}, headers=admin.headers),
     )
     assert sorted(r.status_code for r in answers) == [200, 409]
     assert await Notification.filter(kind="complaint_reply").count() == 1
@@ -313,10 +315,23 @@ async def test_a_clerk_of_another_department_cannot_see_or_answer(app, client, t
     r = await client.post(reply_url(civil["id"]), json={"reply": "越权答复"}, headers=police_clerk.headers)
     assert r.status_code == 404 and r.json()["code"] == "complaint_not_found"
     assert (await Complaint.get(id=civil["id"])).status == "open"
-    # unassigned complaints any clerk may take; the admin takes any
-    r = await client.post(reply_url(general["id"]), json={"reply": "公安答复"}, headers=police_clerk.headers)
-    assert r.status_code == 200
+    # the right department's clerk answers it
+    civil_clerk = await people.staff("civil")
+    r = await client.post(
+        reply_url(police["id"]), json={"reply": "民政越权答复"}, headers=civil_clerk.headers
+    )
+    assert r.status_code == 404 and (await Complaint.get(id=police["id"])).status == "open"
+    r = await client.post(reply_url(police["id"]), json={"reply": "公安已处理"}, headers=police_clerk.headers)
+    assert r.status_code == 200 and r.json()["status"] == "answered"
+    # one about no department: no clerk may answer it (issue 8, SECURITY row 1), the admin does
+    for clerk in (police_clerk, civil_clerk):
+        r = await client.post(reply_url(general["id"]), json={"reply": "窗口答复"}, headers=clerk.headers)
+        assert r.status_code == 404 and r.json()["code"] == "complaint_not_found"
+    assert (await Complaint.get(id=general["id"])).status == "open"
+    assert await Notification.filter(kind="complaint_reply").count() == 1
     admin = await people.admin()
+    r = await client.post(reply_url(general["id"]), json={"reply": "管理员答复建议"}, headers=admin.headers)
+    assert r.status_code == 200 and (await Complaint.get(id=general["id"])).replied_by_id == admin.id
     r = await client.post(reply_url(civil["id"]), json={"reply": "管理员答复"}, headers=admin.headers)
     assert r.status_code == 200
     r = await client.post(reply_url(999999), json={"reply": "不存在"}, headers=admin.headers)

@@ -49,14 +49,19 @@ async def test_applicant_rates_a_decided_case_and_the_rating_names_who_and_what_
     assert row.staff_id == decided.accepted_by_id is not None
 
 
-async def test_the_channel_defaults_to_the_sign_in_channel_and_may_be_given(app, client, zhang, decided):
+async def test_the_channel_is_the_sign_in_channel_and_never_the_clients(app, client, zhang, decided):
+    """Issue 8: the server sets the channel from the sign-in; a client's `channel` is an unknown field."""
     await end_cooldown(app, ZHANG["phone"])
     wechat = await sms_sign_in(client, ZHANG["phone"], channel="wechat")
     r = await client.post(url(decided.id), json={"level": 4}, headers=bearer(wechat))
     assert r.status_code == 201 and r.json()["channel"] == "wechat" and r.json()["comment"] == ""
     other = await make_case(zhang.id, status="closed")
-    r = await client.post(url(other.id), json={"level": 3, "channel": "sms"}, headers=zhang.headers)
-    assert r.status_code == 201 and r.json()["channel"] == "sms"
+    for channel in ("sms", "pad", "app"):
+        r = await client.post(url(other.id), json={"level": 3, "channel": channel}, headers=zhang.headers)
+        assert r.status_code == 422 and r.json()["errors"] == [
+            {"field": "channel", "message": "不允许的字段"}
+        ]
+    assert await Evaluation.filter(application_id=other.id).count() == 0
 
 
 @pytest.mark.parametrize("status", sorted(states.DECIDED))
@@ -106,14 +111,17 @@ async def test_another_residents_case_is_not_found(client, zhang, decided, peopl
     ("key", "level"), [("very_satisfied", 5), ("satisfied", 4), ("average", 3), ("dissatisfied", 2)]
 )
 async def test_the_hall_pad_keys_map_to_the_national_levels(client, zhang, decided, key, level):
-    r = await client.post(url(decided.id), json={"pad_key": key, "channel": "pad"}, headers=zhang.headers)
+    r = await client.post(url(decided.id), json={"pad_key": key}, headers=zhang.headers)
     assert r.status_code == 201, r.text
-    assert r.json()["level"] == level and r.json()["channel"] == "pad"
+    assert r.json()["level"] == level
 
 
-async def test_a_pad_key_without_channel_is_from_the_pad(client, zhang, decided):
+async def test_a_pad_key_from_the_app_is_a_level_not_a_claim_to_be_the_pad(client, zhang, decided):
+    """Issue 8: a resident's app sending the pad's key is recorded as from the app, the channel it signed in
+    on; only a sign-in of the pad itself would record `pad`."""
     r = await client.post(url(decided.id), json={"pad_key": "average"}, headers=zhang.headers)
-    assert r.status_code == 201 and r.json()["channel"] == "pad" and r.json()["level"] == 3
+    assert r.status_code == 201 and r.json()["channel"] == "app" and r.json()["level"] == 3
+    assert (await Evaluation.get(application_id=decided.id)).channel == "app"
 
 
 @pytest.mark.parametrize(
@@ -128,8 +136,8 @@ async def test_a_pad_key_without_channel_is_from_the_pad(client, zhang, decided)
         ({"level": True}, "level"),
         ({"level": None, "pad_key": None}, "level"),
         ({"level": 5, "pad_key": "satisfied"}, "pad_key"),
-        ({"pad_key": "so_so", "channel": "pad"}, "pad_key"),
-        ({"pad_key": "satisfied", "channel": "app"}, "channel"),
+        ({"pad_key": "so_so"}, "pad_key"),
+        ({"pad_key": "satisfied", "channel": "pad"}, "channel"),
         ({"level": 5, "channel": "fax"}, "channel"),
         ({"level": 5, "comment": "好" * 501}, "comment"),
         ({"level": 5, "comment": 5}, "comment"),

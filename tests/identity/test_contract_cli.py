@@ -45,8 +45,9 @@ async def test_create_admin_then_sign_in_through_the_api(client, settings):
     # and the admin can do admin things
     r = await client.get("/api/v1/admin/audit", headers=bearer(tokens))
     assert r.status_code == 200
-    assert [e["action"] for e in r.json()["items"]] == ["account.created"]
-    assert r.json()["items"][0]["actor_role"] == "cli" and r.json()["items"][0]["subject"] == account.id
+    # newest first: his own sign-in (issue 8: sign-ins are audited), then the CLI made him
+    assert [e["action"] for e in r.json()["items"]] == ["auth.signed_in", "account.created"]
+    assert r.json()["items"][1]["actor_role"] == "cli" and r.json()["items"][1]["subject"] == account.id
 
 
 async def test_create_admin_is_idempotent(client, settings):

@@ -325,7 +325,11 @@ async def test_audit_filters_by_account_and_time(client, admin, clerk):
     items = (await client.get("/api/v1/admin/audit", params={"account": rid}, headers=admin.headers)).json()[
         "items"
     ]
-    assert len(items) == 2 and all(e["subject"] == rid for e in items)
+    # his sign-in and real-name check (issue 8: both audited), then the clerk's two lookups of him
+    assert [e["action"] for e in items] == [
+        "resident.lookup", "resident.lookup", "real_name.verified", "auth.signed_in",
+    ]  # fmt: skip
+    assert all(e["subject"] == rid for e in items)
     # the clerk as actor: all three lookups
     items = (
         await client.get("/api/v1/admin/audit", params={"account": clerk.id}, headers=admin.headers)
@@ -337,7 +341,7 @@ async def test_audit_filters_by_account_and_time(client, admin, clerk):
     window = {"from": (now - hour).isoformat(), "to": (now + hour).isoformat(), "account": rid}
     assert (
         len((await client.get("/api/v1/admin/audit", params=window, headers=admin.headers)).json()["items"])
-        == 2
+        == 4
     )
     for params in ({"from": (now + hour).isoformat()}, {"to": (now - hour).isoformat()}):
         r = await client.get("/api/v1/admin/audit", params=params, headers=admin.headers)
@@ -349,7 +353,7 @@ async def test_audit_filters_by_account_and_time(client, admin, clerk):
         lambda t: t.astimezone(china).replace(tzinfo=None).isoformat(),
     ):
         for params, expected in (
-            ({"from": fmt(now - hour), "to": fmt(now + hour)}, 2),
+            ({"from": fmt(now - hour), "to": fmt(now + hour)}, 4),
             ({"from": fmt(now + hour)}, 0),
             ({"to": fmt(now - hour)}, 0),
         ):

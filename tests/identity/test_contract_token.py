@@ -36,7 +36,7 @@ async def test_first_sms_sign_in_creates_a_resident(client, app):
     assert await Account.all().count() == 1
     # the second sign-in finds the same account
     await end_cooldown(app, PHONE)
-    again = await sms_sign_in(client, PHONE, channel="handheld")
+    again = await sms_sign_in(client, PHONE, channel="app")
     assert again["account"]["id"] == account["id"] and await Account.all().count() == 1
 
 

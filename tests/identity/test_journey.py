@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.identity.timing import past_the_window
 from tests.support.people import ZHANG, bearer, last_code, sms_sign_in
 
 
@@ -45,10 +46,18 @@ async def test_resident_journey(client):
     assert rotated["refresh_token"] != tokens["refresh_token"]
     assert (await client.get("/api/v1/me", headers=bearer(rotated))).status_code == 200
 
-    # 5. the old refresh token again: reuse → 401 and the whole family is revoked
+    # 5. the old refresh token again: at once, a double-fired refresh (409, nothing revoked); after the
+    # reuse window, reuse → 401 and the whole family is revoked
     r = await client.post(
         "/api/v1/auth/token", json={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     )
+    assert r.status_code == 409 and r.json()["code"] == "refresh_in_progress"
+    assert (await client.get("/api/v1/me", headers=bearer(rotated))).status_code == 200
+    with past_the_window():
+        r = await client.post(
+            "/api/v1/auth/token",
+            json={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        )
     assert r.status_code == 401 and r.json()["code"] == "invalid_grant"
     r = await client.post(
         "/api/v1/auth/token", json={"grant_type": "refresh_token", "refresh_token": rotated["refresh_token"]}

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from api.kit.auth import public, require
+from tests.identity.proof import delete_with_code
 from tests.support.people import ZHANG, Person
 
 ROLES = ("resident", "grid_worker", "staff", "admin")
@@ -50,7 +51,7 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("PUT", "/api/v1/me/password"): Sample(json={"new_password": "Matrix2026ab"}),
     ("POST", "/api/v1/me/bindings/wechat"): Sample(json={"code": "not-a-real-code"}),
     ("POST", "/api/v1/admin/accounts"): Sample(json={"phone": "13600000099", "roles": ["admin"]}),
-    ("DELETE", "/api/v1/me"): Sample(last=True),
+    ("DELETE", "/api/v1/me"): Sample(json={"password": "Wrong2026ab"}, last=True),
     # other areas: path values only (an id nobody has → the gate passes, the area answers 404); their
     # ownership tests (row 1) live with the areas
     ("GET", "/api/v1/applications/<application_id:id>"): Sample(params={"application_id": 1}),
@@ -303,7 +304,7 @@ async def test_a_role_inside_the_allow_list_gets_past_the_gate(app, client, by_r
 async def test_the_role_comes_from_the_account_not_from_a_stale_token(app, client, by_role):
     # the token of a resident whose account was later deleted carries "resident" but opens nothing
     resident = by_role["resident"]
-    assert (await client.delete("/api/v1/me", headers=resident.headers)).status_code == 204
+    assert (await delete_with_code(client, app, resident.phone, resident.headers)).status_code == 204
     assert (await client.get("/api/v1/me", headers=resident.headers)).status_code == 401
 
 
@@ -340,7 +341,7 @@ async def test_a_404_for_an_absent_resident_and_for_a_non_resident_look_the_same
 
 async def test_a_deleted_resident_is_404_at_the_counter(app, client, by_role):
     resident = by_role["resident"]
-    assert (await client.delete("/api/v1/me", headers=resident.headers)).status_code == 204
+    assert (await delete_with_code(client, app, resident.phone, resident.headers)).status_code == 204
     r = await client.post(
         f"/api/v1/work/residents/{resident.id}/in-person-verification",
         json={"id_number": ZHANG["id_number"]},

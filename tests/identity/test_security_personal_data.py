@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from models import identity as db
+from tests.identity.proof import delete_me
 from tests.support.people import (
     LI,
     TOKEN,
@@ -142,7 +143,7 @@ async def test_deleting_an_account_revokes_its_sessions_and_leaves_no_personal_d
     assert all(traces)
     assert any(phone_index in key for key, _ in await redis_items(app))  # cooldown and limiter keys
 
-    r = await client.delete(ME, headers=bearer(second))
+    r = await delete_me(client, bearer(second), {"password": PASSWORD})
     assert r.status_code == 204, r.text
     leftovers = [key for key, _ in await redis_items(app) if phone_index in key]
     assert leftovers == []

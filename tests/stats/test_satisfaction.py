@@ -19,11 +19,11 @@ MZ, RS = "360500-MZ-001", "360500-RS-002"  # civil affairs; human resources and 
 RATINGS = [
     (P1, "A", MZ, {"level": 5}),
     (P1, "A", MZ, {"level": 4}),
-    (P1, "B", RS, {"pad_key": "average", "channel": "pad"}),  # 一般 = 3: satisfied
+    (P1, "B", RS, {"pad_key": "average"}),  # 一般 = 3: satisfied
     (P1, "B", MZ, {"level": 2}),
-    (P2, "A", RS, {"pad_key": "dissatisfied", "channel": "pad"}),  # 不满意 = 2: not satisfied
+    (P2, "A", RS, {"pad_key": "dissatisfied"}),  # 不满意 = 2: not satisfied
     (P2, "B", RS, {"level": 1}),
-    (P2, "B", MZ, {"pad_key": "very_satisfied", "channel": "pad"}),  # 5
+    (P2, "B", MZ, {"pad_key": "very_satisfied"}),  # 5
 ]
 
 
@@ -160,7 +160,7 @@ async def test_the_pad_key_average_counts_as_satisfied_and_dissatisfied_does_not
         case = await make_case(zhang.id, status="approved")
         r = await client.post(
             f"/api/v1/applications/{case.id}/evaluation",
-            json={"pad_key": key, "channel": "pad"},
+            json={"pad_key": key},
             headers=zhang.headers,
         )
         assert r.status_code == 201
