@@ -65,6 +65,8 @@ class ApplicationIn(_In):
 
 
 class Ref(BaseModel):
+    """An item, service point or department by code and name (one shape in applications and feedback)."""
+
     code: str
     name: str
 

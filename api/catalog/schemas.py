@@ -60,7 +60,9 @@ class ItemList(BaseModel):
     next_cursor: str | None
 
 
-class MaterialOut(BaseModel):
+class GuideMaterial(BaseModel):
+    """A material the guide asks for (the OpenAPI component; an application's uploaded one is `MaterialOut`)."""
+
     code: str
     name: str
     basis: str
@@ -69,6 +71,9 @@ class MaterialOut(BaseModel):
     required: bool
     notes: str
     sample: str | None
+
+
+MaterialOut = GuideMaterial
 
 
 class ProcessStep(BaseModel):
@@ -82,7 +87,7 @@ class ItemGuide(ItemSummary):
     scope: Literal["city_wide"]
     conditions: list[str]
     process: list[ProcessStep]
-    materials: list[MaterialOut]
+    materials: list[GuideMaterial]
 
 
 class PointOut(BaseModel):
