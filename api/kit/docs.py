@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
+from sanic import Sanic
 from sanic_ext import openapi
 from sanic_ext.extensions.openapi.builders import SpecificationBuilder
 from sanic_ext.extensions.openapi.definitions import Reference
 from sanic_ext.extensions.openapi.types import Schema
+from swagger_ui_bundle import swagger_ui_path
 
 T = TypeVar("T")
 
@@ -179,6 +182,19 @@ def _param_schema(spec: dict[str, Any]) -> _Raw:
 
 def _is_page(model: type[BaseModel] | None) -> bool:
     return model is not None and "next_cursor" in model.model_fields
+
+
+SWAGGER_ASSETS = "/docs/assets"
+SWAGGER_VERSION = Path(str(swagger_ui_path)).name.removeprefix("swagger-ui-")
+
+
+def serve_swagger_ui(app: Sanic) -> None:
+    """`/docs` from this server alone (an intranet has no CDN): the page is ours (api/kit/swagger.html), its
+    scripts and styles are swagger-ui-bundle's files, served under /docs/assets/<version>/."""
+    app.config.OAS_PATH_TO_SWAGGER_HTML = str(Path(__file__).with_name("swagger.html"))
+    app.config.OAS_UI_SWAGGER_CDN_URL = SWAGGER_ASSETS
+    app.config.OAS_UI_SWAGGER_VERSION = SWAGGER_VERSION
+    app.static(f"{SWAGGER_ASSETS}/{SWAGGER_VERSION}", str(swagger_ui_path), name="swagger_ui_assets")
 
 
 def documented(
