@@ -35,6 +35,10 @@ def _phone(value: str) -> str:
     return value
 
 
+# the document's words for _strong_password (ASCII letters and digits there; the rule takes any)
+_STRONG: dict[str, Any] = {"pattern": "^(?=.*[0-9])(?=.*[A-Za-z])", "description": "字母和数字都要有"}
+
+
 def _strong_password(value: str) -> str:
     if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
         raise ValueError("密码需同时包含字母和数字")
@@ -42,7 +46,14 @@ def _strong_password(value: str) -> str:
 
 
 Phone = Annotated[
-    str, Field(min_length=11, max_length=11, description="中国大陆手机号"), AfterValidator(_phone)
+    str,
+    Field(
+        min_length=11,
+        max_length=11,
+        description="中国大陆手机号",
+        json_schema_extra={"pattern": "^1[3-9][0-9]{9}$"},  # as is_mainland_mobile holds it
+    ),
+    AfterValidator(_phone),
 ]
 
 
@@ -152,7 +163,7 @@ class LogoutIn(_In):
 
 
 class PasswordIn(_In):
-    new_password: str = Field(min_length=8, max_length=64)
+    new_password: str = Field(min_length=8, max_length=64, json_schema_extra=_STRONG)
     old_password: str | None = Field(None, max_length=128)
     sms_code: str | None = Field(
         None, pattern=r"^\d{6}$", description="a fresh reset_password code instead of the old password"
@@ -184,7 +195,7 @@ class AdminAccountIn(_In):
     points: list[str] = Field(
         default_factory=list, max_length=50, description="service point codes, required for grid workers"
     )
-    password: str | None = Field(None, min_length=8, max_length=64)
+    password: str | None = Field(None, min_length=8, max_length=64, json_schema_extra=_STRONG)
 
     @field_validator("password")
     @classmethod
