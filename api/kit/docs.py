@@ -227,6 +227,8 @@ def documented(
             note = f"需要登录：{who}" + (f"；实名等级 ≥ {level}" if level else "")
             wrapped = openapi.description(note)(wrapped)
         wrapped = openapi.summary(summary)(wrapped)
+        # the operationId is the handler's name (unique across areas; a generated client's function names)
+        wrapped = openapi.operation(getattr(handler, "__name__", summary))(wrapped)
         wrapped = openapi.tag(tag)(wrapped)
         if query is not None:
             schema = json_schema(query)
@@ -253,7 +255,7 @@ def documented(
         if ok is not None:
             wrapped = openapi.response(status, {"application/json": content(ok)}, "成功")(wrapped)
         else:
-            wrapped = openapi.response(status, None, "成功")(wrapped)
+            wrapped = openapi.response(status, {}, "成功")(wrapped)  # no body (None would say */*)
         problems = {*errors, *implied}
         if query is not None or body is not None:
             problems.add(422)
