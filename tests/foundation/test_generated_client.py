@@ -51,6 +51,8 @@ async def test_a_generated_client_lists_the_catalogue(client, catalog, tmp_path,
     )
     guide = await get_item.asyncio(client=api, code=first.code)
     assert isinstance(guide, models.ItemGuide) and guide.code == first.code and guide.materials
+    same_day = await list_items.asyncio(client=api, kind=models.ListItemsKind.SAME_DAY, limit=50)
+    assert same_day.items and {i.kind.value for i in same_day.items} == {"same_day"}
     missing = await get_item.asyncio_detailed(client=api, code="NO-SUCH-ITEM")
     assert missing.status_code == 404 and isinstance(missing.parsed, models.Problem)
     assert missing.parsed.code == "item_not_found"
