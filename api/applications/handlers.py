@@ -218,7 +218,7 @@ def _attachment(download: materials.Download) -> HTTPResponse:
     tag="applications",
     ok=MaterialOut,
     status=201,
-    errors=(404, 409, 413, 422, 429),
+    errors=(404, 409, 413, 415, 422, 429),
 )
 @require(Role.RESIDENT)
 async def upload(request: Request, application_id: int) -> HTTPResponse:
