@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pydantic.json_schema import JsonSchemaMode
 from sanic import Sanic
 from sanic_ext import openapi
@@ -53,7 +53,7 @@ class Problem(BaseModel):
     detail: str
     code: str
     request_id: str | None
-    errors: list[FieldError] | None = None
+    errors: list[FieldError] | None = Field(None, description="on 422: the fields refused, and why")
 
 
 class _Raw(Schema):
@@ -153,9 +153,16 @@ def json_schema(model: type[BaseModel], mode: JsonSchemaMode = "validation") -> 
     """pydantic's JSON schema of a model, its nested models as components (refs to #/components/schemas)."""
     schema = model.model_json_schema(ref_template=_COMPONENT, mode=mode)
     for name, part in schema.pop("$defs", {}).items():
-        _register(name, _oas30(part))
-    converted: dict[str, Any] = _oas30(schema)
+        _register(name, _answered(_oas30(part), mode))
+    converted: dict[str, Any] = _answered(_oas30(schema), mode)
     return converted
+
+
+def _answered(schema: dict[str, Any], mode: JsonSchemaMode) -> dict[str, Any]:
+    """An answer (`model_dump`) carries every field, defaults included: all of them are required there."""
+    if mode == "serialization" and "properties" in schema:
+        schema["required"] = list(schema["properties"])
+    return schema
 
 
 def content(model: type[BaseModel], mode: JsonSchemaMode = "serialization") -> Reference:
@@ -261,7 +268,7 @@ def documented(
             problems.add(422)
         if body is not None:
             problems |= {413, 415}
-        problem = content(Problem)
+        problem = content(Problem, "validation")  # its `errors` only on a 422
         for code in sorted(problems):
             wrapped = openapi.response(code, {"application/problem+json": problem}, ERROR_TEXT[code])(wrapped)
         if secured:
