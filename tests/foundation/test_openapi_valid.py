@@ -29,3 +29,67 @@ async def test_every_ref_resolves_to_a_component(client):
     for name in ("FieldError", "Problem", "Ref", "FeeOut", "MissingMaterial", "TokenIn"):
         assert name in spec["components"]["schemas"], name
     assert "model_config" not in text
+
+
+def _walk(node, path=""):
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            yield from _walk(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk(value, f"{path}[{i}]")
+
+
+async def test_the_document_is_exact_about_what_the_validators_hold(client):
+    spec = await _spec(client)
+    schemas = spec["components"]["schemas"]
+    for path, node in _walk(spec):
+        if "enum" in node:
+            assert node.get("type") in ("string", "integer", "boolean"), (path, node)
+    # request bodies refuse unknown fields and say which are required
+    for name in (
+        "SmsCodeIn",
+        "LogoutIn",
+        "PasswordIn",
+        "RealNameIn",
+        "ApplicationIn",
+        "ComplaintIn",
+        "SmsCodeGrant",
+    ):
+        assert schemas[name]["additionalProperties"] is False, name
+        assert schemas[name].get("required"), name
+    assert schemas["SmsCodeIn"]["properties"]["purpose"]["enum"] == ["login", "reset_password", "bind"]
+    assert schemas["AccountOut"]["properties"]["roles"]["items"] == {"$ref": "#/components/schemas/Role"}
+    assert schemas["Role"]["enum"] == ["resident", "grid_worker", "staff", "admin"]
+    assert schemas["TokenIn"]["discriminator"]["propertyName"] == "grant_type"
+    items = {p["name"]: p["schema"] for p in spec["paths"]["/api/v1/items"]["get"]["parameters"]}
+    assert items["limit"] == {"type": "integer", "minimum": 1}
+    assert items["kind"]["enum"] == ["same_day", "committed"]
+    points = {p["name"]: p["schema"] for p in spec["paths"]["/api/v1/points"]["get"]["parameters"]}
+    assert "pattern" in points["near"]
+    assert schemas["SmsCodeIn"]["properties"]["phone"]["pattern"] == "^1[3-9][0-9]{9}$"
+    # one object answered: no page parameters
+    residents = {p["name"] for p in spec["paths"]["/api/v1/work/residents"]["get"]["parameters"]}
+    assert residents == {"id_number"}
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            where = f"{method.upper()} {path}"
+            if "requestBody" in op:
+                assert {"413", "415", "422"} <= set(op["responses"]), where
+            for status, answer in op["responses"].items():
+                if status.startswith(("4", "5")):
+                    assert list(answer["content"]) == ["application/problem+json"], where
+                    assert answer["content"]["application/problem+json"]["schema"] == {
+                        "$ref": "#/components/schemas/Problem"
+                    }
+            if op.get("security"):
+                assert "401" in op["responses"], where
+    assert "电子证照" not in spec["info"]["description"]
+
+
+async def test_operation_ids_are_the_handlers_names_and_unique(client):
+    spec = await _spec(client)
+    ids = [op["operationId"] for ops in spec["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+    assert spec["paths"]["/api/v1/items"]["get"]["operationId"] == "list_items"
