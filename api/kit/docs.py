@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import JsonSchemaMode
 from sanic import Sanic
 from sanic_ext import openapi
+from sanic_ext.extensions.openapi import blueprint as oas_blueprint
 from sanic_ext.extensions.openapi.builders import SpecificationBuilder
 from sanic_ext.extensions.openapi.definitions import Reference
 from sanic_ext.extensions.openapi.types import Schema
@@ -209,6 +210,10 @@ def serve_swagger_ui(app: Sanic) -> None:
     app.config.OAS_UI_SWAGGER_CDN_URL = SWAGGER_ASSETS
     app.config.OAS_UI_SWAGGER_VERSION = SWAGGER_VERSION
     app.static(f"{SWAGGER_ASSETS}/{SWAGGER_VERSION}", str(swagger_ui_path), name="swagger_ui_assets")
+    # sanic-ext answers /docs/oauth2-redirect.html with a page it downloads from a CDN: the bundle's copy
+    redirect_page = (Path(str(swagger_ui_path)) / "oauth2-redirect.html").read_text(encoding="utf-8")
+    # (setattr: the module holds an lru_cache wrapper there, and this stands for it)
+    setattr(oas_blueprint, "get_oauth2_redirect_html", lambda version: redirect_page)  # noqa: B010
 
 
 def documented(

@@ -20,3 +20,14 @@ async def test_docs_page_references_only_our_own_host_and_its_assets_answer(clie
         (await client.get(link)).headers["content-type"].split(";")[0] for link in links if "assets" in link
     }
     assert {"text/css", "text/javascript"} <= kinds or {"text/css", "application/javascript"} <= kinds, kinds
+
+
+async def test_the_oauth2_redirect_page_is_served_from_the_bundle_not_a_cdn(client, monkeypatch):
+    import urllib.request
+
+    def no_network(*_args, **_kwargs):
+        raise AssertionError("the docs reached out to the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    r = await client.get("/docs/oauth2-redirect.html")
+    assert r.status_code == 200 and "oauth2" in r.text.lower()
