@@ -93,3 +93,17 @@ async def test_operation_ids_are_the_handlers_names_and_unique(client):
     ids = [op["operationId"] for ops in spec["paths"].values() for op in ops.values()]
     assert len(ids) == len(set(ids))
     assert spec["paths"]["/api/v1/items"]["get"]["operationId"] == "list_items"
+
+
+async def test_path_ids_are_documented_with_their_range_and_a_404(client):
+    spec = await _spec(client)
+    seen = 0
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            for parameter in op.get("parameters", []):
+                if parameter["in"] == "path" and parameter["name"].endswith("_id"):
+                    seen += 1
+                    assert parameter["schema"]["minimum"] == 1, (method, path)
+                    assert parameter["schema"]["maximum"] == 2**63 - 1, (method, path)
+                    assert "404" in op["responses"], (method, path)
+    assert seen >= 14
