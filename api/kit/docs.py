@@ -37,7 +37,9 @@ ERROR_TEXT = {
     415: "请求体类型不受支持",
     422: "输入不符合要求",
     429: "请求过于频繁",
-    503: "依赖的服务暂时不可用",
+    502: "外部系统返回了无法识别的结果",
+    503: "依赖的服务暂时不可用(数据库或 Redis 不可用时任何操作都如此)",
+    504: "外部系统响应超时",
 }
 
 
@@ -293,7 +295,7 @@ def documented(
             wrapped = openapi.response(status, {"application/json": content(ok)}, "成功")(wrapped)
         else:
             wrapped = openapi.response(status, {}, "成功")(wrapped)  # no body (None would say */*)
-        problems = {*errors, *implied}
+        problems = {*errors, *implied, 503}  # the database or Redis down: every route fails closed
         if query is not None or body is not None:
             problems.add(422)
         if body is not None:

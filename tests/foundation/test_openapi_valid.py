@@ -85,6 +85,8 @@ async def test_the_document_is_exact_about_what_the_validators_hold(client):
                     }
             if op.get("security"):
                 assert "401" in op["responses"], where
+            if "tags" in op and path.startswith("/api/"):
+                assert "503" in op["responses"], where  # the database or Redis down
     assert "电子证照" not in spec["info"]["description"]
 
 
