@@ -30,6 +30,7 @@ from api.identity.principals import AccountDirectory
 from api.kit.config import ConfigError, Settings, load_settings
 from api.kit.container import Kernel, build_kernel
 from api.kit.db import close_database, open_database, ping_database
+from api.kit.docs import serve_swagger_ui
 from api.kit.errors import problem, register_error_handlers, request_id_of
 from api.kit.http import json_bytes
 from api.kit.ids import register_id_parameters
@@ -124,6 +125,7 @@ def _configure(app: Sanic, settings: Settings) -> None:
     app.config.OAS_URL_PREFIX = "/docs"
     app.config.OAS_UI_DEFAULT = "swagger"
     app.config.OAS_UI_REDOC = False
+    serve_swagger_ui(app)  # before the first app.ext, which reads the OAS_ config
     app.config.OAS_AUTODOC = False
     app.config.OAS_IGNORE_HEAD = True
     app.config.OAS_IGNORE_OPTIONS = True
@@ -133,7 +135,10 @@ def _configure(app: Sanic, settings: Settings) -> None:
     app.ext.openapi.describe(
         "Yiwangtong 一网通 API",
         version="1",
-        description="一网通办：统一身份认证、电子证照、社区通办、消息推送、便民查询。错误一律为 RFC 9457 problem+json。",
+        description=(
+            "一网通办：统一身份认证与实名核验、办事指南与服务网点查询、社区通办(网上申请、材料上传、受理与办理)、"
+            "消息通知、评价与投诉、统计。错误一律为 RFC 9457 problem+json。"
+        ),
     )
     app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer", bearer_format="JWT")
 

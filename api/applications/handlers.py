@@ -22,7 +22,7 @@ from api.applications.schemas import (
     WorkApplicationsQuery,
 )
 from api.kit.auth import WORK_ROLES, Role, client_ip, require
-from api.kit.docs import documented
+from api.kit.docs import content, documented
 from api.kit.errors import InvalidInput, UnsupportedMediaType
 from api.kit.http import json_model, page_limit, parse_body, parse_query
 from api.kit.idempotency import idempotent
@@ -212,13 +212,13 @@ def _attachment(download: materials.Download) -> HTTPResponse:
 
 @materials_bp.post("/applications/<application_id:id>/materials")
 @openapi.body(UPLOAD_BODY, required=True)
-@openapi.response(200, {"application/json": MaterialOut}, "同一材料的同一文件已上传过：答复原记录")
+@openapi.response(200, {"application/json": content(MaterialOut)}, "同一材料的同一文件已上传过：答复原记录")
 @documented(
     "上传申请材料(multipart：material_code、file)；仅待受理或退回补正时；类型按内容判断，大小与总量受限",
     tag="applications",
     ok=MaterialOut,
     status=201,
-    errors=(404, 409, 413, 422, 429),
+    errors=(404, 409, 413, 415, 422, 429),
 )
 @require(Role.RESIDENT)
 async def upload(request: Request, application_id: int) -> HTTPResponse:

@@ -65,6 +65,8 @@ class ApplicationIn(_In):
 
 
 class Ref(BaseModel):
+    """An item, service point or department by code and name (one shape in applications and feedback)."""
+
     code: str
     name: str
 
@@ -143,7 +145,11 @@ class MyApplicationsQuery(PageQuery):
 class WorkApplicationsQuery(PageQuery):
     point_code: str | None = Field(None, max_length=32)
     status: Status | None = None
-    due_before: datetime | None = Field(None, description="ISO 8601; without an offset it is Beijing time")
+    due_before: datetime | None = Field(
+        None,
+        description="ISO 8601, a year 2000 … 2199; without an offset it is Beijing time",
+        json_schema_extra={"pattern": "^2[01][0-9]{2}-"},  # the year rule of _plausible
+    )
     overdue: bool | None = None
 
     @field_validator("due_before")

@@ -60,7 +60,9 @@ class ItemList(BaseModel):
     next_cursor: str | None
 
 
-class MaterialOut(BaseModel):
+class GuideMaterial(BaseModel):
+    """A material the guide asks for (the OpenAPI component; an application's uploaded one is `MaterialOut`)."""
+
     code: str
     name: str
     basis: str
@@ -69,6 +71,9 @@ class MaterialOut(BaseModel):
     required: bool
     notes: str
     sample: str | None
+
+
+MaterialOut = GuideMaterial
 
 
 class ProcessStep(BaseModel):
@@ -82,7 +87,7 @@ class ItemGuide(ItemSummary):
     scope: Literal["city_wide"]
     conditions: list[str]
     process: list[ProcessStep]
-    materials: list[MaterialOut]
+    materials: list[GuideMaterial]
 
 
 class PointOut(BaseModel):
@@ -108,6 +113,12 @@ class PointList(BaseModel):
 # ---- query strings --------------------------------------------------------------------------------------
 
 
+# the document's words for _lat_lng: decimal latitude -90 … 90, a comma, longitude -180 … 180
+_LAT = r"[-+]?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?)"
+_LNG = r"[-+]?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?)"
+_NEAR = f"^{_LAT},{_LNG}$"
+
+
 class ItemsQuery(PageQuery):
     q: str | None = Field(None, max_length=64)
     department: str | None = Field(None, max_length=64)
@@ -120,7 +131,10 @@ class PointsQuery(PageQuery):
     community: str | None = Field(None, max_length=12)
     service: PointService | None = None
     near: str | None = Field(
-        None, max_length=64, description="lat,lng — sorts by distance and adds distance_m"
+        None,
+        max_length=64,
+        description="lat,lng — sorts by distance and adds distance_m",
+        json_schema_extra={"pattern": _NEAR},
     )
 
     @field_validator("near")

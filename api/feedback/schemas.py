@@ -20,7 +20,7 @@ PAD_LEVELS: dict[str, int] = {"very_satisfied": 5, "satisfied": 4, "average": 3,
 
 
 class Ref(BaseModel):
-    """A service point or department by code and name (the same shape as the applications' `Ref`)."""
+    """An item, service point or department by code and name (one shape in applications and feedback)."""
 
     code: str
     name: str

@@ -36,6 +36,16 @@ def _phone(value: str) -> str:
     return value
 
 
+# the document's words for an identity number as kit.pii.id_number_problem holds it (after NFKC and strip)
+_ID_NUMBER: dict[str, Any] = {
+    "pattern": "^[0-9]{6}(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx]$",
+    "description": "18 位居民身份证号码：出生日期真实，末位为 GB 11643 校验码(不符答复 422 invalid_id_number)",
+}
+
+# the document's words for _strong_password (ASCII letters and digits there; the rule takes any)
+_STRONG: dict[str, Any] = {"pattern": "^(?=.*[0-9])(?=.*[A-Za-z])", "description": "字母和数字都要有"}
+
+
 def _strong_password(value: str) -> str:
     if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
         raise ValueError("密码需同时包含字母和数字")
@@ -43,7 +53,14 @@ def _strong_password(value: str) -> str:
 
 
 Phone = Annotated[
-    str, Field(min_length=11, max_length=11, description="中国大陆手机号"), AfterValidator(_phone)
+    str,
+    Field(
+        min_length=11,
+        max_length=11,
+        description="中国大陆手机号",
+        json_schema_extra={"pattern": "^1[3-9][0-9]{9}$"},  # as is_mainland_mobile holds it
+    ),
+    AfterValidator(_phone),
 ]
 
 
@@ -155,7 +172,7 @@ class LogoutIn(_In):
 
 
 class PasswordIn(_In):
-    new_password: str = Field(min_length=8, max_length=64)
+    new_password: str = Field(min_length=8, max_length=64, json_schema_extra=_STRONG)
     old_password: str | None = Field(None, max_length=128)
     sms_code: str | None = Field(
         None, pattern=r"^\d{6}$", description="a fresh reset_password code instead of the old password"
@@ -223,7 +240,7 @@ def _detail(error: Any) -> Any:
 
 class RealNameIn(_In):
     name: str = Field(min_length=2, max_length=32)
-    id_number: str = Field(min_length=15, max_length=18)
+    id_number: str = Field(min_length=15, max_length=18, json_schema_extra=_ID_NUMBER)
 
 
 class WeChatCodeIn(_In):
@@ -244,7 +261,7 @@ class AdminAccountIn(_In):
     points: list[str] = Field(
         default_factory=list, max_length=50, description="service point codes, required for grid workers"
     )
-    password: str | None = Field(None, min_length=8, max_length=64)
+    password: str | None = Field(None, min_length=8, max_length=64, json_schema_extra=_STRONG)
 
     @field_validator("password")
     @classmethod
@@ -254,7 +271,7 @@ class AdminAccountIn(_In):
 
 
 class ResidentQuery(PageQuery):
-    id_number: str = Field(min_length=15, max_length=18)
+    id_number: str = Field(min_length=15, max_length=18, json_schema_extra=_ID_NUMBER)
 
 
 class ResidentOut(BaseModel):
@@ -267,7 +284,12 @@ class ResidentOut(BaseModel):
 
 class InPersonIn(_In):
     id_number: str = Field(
-        min_length=15, max_length=18, description="read from the ID card in front of the clerk"
+        min_length=15,
+        max_length=18,
+        json_schema_extra={
+            **_ID_NUMBER,
+            "description": "read from the ID card in front of the clerk; " + _ID_NUMBER["description"],
+        },
     )
 
 

@@ -1,17 +1,31 @@
-"""One decorator that describes a route in the OpenAPI document from our pydantic models."""
+"""One decorator that describes a route in the OpenAPI document from our pydantic models, and the local
+Swagger UI.
+
+Every body, answer and problem model is a component under `components/schemas`, named after its class and
+built from pydantic's own JSON schema (so the document says what the validator holds: enums, `required`,
+`additionalProperties: false` for `extra="forbid"`, bounds, patterns), written in OpenAPI 3.0 words, which
+is what sanic-ext declares (`openapi: 3.0.3`). Two models of one name and different shapes fail at import."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, RootModel
+from pydantic import BaseModel, Field
+from pydantic.json_schema import JsonSchemaMode
+from sanic import Sanic
 from sanic_ext import openapi
+from sanic_ext.extensions.openapi import blueprint as oas_blueprint
 from sanic_ext.extensions.openapi.builders import SpecificationBuilder
 from sanic_ext.extensions.openapi.definitions import Reference
 from sanic_ext.extensions.openapi.types import Schema
+from swagger_ui_bundle import swagger_ui_path
 
 T = TypeVar("T")
+
+PAGE_PARAMS = ("limit", "cursor")
 
 ERROR_TEXT = {
     400: "请求有误",
@@ -20,9 +34,12 @@ ERROR_TEXT = {
     404: "资源不存在",
     409: "与当前状态冲突",
     413: "请求体过大",
+    415: "请求体类型不受支持",
     422: "输入不符合要求",
     429: "请求过于频繁",
-    503: "依赖的服务暂时不可用",
+    502: "外部系统返回了无法识别的结果",
+    503: "依赖的服务暂时不可用(数据库或 Redis 不可用时任何操作都如此)",
+    504: "外部系统响应超时",
 }
 
 
@@ -46,50 +63,173 @@ class Problem(BaseModel):
     detail: str
     code: str
     request_id: str | None
-    errors: list[FieldError] | None = None
+    errors: list[FieldError] | None = Field(None, description="on 422: the fields refused, and why")
 
 
-def _param_schema(spec: dict[str, Any]) -> Schema:
-    options = [s for s in spec.get("anyOf", [spec]) if s.get("type") != "null"]
-    chosen = dict(options[0]) if options else {"type": "string"}
-    chosen.pop("title", None)
-    if "const" in chosen:
-        chosen["enum"] = [chosen.pop("const")]
-    return Schema(**chosen)
+class _Raw(Schema):
+    """A schema object written out as given (sanic-ext's Schema keeps only the keys it knows)."""
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        super().__init__(**value)
+
+    def guard(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return fields
+
+
+_COMPONENT = "#/components/schemas/{model}"
+# JSON Schema words OpenAPI 3.0 has not (a dict's key rules: the validator still holds them)
+_NOT_IN_OAS30 = (
+    "$defs",
+    "$schema",
+    "$id",
+    "propertyNames",
+    "prefixItems",
+    "contains",
+    "if",
+    "then",
+    "else",
+    "dependentRequired",
+    "dependentSchemas",
+    "unevaluatedProperties",
+    "contentMediaType",
+    "contentEncoding",
+    "const",
+)
 
 
 def _oas30(schema: Any) -> Any:
-    """pydantic's JSON Schema in OpenAPI 3.0 words: `const` as a one-value enum, `X | None` as nullable."""
+    """pydantic's JSON Schema (2020-12) in OpenAPI 3.0 words: `const` as a one-value enum, `X | None` as
+    `nullable`, a `$ref` with siblings inside `allOf`, numeric exclusive bounds as boolean ones, `examples`
+    as one `example`; no `$defs` (they become components beside it)."""
     if isinstance(schema, list):
         return [_oas30(part) for part in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {key: _oas30(value) for key, value in schema.items()}
-    if "const" in out and not isinstance(out["const"], dict):  # not a property named const
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "properties":  # property names are not keywords
+            out[key] = {name: _oas30(part) for name, part in value.items()}
+        elif key in ("anyOf", "oneOf") and {"type": "null"} in value:
+            rest = [_oas30(o) for o in value if o != {"type": "null"}]
+            out["nullable"] = True
+            if len(rest) == 1:
+                out = {**rest[0], **out}
+            else:
+                out[key] = rest
+        elif key in ("default", "example", "enum", "const"):
+            out[key] = value
+        else:
+            out[key] = _oas30(value)
+    if "const" in out:
         out["enum"] = [out.pop("const")]
-    options = out.get("anyOf")
-    if isinstance(options, list) and {"type": "null"} in options:
-        rest = [o for o in options if o != {"type": "null"}]
-        out.pop("anyOf")
-        out.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
+    if out.get("type") == "null":
+        out.pop("type")
         out["nullable"] = True
+        out["enum"] = [None]
+    if isinstance(out.get("type"), list):
+        kinds = [k for k in out["type"] if k != "null"]
+        if len(kinds) < len(out["type"]):
+            out["nullable"] = True
+        out["type"] = kinds[0]
+    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(out.get(bound), int | float) and not isinstance(out.get(bound), bool):
+            out[plain] = out.pop(bound)
+            out[bound] = True
+    if "examples" in out:
+        examples = out.pop("examples")
+        if isinstance(examples, list) and examples:
+            out.setdefault("example", examples[0])
+    for word in _NOT_IN_OAS30:
+        out.pop(word, None)
+    if "$ref" in out and len(out) > 1:
+        ref = out.pop("$ref")
+        out["allOf"] = [{"$ref": ref}]
+    if "enum" in out and "type" not in out:
+        value_types = {type(v) for v in out["enum"] if v is not None}
+        if value_types == {str}:
+            out["type"] = "string"
     return out
 
 
-def _root_component(model: type[RootModel[Any]]) -> Reference:
-    """A RootModel (a discriminated union, say) as a component built from pydantic's JSON schema, its member
-    models beside it: sanic-ext describes a model by its fields, and a RootModel has only `root`."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+def _register(name: str, schema: dict[str, Any]) -> None:
     spec = SpecificationBuilder()
+    known = spec._components.get("schemas", {}).get(name)
+    if known is not None and known != schema:
+        raise RuntimeError(f"two different schemas would be the OpenAPI component {name!r}: rename one model")
+    spec.add_component("schemas", name, schema)
+
+
+def json_schema(model: type[BaseModel], mode: JsonSchemaMode = "validation") -> dict[str, Any]:
+    """pydantic's JSON schema of a model, its nested models as components (refs to #/components/schemas)."""
+    schema = model.model_json_schema(ref_template=_COMPONENT, mode=mode)
     for name, part in schema.pop("$defs", {}).items():
-        spec.add_component("schemas", name, _oas30(part))
-    spec.add_component("schemas", model.__name__, _oas30(schema))
-    return Reference(f"#/components/schemas/{model.__name__}")
+        _register(name, _answered(_oas30(part), mode))
+    converted: dict[str, Any] = _answered(_oas30(schema), mode)
+    return converted
 
 
-def _content(model: type[BaseModel]) -> Any:
-    """A model as sanic-ext documents it; a RootModel becomes a component of its own (see above)."""
-    return _root_component(model) if issubclass(model, RootModel) else model
+def _answered(schema: dict[str, Any], mode: JsonSchemaMode) -> dict[str, Any]:
+    """An answer (`model_dump`) carries every field, defaults included: all of them are required there."""
+    if mode == "serialization" and "properties" in schema:
+        schema["required"] = list(schema["properties"])
+    return schema
+
+
+def content(model: type[BaseModel], mode: JsonSchemaMode = "serialization") -> Reference:
+    """A model as a component named after it, built from pydantic's JSON schema (no sanic-ext reading of the
+    class: that turned Literals into objects and `model_config` into a property); a request body is
+    described in validation mode, an answer in serialization mode."""
+    _register(model.__name__, json_schema(model, mode))
+    return Reference(_COMPONENT.format(model=model.__name__))
+
+
+def _param_schema(spec: dict[str, Any]) -> _Raw:
+    """A query parameter's schema: the field's, without the `null` of an optional field (absent instead)."""
+    chosen = dict(spec)
+    if chosen.get("nullable"):
+        chosen.pop("nullable")
+        if chosen.get("enum") == [None]:
+            chosen = {"type": "string"}
+        elif "enum" in chosen:
+            chosen["enum"] = [v for v in chosen["enum"] if v is not None]
+    chosen.pop("title", None)
+    if chosen.get("default", "") is None:
+        chosen.pop("default")
+    return _Raw(chosen)
+
+
+ID_SCHEMA = {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}
+ID_TEXT = "1 … 2^63−1；超出范围或不存在答复 404"
+
+
+def _id_parameters(handler: Any) -> list[str]:
+    """The handler's integer path parameters (`<application_id:int>` arrives as `application_id: int`)."""
+    try:
+        parameters = list(inspect.signature(handler).parameters.values())[1:]  # after the request
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in parameters if p.annotation in (int, "int")]
+
+
+def _is_page(model: type[BaseModel] | None) -> bool:
+    return model is not None and "next_cursor" in model.model_fields
+
+
+SWAGGER_ASSETS = "/docs/assets"
+SWAGGER_VERSION = Path(str(swagger_ui_path)).name.removeprefix("swagger-ui-")
+
+
+def serve_swagger_ui(app: Sanic) -> None:
+    """`/docs` from this server alone (an intranet has no CDN): the page is ours (api/kit/swagger.html), its
+    scripts and styles are swagger-ui-bundle's files, served under /docs/assets/<version>/."""
+    app.config.OAS_PATH_TO_SWAGGER_HTML = str(Path(__file__).with_name("swagger.html"))
+    app.config.OAS_UI_SWAGGER_CDN_URL = SWAGGER_ASSETS
+    app.config.OAS_UI_SWAGGER_VERSION = SWAGGER_VERSION
+    app.static(f"{SWAGGER_ASSETS}/{SWAGGER_VERSION}", str(swagger_ui_path), name="swagger_ui_assets")
+    # sanic-ext answers /docs/oauth2-redirect.html with a page it downloads from a CDN: the bundle's copy
+    redirect_page = (Path(str(swagger_ui_path)) / "oauth2-redirect.html").read_text(encoding="utf-8")
+    # (setattr: the module holds an lru_cache wrapper there, and this stands for it)
+    setattr(oas_blueprint, "get_oauth2_redirect_html", lambda version: redirect_page)  # noqa: B010
 
 
 def documented(
@@ -122,10 +262,19 @@ def documented(
             note = f"需要登录：{who}" + (f"；实名等级 ≥ {level}" if level else "")
             wrapped = openapi.description(note)(wrapped)
         wrapped = openapi.summary(summary)(wrapped)
+        # the operationId is the handler's name (unique across areas; a generated client's function names)
+        wrapped = openapi.operation(getattr(handler, "__name__", summary))(wrapped)
         wrapped = openapi.tag(tag)(wrapped)
+        for name in _id_parameters(handler):
+            wrapped = openapi.parameter(
+                name, _Raw(dict(ID_SCHEMA)), "path", required=True, description=ID_TEXT
+            )(wrapped)
         if query is not None:
-            schema = query.model_json_schema()
+            schema = json_schema(query)
+            paged = _is_page(ok)
             for name, prop in schema.get("properties", {}).items():
+                if name in PAGE_PARAMS and not paged:
+                    continue  # one object answered: a page's limit and cursor mean nothing there
                 wrapped = openapi.parameter(
                     name,
                     _param_schema(prop),
@@ -134,17 +283,26 @@ def documented(
                     required=name in schema.get("required", []),
                 )(wrapped)
         if idempotent:
-            wrapped = openapi.parameter("Idempotency-Key", str, "header", description=IDEMPOTENCY_TEXT)(
-                wrapped
-            )
+            wrapped = openapi.parameter(
+                "Idempotency-Key",
+                _Raw({"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"^[\x21-\x7e]+$"}),
+                "header",
+                description=IDEMPOTENCY_TEXT,
+            )(wrapped)
         if body is not None:
-            wrapped = openapi.body({content_type: _content(body)}, required=True)(wrapped)
+            wrapped = openapi.body({content_type: content(body, "validation")}, required=True)(wrapped)
         if ok is not None:
-            wrapped = openapi.response(status, {"application/json": _content(ok)}, "成功")(wrapped)
+            wrapped = openapi.response(status, {"application/json": content(ok)}, "成功")(wrapped)
         else:
-            wrapped = openapi.response(status, None, "成功")(wrapped)
-        for code in sorted({*errors, *implied, 422 if (query or body) else 0} - {0}):
-            wrapped = openapi.response(code, {"application/problem+json": Problem}, ERROR_TEXT[code])(wrapped)
+            wrapped = openapi.response(status, {}, "成功")(wrapped)  # no body (None would say */*)
+        problems = {*errors, *implied, 503}  # the database or Redis down: every route fails closed
+        if query is not None or body is not None:
+            problems.add(422)
+        if body is not None:
+            problems |= {413, 415}
+        problem = content(Problem, "validation")  # its `errors` only on a 422
+        for code in sorted(problems):
+            wrapped = openapi.response(code, {"application/problem+json": problem}, ERROR_TEXT[code])(wrapped)
         if secured:
             wrapped = openapi.secured("bearer")(wrapped)
         return wrapped

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sanic import Request
 from sanic.response import HTTPResponse
 
@@ -25,7 +25,7 @@ class QueryModel(BaseModel):
 
 
 class PageQuery(QueryModel):
-    limit: int | None = None
+    limit: int | None = Field(None, json_schema_extra={"minimum": 1})  # the rule is _positive below
     cursor: str | None = None
 
     @field_validator("limit")
