@@ -8,7 +8,6 @@ is what sanic-ext declares (`openapi: 3.0.3`). Two models of one name and differ
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -198,19 +197,6 @@ def _param_schema(spec: dict[str, Any]) -> _Raw:
     return _Raw(chosen)
 
 
-ID_SCHEMA = {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}
-ID_TEXT = "1 … 2^63−1；超出范围或不存在答复 404"
-
-
-def _id_parameters(handler: Any) -> list[str]:
-    """The handler's integer path parameters (`<application_id:int>` arrives as `application_id: int`)."""
-    try:
-        parameters = list(inspect.signature(handler).parameters.values())[1:]  # after the request
-    except (TypeError, ValueError):
-        return []
-    return [p.name for p in parameters if p.annotation in (int, "int")]
-
-
 def _is_page(model: type[BaseModel] | None) -> bool:
     return model is not None and "next_cursor" in model.model_fields
 
@@ -265,10 +251,6 @@ def documented(
         # the operationId is the handler's name (unique across areas; a generated client's function names)
         wrapped = openapi.operation(getattr(handler, "__name__", summary))(wrapped)
         wrapped = openapi.tag(tag)(wrapped)
-        for name in _id_parameters(handler):
-            wrapped = openapi.parameter(
-                name, _Raw(dict(ID_SCHEMA)), "path", required=True, description=ID_TEXT
-            )(wrapped)
         if query is not None:
             schema = json_schema(query)
             paged = _is_page(ok)

@@ -146,7 +146,7 @@ def _roles_by_operation(app) -> dict[tuple[str, str], tuple[str, ...]]:
     out = {}
     for route in app.router.routes:
         path = "/" + route.path.replace("<", "{").replace(">", "}")
-        path = re.sub(r":(str|int)}", "}", path)
+        path = re.sub(r":[a-z0-9_]+}", "}", path)  # {name:type} -> {name}
         for method in route.methods:
             out[(path, method.lower())] = getattr(route.handler, "__ywt_roles__", ())
     return out
