@@ -53,7 +53,7 @@ def _who(request: Request) -> tuple[Principal, str, str]:
     body=SmsCodeIn,
     ok=SmsCodeOut,
     status=202,
-    errors=(429,),
+    errors=(429, 502, 504),  # 502/504: the SMS gateway failed or did not answer
 )
 @public
 async def send_sms_code(request: Request) -> HTTPResponse:
@@ -70,7 +70,7 @@ async def send_sms_code(request: Request) -> HTTPResponse:
     tag="identity",
     body=TokenIn,
     ok=TokenOut,
-    errors=(401, 403, 409, 429),
+    errors=(401, 403, 409, 429, 502, 504),  # 502/504: WeChat, for the wechat_code grant
 )
 @public
 async def token(request: Request) -> HTTPResponse:
@@ -114,7 +114,7 @@ async def change_password(request: Request) -> HTTPResponse:
     tag="identity",
     body=RealNameIn,
     ok=AccountOut,
-    errors=(409, 429),
+    errors=(409, 429, 502, 504),  # 502/504: the population database failed or did not answer
 )
 @require()
 async def real_name(request: Request) -> HTTPResponse:
@@ -138,7 +138,7 @@ async def bindings(request: Request) -> HTTPResponse:
     body=WeChatCodeIn,
     ok=BindingOut,
     status=201,
-    errors=(409,),
+    errors=(409, 502, 504),  # 502/504: WeChat failed or did not answer
 )
 @require()
 async def bind_wechat(request: Request) -> HTTPResponse:
