@@ -34,3 +34,16 @@ async def test_an_instant_out_of_range_or_not_iso_is_422(client, admin, path, na
 async def test_an_instant_in_range_is_taken(client, admin, path, name):
     r = await client.get(path, params={name: "2026-05-01T00:00:00+08:00"}, headers=admin.headers)
     assert r.status_code == 200, r.text
+
+
+async def test_the_sandbox_sms_phone_is_documented_as_it_is_checked(client):
+    """11 characters with whitespace around them were schema-valid, then stripped to 10 and refused."""
+    r = await client.get("/docs/openapi.json")
+    (phone,) = [
+        p for p in r.json()["paths"]["/api/v1/sandbox/sms"]["get"]["parameters"] if p["name"] == "phone"
+    ]
+    assert phone["schema"]["pattern"] == "^1[3-9][0-9]{9}$"
+    for odd in (" 1380000000", "1380000000\n", "23800000001"):
+        r = await client.get("/api/v1/sandbox/sms", params={"phone": odd})
+        assert r.status_code == 422, (odd, r.text)
+    assert (await client.get("/api/v1/sandbox/sms", params={"phone": "13800000001"})).status_code == 200
