@@ -3,8 +3,8 @@
 The server is started as `make run` starts it (`python -m api.cli serve`, embedded mode, sandbox integrations,
 seeded catalogue and demo staff) on a free port of 127.0.0.1, with a SQLite file and in-process Redis of its
 own in both passes of CI (the PostgreSQL pass shares one database between the suite's tests, which empty it
-before each test, so a server seeding its own demo data there would race them). schemathesis reads the server's
-own document (/docs/openapi.json) and runs every check, in every phase (examples, coverage, fuzzing, stateful),
+before each test, so a server seeding its own demo data there would race them); then `make demo` drives one
+whole case through it, so ids name real records. schemathesis reads the server's own document (/docs/openapi.json) and runs every check, in every phase (examples, coverage, fuzzing, stateful),
 over every operation, once per role: nobody signed in, a resident (张三, real name verified), a grid worker, a
 window clerk and the admin, each signed in through the API as a client would (SMS code read from the sandbox,
 or the demo staff password). Its settings are tests/contract/schemathesis.toml (seed, cases per operation).
@@ -34,6 +34,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.kit.config import PROJECT_ROOT
 from api.sandbox.people import ADMIN_PHONE, DEMO_PASSWORD, person
 from tests.support.people import ZHANG
 from tests.support.server import server_env, serving
@@ -100,6 +101,18 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     tmp = tmp_path_factory.mktemp("fuzz")
     log = tmp / "server.log"
     with serving(server_env(tmp, **FUZZ_SETTINGS), log, ready=(("/healthz", 1), ("/readyz", 30))) as base:
+        # one whole case first (`make demo`: 张三's application accepted, returned, resubmitted, approved,
+        # delivered, evaluated, with materials and notifications), so ids 1, 2 … name real records
+        demo = subprocess.run(
+            [sys.executable, "-m", "scripts.demo", "--base-url", base],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=120,
+            check=False,
+        )
+        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
         yield base, log
 
 
