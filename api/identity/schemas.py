@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from api.kit.auth import Role
+from api.kit.clock import Instant
 from api.kit.http import PageQuery
 from api.kit.ids import QueryId
 from api.kit.pii import is_mainland_mobile
@@ -295,8 +296,8 @@ class InPersonIn(_In):
 
 class AuditQuery(PageQuery):
     account: QueryId | None = None
-    from_: datetime | None = Field(None, alias="from")
-    to: datetime | None = None
+    from_: Instant | None = Field(None, alias="from")
+    to: Instant | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=False)
 

@@ -19,7 +19,9 @@ class SandboxSmsList(BaseModel):
 
 
 class SandboxSmsQuery(QueryModel):
-    phone: str = Field(min_length=11, max_length=11, description="中国大陆手机号")
+    phone: str = Field(
+        min_length=11, max_length=11, pattern=r"^1[3-9][0-9]{9}$", description="中国大陆手机号"
+    )
 
 
 class SandboxWeChatCodeIn(BaseModel):

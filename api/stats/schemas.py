@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from api.kit.clock import Instant
 from api.kit.http import QueryModel
 
 GroupBy = Literal["point", "staff", "item", "department"]
@@ -25,10 +26,8 @@ def _aware(value: Any) -> Any:
 
 
 class PeriodQuery(QueryModel):
-    start: datetime | None = Field(
-        None, alias="from", description="inclusive, e.g. 2026-05-01T00:00:00+08:00"
-    )
-    end: datetime | None = Field(None, alias="to", description="exclusive, e.g. 2026-06-01T00:00:00+08:00")
+    start: Instant | None = Field(None, alias="from", description="inclusive, e.g. 2026-05-01T00:00:00+08:00")
+    end: Instant | None = Field(None, alias="to", description="exclusive, e.g. 2026-06-01T00:00:00+08:00")
 
     @field_validator("start", "end", mode="before")
     @classmethod
