@@ -222,9 +222,12 @@ def _attachment(download: materials.Download) -> HTTPResponse:
 )
 @require(Role.RESIDENT)
 async def upload(request: Request, application_id: int) -> HTTPResponse:
-    content_type = (request.content_type or "").split(";")[0].strip().lower()
-    if content_type != "multipart/form-data":
+    content_type, _, params = (request.content_type or "").partition(";")
+    if content_type.strip().lower() != "multipart/form-data":
         raise UnsupportedMediaType("请求体应为 multipart/form-data")
+    if "boundary=" not in params.lower():
+        # Sanic would log a traceback for each such request (a way to flood the error log): refuse it first
+        raise UnsupportedMediaType("multipart/form-data 须带 boundary 参数")
     code = _one(request.form.getlist("material_code") if request.form else None, "material_code")
     file = _one(request.files.getlist("file") if request.files else None, "file")
     # the client's file name and declared type are never used: type by content, name by sha256

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -258,6 +259,21 @@ async def test_missing_fields_are_422_naming_them(app, client):
     r = await client.post(url, json={"material_code": "M01", "file": "aGVsbG8="}, headers=w.resident)
     assert r.status_code == 415
     assert await db.ApplicationMaterial.all().count() == 1
+
+
+async def test_multipart_without_boundary_is_415_and_logs_no_traceback(app, client, caplog):
+    w = await upload_world(app, client)
+    caplog.set_level(logging.DEBUG)
+    r = await client.post(
+        f"{APPS}/{w.case_id}/materials",
+        content=b'--x\r\nContent-Disposition: form-data; name="material_code"\r\n\r\nM01\r\n--x--\r\n',
+        headers={**w.resident, "Content-Type": "multipart/form-data"},
+    )
+    assert r.status_code == 415 and r.json()["code"] == "unsupported_media_type"
+    assert not [
+        rec for rec in caplog.records if rec.exc_info or "Failed when parsing form" in rec.getMessage()
+    ]
+    assert await db.ApplicationMaterial.all().count() == 0
 
 
 async def test_uploads_only_while_waiting_for_intake_or_correction(app, client):
