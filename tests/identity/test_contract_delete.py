@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from models import identity as db
-from tests.identity.proof import delete_code, delete_me, delete_with_code
 from tests.support.people import (
     LI,
     SMS,
@@ -18,6 +17,7 @@ from tests.support.people import (
     request_code,
     sms_sign_in,
 )
+from tests.support.proof import delete_code, delete_me, delete_with_code
 from tests.support.security import ME, assert_problem
 
 PASSWORD = "Zhuxiao2026"

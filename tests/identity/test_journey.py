@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.identity.timing import past_the_window
 from tests.support.people import ZHANG, bearer, last_code, sms_sign_in
+from tests.support.timing import past_the_window
 
 
 async def test_resident_journey(client):

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from api.kit.auth import public, require
-from tests.identity.proof import delete_with_code
 from tests.support.people import ZHANG, Person
+from tests.support.proof import delete_with_code
 
 ROLES = ("resident", "grid_worker", "staff", "admin")
 PREFIXES = ("/api/v1/", "/.well-known/")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from models.identity import AuditLog
-from tests.identity.timing import past_the_window
 from tests.support.people import (
     LI,
     PASSWORD,
@@ -22,6 +21,7 @@ from tests.support.people import (
     wechat_code,
 )
 from tests.support.security import ME
+from tests.support.timing import past_the_window
 
 AUDIT = "/api/v1/admin/audit"
 WORKER = "13700000401"

@@ -14,8 +14,6 @@ import jwt
 import orjson
 
 from api.kit.auth import log_auth_event
-from tests.identity.proof import delete_with_code
-from tests.identity.timing import past_the_window
 from tests.support.people import (
     LI,
     SMS,
@@ -29,7 +27,9 @@ from tests.support.people import (
     sms_sign_in,
     verified_resident,
 )
+from tests.support.proof import delete_with_code
 from tests.support.security import ME, assert_problem, production_log_lines, redis_down, valid_id_numbers_in
+from tests.support.timing import past_the_window
 
 ADMIN_PHONE = "13600000601"
 NEW_ADMIN_PHONE = "13600000602"

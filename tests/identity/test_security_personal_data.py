@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from models import identity as db
-from tests.identity.proof import delete_me
 from tests.support.people import (
     LI,
     TOKEN,
@@ -18,6 +17,7 @@ from tests.support.people import (
     sms_sign_in,
     verified_resident,
 )
+from tests.support.proof import delete_me
 from tests.support.security import (
     ME,
     all_rows,

@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-from tests.identity.timing import WINDOW, later, past_the_window
 from tests.support.people import bearer, end_cooldown, refresh, sms_sign_in
 from tests.support.security import ME, assert_problem, table_rows
+from tests.support.timing import WINDOW, later, past_the_window
 
 PHONE = "13800000201"
 PASSWORD = "Chushi2026"
