@@ -289,6 +289,12 @@ async def change_password(ident: Identity, account: db.Account, body: PasswordIn
     elif account.password_hash:
         if not body.old_password:
             raise invalid("old_password", "请提供原密码或重置验证码")
+        if account.phone_index:
+            # guesses of the old password count against the phone's sign-in limit: a stolen access token is
+            # no way round it (as for DELETE /me)
+            await ident.limiter.hit(
+                "token-phone", account.phone_index, ident.settings.security.token_max_per_phone_per_hour, 3600
+            )
         if not await ident.password_matches(account.password_hash, body.old_password):
             raise WrongPassword()
     await db.set_password_hash(account.id, await ident.hash_password(body.new_password))
@@ -412,7 +418,6 @@ async def delete_account(
             subject=account.id,
             request_id=request_id,
             ip=ip,
-            actor_role=str(Role.RESIDENT),
         )
     await sessions.revoke_all(ident, account.id)
     if phone_index:

@@ -148,3 +148,25 @@ async def test_password_guesses_through_delete_count_against_the_sign_in_limit(c
     assert_problem(r, 429, "rate_limited")
     assert r.headers["retry-after"]
     assert await _alive(tokens["account"]["id"])
+
+
+async def test_old_password_guesses_count_against_the_sign_in_limit(client, app, monkeypatch):
+    """A stolen access token is no way round the per-phone sign-in limit through PUT /me/password either."""
+    security = app.ctx.services.kernel.settings.security
+    monkeypatch.setitem(security.__dict__, "token_max_per_phone_per_hour", 3)
+    tokens = await sms_sign_in(client, ZHANG["phone"])  # one sign-in counted
+    await client.put(ME + "/password", json={"new_password": PASSWORD}, headers=bearer(tokens))
+    for _ in range(2):
+        r = await client.put(
+            ME + "/password",
+            json={"old_password": "Cuowu2026xx", "new_password": "Xin2026mima"},
+            headers=bearer(tokens),
+        )
+        assert_problem(r, 422, "wrong_password")
+    r = await client.put(
+        ME + "/password",
+        json={"old_password": PASSWORD, "new_password": "Xin2026mima"},
+        headers=bearer(tokens),
+    )
+    assert_problem(r, 429, "rate_limited")
+    assert r.headers["retry-after"]
