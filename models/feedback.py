@@ -4,7 +4,6 @@ every query on them, each scoped to the caller: the applicant's own, or what a c
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from tortoise import fields
 from tortoise.exceptions import IntegrityError
@@ -94,12 +93,6 @@ class Complaint(Model):
 # ---- evaluations ---------------------------------------------------------------------------------------
 
 
-def _case_columns(app: Application, *columns: str) -> dict[str, Any]:
-    # the foreign-key columns of a case (point_id …) are not declared on Application for the type checker:
-    # read them by name
-    return {column: getattr(app, column) for column in columns}
-
-
 async def is_evaluated(application_id: int) -> bool:
     return await Evaluation.filter(application_id=application_id).exists()
 
@@ -108,7 +101,12 @@ async def record_evaluation(app: Application, level: int, comment: str, channel:
     """The evaluation of a case, with who and what is rated copied from it: its point, item and department,
     and the window clerk or grid worker who received the resident (the one rated). None when the case has
     one already: of two at once, the one-to-one constraint lets only the first in."""
-    case = _case_columns(app, "point_id", "accepted_by_id", "item_id", "department_id")
+    case = {
+        "point_id": app.point_id,
+        "accepted_by_id": app.accepted_by_id,
+        "item_id": app.item_id,
+        "department_id": app.department_id,
+    }
     try:
         # a transaction of its own (a savepoint inside another), so a refused insert leaves nothing behind
         async with in_transaction():
@@ -155,7 +153,7 @@ async def file_complaint(
     """An open complaint. About a case, it goes to the case's department, and to the case's point unless
     `point_id` names one."""
     case = (
-        _case_columns(app, "point_id", "department_id")
+        {"point_id": app.point_id, "department_id": app.department_id}
         if app is not None
         else {"point_id": None, "department_id": None}
     )

@@ -10,7 +10,6 @@ from api.kit.auth import CLERKS, WORK_ROLES, Role
 # the statuses in which the deadline clock runs, is paused, or has stopped for good
 CLOCK_RUNNING = frozenset({"accepted", "in_review"})
 DECIDED = frozenset({"approved", "rejected", "ready", "delivered", "closed"})
-FINAL = frozenset({"refused", "closed", "withdrawn"})
 # a resident may withdraw until a decision is made
 WITHDRAWABLE = frozenset({"submitted", "returned", "accepted", "in_review", "suspended"})
 # the statuses a case can only have before (or instead of) being accepted

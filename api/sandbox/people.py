@@ -109,13 +109,6 @@ def person(role: str, *, department: str | None = None, point: str | None = None
     raise LookupError(f"no demo {role} for {department or point}")
 
 
-def markdown_table() -> str:
-    """DEMO_PEOPLE as the README's table."""
-    lines = ["| role | phone | serves |", "|---|---|---|"]
-    lines += [f"| {p.role} | {p.phone} | {p.serves} |" for p in DEMO_PEOPLE]
-    return "\n".join(lines)
-
-
 async def seed_demo_people(settings: Settings, ident: Identity) -> list[str]:
     """Create the demo staff accounts that do not exist yet; the database must already be open.
 
