@@ -1,8 +1,8 @@
 """python -m api.worker [--once] — background loops in a process of their own (production).
 
 Today it runs the deadline watch (电子监察, api.applications.deadlines); the outbox dispatcher joins it later.
-A composition root like api/app.py: it loads the settings, opens the database, builds the same services the
-server builds (`api.app.build_services`) and runs a pass every `applications.deadline_watch_interval`
+A composition root like api/app.py: it loads the settings, opens the database, builds what the watch needs
+(the working-day calendar, nothing else: no keys, no outside-system clients) and runs a pass every `applications.deadline_watch_interval`
 seconds until SIGTERM or SIGINT; `--once` runs one pass, prints its report as one JSON line and exits (0 on
 success, 1 when the pass failed, 2 on a configuration error).
 
@@ -18,37 +18,37 @@ import asyncio
 import logging
 import signal
 import sys
+from dataclasses import dataclass
 
 import orjson
 
 from api.applications.deadlines import watch_forever, watch_once
-from api.applications.deps import Cases
 from api.kit.config import ConfigError, Settings, load_settings
 from api.kit.logs import setup_logging
+from api.kit.workdays import WorkCalendar
 
 log = logging.getLogger("ywt.worker")
 
 
+@dataclass(frozen=True)
+class Watch:
+    """What the deadline watch needs (deadlines.HasCalendar): the server passes its `Cases`, this its own."""
+
+    calendar: WorkCalendar
+
+
 async def run(settings: Settings, *, once: bool) -> int:
-    from api.app import build_services
     from api.kit.db import close_database, open_database
 
+    watch = Watch(calendar=WorkCalendar.from_settings(settings.calendar))
+    await open_database(settings)
     try:
-        services = build_services(settings)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    try:
-        await open_database(settings)
-        try:
-            return await _loop(services.cases, settings, once=once)
-        finally:
-            await close_database()
+        return await _loop(watch, settings, once=once)
     finally:
-        await services.close()
+        await close_database()
 
 
-async def _loop(cases: Cases, settings: Settings, *, once: bool) -> int:
+async def _loop(cases: Watch, settings: Settings, *, once: bool) -> int:
     if once:
         try:
             report = await watch_once(cases.calendar)
