@@ -29,6 +29,7 @@ from api.catalog.schemas import (
 )
 from api.kit.errors import InvalidCursor
 from api.kit.http import decode_code_cursor, decode_cursor, encode_cursor, page
+from api.kit.kv import raw
 from models import catalog as db
 
 VERSION_KEY = "catalog:version"
@@ -56,7 +57,7 @@ class CatalogCache:
         if self._version is not None and moment - self._checked < self.recheck:
             return self._version
         try:
-            version = _as_bytes(await self.redis.get(VERSION_KEY) or b"0")
+            version = raw(await self.redis.get(VERSION_KEY) or b"0")
         except RedisError as exc:
             log.warning("catalogue cache without Redis: %s", type(exc).__name__)
             return None
@@ -80,7 +81,7 @@ class CatalogCache:
                 body = await build()
                 await self.redis.set(full_key, body, ex=self.ttl)
             else:
-                body = _as_bytes(cached)
+                body = raw(cached)
         except RedisError:
             body = await build()
         if len(self._local) >= self.max_entries:
@@ -98,11 +99,6 @@ class CatalogCache:
         await self.redis.incr(VERSION_KEY)
         self._local.clear()
         self._checked = -math.inf
-
-
-def _as_bytes(value: bytes | str) -> bytes:
-    # the client answers bytes (it is not made with decode_responses); the type stubs allow str too
-    return value if isinstance(value, bytes) else value.encode()
 
 
 def _dump(model: DepartmentList | ItemList | ItemGuide | PointList | PointOut) -> bytes:

@@ -9,6 +9,7 @@ import secrets
 
 from api.identity.deps import Identity
 from api.kit.errors import TooManyRequests
+from api.kit.kv import raw
 
 PURPOSES = ("login", "reset_password", "bind", "delete_account")
 TEMPLATES = {
@@ -77,7 +78,7 @@ async def check_code(ident: Identity, phone: str, purpose: str, code: str) -> bo
     if stored is None:
         return False
     expected = _hash(ident, phone_index, purpose, code).encode()
-    if hmac.compare_digest(stored if isinstance(stored, bytes) else stored.encode(), expected):
+    if hmac.compare_digest(raw(stored), expected):
         # single use: only the caller whose DELETE removed the key wins
         return await ident.redis.delete(key) == 1
     wrong_try = ident.redis.register_script(_WRONG_TRY)
