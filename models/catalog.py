@@ -176,8 +176,13 @@ async def items_page(
     return await qs.order_by("code").limit(limit)
 
 
+async def item_by_code(code: str) -> ServiceItem | None:
+    """The item with its department, without its guide's materials."""
+    return await ServiceItem.get_or_none(code=code).select_related("department")
+
+
 async def item_with_guide(code: str) -> ServiceItem | None:
-    item = await ServiceItem.get_or_none(code=code).select_related("department")
+    item = await item_by_code(code)
     if item is not None:
         await item.fetch_related("materials")
     return item
