@@ -36,10 +36,9 @@ async def inbox(
 
 
 async def read(principal: Principal, notification_id: int) -> NotificationOut:
-    if await db.notification_of(notification_id, principal.account_id) is None:
-        raise NotificationNotFound()
+    # marking touches only the caller's own row, so another's (or none) is a 404 after it, as before it
     await db.mark_read(notification_id, principal.account_id, clock.now())
     row = await db.notification_of(notification_id, principal.account_id)
-    if row is None:  # deleted in between (account removed)
+    if row is None:
         raise NotificationNotFound()
     return view(row)
