@@ -33,6 +33,9 @@ class Account(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     deleted_at = fields.DatetimeField(null=True)
+    # bumped by `changed()` with every write to roles, status, level, scope, bindings, real name or password;
+    # copied to Redis after the commit, so a worker's cached copy of the account is used only while it is current
+    version = fields.IntField(default=1)
 
     points: fields.ReverseRelation[AccountPoint]
     bindings: fields.ReverseRelation[ChannelBinding]
