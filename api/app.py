@@ -27,6 +27,7 @@ from api.catalog.service import CatalogCache
 from api.identity.build import build_identity
 from api.identity.deps import Identity
 from api.identity.principals import AccountDirectory
+from api.kit import versions
 from api.kit.config import ConfigError, Settings, load_settings
 from api.kit.container import Kernel, build_kernel
 from api.kit.db import close_database, open_database, ping_database
@@ -68,7 +69,10 @@ def build_services(settings: Settings, redis: Redis | None = None) -> Services:
     redis = redis or make_redis(settings)
     kernel = build_kernel(settings, redis)
     integrations = build_integrations(settings, redis)
-    directory = AccountDirectory()
+    directory = AccountDirectory(kernel.versions)
+    # account writes made in this context (the CLI's, the worker's) copy their versions to this Redis; each
+    # request sets it again in its own context (`_register_middleware`)
+    versions.publisher.set(kernel.versions)
     return Services(
         kernel=kernel,
         integrations=integrations,
@@ -212,6 +216,8 @@ def _register_health(app: Sanic) -> None:
 
 def _register_middleware(app: Sanic) -> None:
     async def start(request: Request) -> None:
+        # the account writes of this request copy their new versions to Redis once committed
+        versions.publisher.set(request.app.ctx.services.kernel.versions)
         given = request.headers.get("x-request-id", "")
         request.ctx.request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(16)
         request.ctx.started = time.perf_counter()

@@ -9,9 +9,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
+from tortoise.expressions import F
 from tortoise.models import Model
 
+from api.kit import versions
 from api.kit.auth import Role
+from api.kit.db import after_commit
 
 if TYPE_CHECKING:
     from models.catalog import Department, ServicePoint
@@ -149,6 +152,64 @@ class AuditLog(Model):
 # ---- accounts ------------------------------------------------------------------------------------------
 
 
+async def changed(account_id: int, **fields: Any) -> None:
+    """THE write to what `require()` and `/me` read: roles, status, level, scope, bindings, real name,
+    password. Sets `fields` on the account (none: only its version, for a change to a row beside it) and
+    bumps `accounts.version` in the same statement, in the caller's transaction; after the commit the new
+    version is copied to Redis, so every worker's cached copy of the account stops being used at once.
+    `tests/identity/test_account_versions.py` fails on a write to these tables that bypasses this."""
+    await Account.filter(id=account_id).update(version=F("version") + 1, **fields)
+    await after_commit(lambda: _publish_version(account_id))
+
+
+async def _publish_version(account_id: int) -> None:
+    publisher = versions.publisher.get()
+    if publisher is None:  # a process that serves no requests (nothing here caches accounts)
+        return
+    row = await Account.filter(id=account_id).first().values("version")
+    if row is not None:
+        await publisher.publish(account_id, row["version"])
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    """An active account as `require()` and the work scope need it, with the version it was read at."""
+
+    id: int
+    version: int
+    roles: str
+    real_name_level: int
+    department_id: int | None
+    point_ids: frozenset[int]
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        return frozenset(r for r in self.roles.split(",") if r)
+
+
+async def active_snapshot(account_id: int) -> AccountSnapshot | None:
+    """One read of an active account (two for a grid worker: his points too)."""
+    row = (
+        await Account.filter(id=account_id, status="active")
+        .first()
+        .values("version", "roles", "real_name_level", "department_id")
+    )
+    if row is None:
+        return None
+    roles = row["roles"]
+    points = (
+        frozenset(await point_ids_of(account_id)) if Role.GRID_WORKER in roles.split(",") else frozenset()
+    )
+    return AccountSnapshot(
+        id=account_id,
+        version=row["version"],
+        roles=roles,
+        real_name_level=row["real_name_level"],
+        department_id=row["department_id"],
+        point_ids=points,
+    )
+
+
 def _roles_text(roles: Iterable[str]) -> str:
     return ",".join(sorted({str(role) for role in roles}))
 
@@ -195,19 +256,21 @@ async def create_account(
     )
     for point_id in sorted(set(point_ids)):
         await AccountPoint.create(account_id=account.id, point_id=point_id)
+    await changed(account.id)
+    account.version += 1
     return account
 
 
 async def set_password_hash(account_id: int, password_hash: str) -> None:
-    await Account.filter(id=account_id).update(password_hash=password_hash)
+    await changed(account_id, password_hash=password_hash)
 
 
 async def set_roles(account_id: int, roles: Iterable[str]) -> None:
-    await Account.filter(id=account_id).update(roles=_roles_text(roles))
+    await changed(account_id, roles=_roles_text(roles))
 
 
 async def set_real_name_level(account_id: int, level: int) -> None:
-    await Account.filter(id=account_id).update(real_name_level=level)
+    await changed(account_id, real_name_level=level)
 
 
 async def anonymise_account(account_id: int, at: datetime) -> None:
@@ -215,7 +278,8 @@ async def anonymise_account(account_id: int, at: datetime) -> None:
     cases and audit entries keep pointing at something."""
     await RealNameRecord.filter(account_id=account_id).delete()
     await ChannelBinding.filter(account_id=account_id).delete()
-    await Account.filter(id=account_id).update(
+    await changed(
+        account_id,
         phone_index=None,
         phone_enc=None,
         password_hash=None,
@@ -271,13 +335,18 @@ async def has_binding(account_id: int, channel: str) -> bool:
 
 async def add_binding(account_id: int, channel: str, external_id: str, unionid: str | None) -> ChannelBinding:
     """One binding per account and channel, one account per external id: a second raises `IntegrityError`."""
-    return await ChannelBinding.create(
+    binding = await ChannelBinding.create(
         account_id=account_id, channel=channel, external_id=external_id, unionid=unionid
     )
+    await changed(account_id)
+    return binding
 
 
 async def remove_binding(account_id: int, channel: str) -> bool:
-    return await ChannelBinding.filter(account_id=account_id, channel=channel).delete() > 0
+    removed = await ChannelBinding.filter(account_id=account_id, channel=channel).delete() > 0
+    if removed:
+        await changed(account_id)
+    return removed
 
 
 # ---- real name -----------------------------------------------------------------------------------------
@@ -305,19 +374,21 @@ async def create_real_name(account_id: int, sealed: SealedRealName) -> None:
     """A level 2 record (checked with the population database). The ID number's blind index is unique: one
     already verified on another account raises `IntegrityError`."""
     await RealNameRecord.create(account_id=account_id, level=2, **asdict(sealed))
+    await changed(account_id)
 
 
-async def replace_real_name(record_id: int, sealed: SealedRealName) -> None:
-    """Another person's data on the record: back to level 2, the in-person check no longer holds."""
-    await RealNameRecord.filter(id=record_id).update(
+async def replace_real_name(account_id: int, sealed: SealedRealName) -> None:
+    """Another person's data on the account's record: back to level 2, the in-person check no longer holds."""
+    await RealNameRecord.filter(account_id=account_id).update(
         level=2, in_person_by_id=None, in_person_at=None, **asdict(sealed)
     )
+    await changed(account_id)
 
 
 async def record_in_person(record_id: int, account_id: int, clerk_id: int, at: datetime) -> None:
     """A clerk saw the ID card: the record and the account at level 3."""
     await RealNameRecord.filter(id=record_id).update(level=3, in_person_by_id=clerk_id, in_person_at=at)
-    await set_real_name_level(account_id, 3)
+    await changed(account_id, real_name_level=3)
 
 
 # ---- refresh tokens ------------------------------------------------------------------------------------

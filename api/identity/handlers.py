@@ -28,7 +28,6 @@ from api.identity.schemas import (
     TokenOut,
     WeChatCodeIn,
 )
-from api.identity.views import account_view
 from api.kit.auth import ADMINS, WORK_ROLES, Principal, client_ip, public, require
 from api.kit.docs import documented
 from api.kit.http import json_bytes, json_model, no_content, page_limit, parse_body, parse_query
@@ -91,7 +90,9 @@ async def logout(request: Request) -> HTTPResponse:
 @documented("当前账号(手机号、姓名、证件号已脱敏)", tag="identity", ok=AccountOut)
 @require()
 async def me(request: Request) -> HTTPResponse:
-    return json_model(await account_view(_ident(request).cipher, request.ctx.account))
+    return json_bytes(
+        await service.me(_ident(request), request.app.ctx.services.principals, request.ctx.account)
+    )
 
 
 @bp.put("/me/password")

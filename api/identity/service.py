@@ -31,6 +31,7 @@ from api.identity.errors import (
     WrongAccountPassword,
     WrongPassword,
 )
+from api.identity.principals import AccountDirectory
 from api.identity.schemas import (
     AccountOut,
     BindingOut,
@@ -50,7 +51,7 @@ from api.identity.sms_codes import check_code, forget_phone, send_code
 from api.identity.staff import enrol_staff
 from api.identity.views import account_view, binding_view, bindings, decrypt_phone, masked_phones
 from api.kit import clock
-from api.kit.auth import ROLE_ORDER, Principal, Role
+from api.kit.auth import ROLE_ORDER, Account, Principal, Role
 from api.kit.db import IntegrityError, in_transaction
 from api.kit.errors import AppError, invalid
 from api.kit.pii import mask_id_number, mask_phone
@@ -258,7 +259,7 @@ async def _take_ticket(ident: Identity, ticket: str) -> wechat.WeChatIdentity:
     return wechat.WeChatIdentity(openid=data["openid"], unionid=data.get("unionid"))
 
 
-async def _bind_wechat(account: db.Account, found: wechat.WeChatIdentity) -> None:
+async def _bind_wechat(account: Account, found: wechat.WeChatIdentity) -> None:
     existing = await db.binding_of("wechat", found.openid)
     if existing is not None:
         if existing.account_id == account.id:
@@ -280,8 +281,19 @@ def _check_active(account: db.Account) -> None:
 # ---- the account itself --------------------------------------------------------------------------------
 
 
-async def change_password(ident: Identity, account: db.Account, body: PasswordIn, session: str) -> None:
+async def me(ident: Identity, directory: AccountDirectory, account: db.AccountSnapshot) -> bytes:
+    """The `/me` answer, kept by the directory with the account's cached copy (and gone with it)."""
+
+    async def build() -> bytes:
+        view = await account_view(ident.cipher, await db.get_account(account.id))
+        return orjson.dumps(view.model_dump(mode="json"))
+
+    return await directory.me(account, build)
+
+
+async def change_password(ident: Identity, signed_in: Account, body: PasswordIn, session: str) -> None:
     """With the old password, or a fresh reset_password code; an SMS-only account sets its first one freely."""
+    account = await db.get_account(signed_in.id)
     if body.sms_code:
         phone = decrypt_phone(ident.cipher, account)
         if phone is None or not await check_code(ident, phone, "reset_password", body.sms_code):
@@ -304,7 +316,7 @@ async def change_password(ident: Identity, account: db.Account, body: PasswordIn
 
 
 async def verify_real_name(
-    ident: Identity, account: db.Account, body: RealNameIn, principal: Principal, request_id: str, ip: str
+    ident: Identity, account: Account, body: RealNameIn, principal: Principal, request_id: str, ip: str
 ) -> AccountOut:
     """Check the name and ID number with the population database. Every check is an audit row:
     `real_name.verified`, or `real_name.failed` with the reason's code (the number masked, when valid)."""
@@ -338,7 +350,7 @@ async def verify_real_name(
     return await account_view(ident.cipher, await db.get_account(account.id))
 
 
-async def _verify_real_name(ident: Identity, account: db.Account, name: str, id_number: str) -> None:
+async def _verify_real_name(ident: Identity, account: Account, name: str, id_number: str) -> None:
     index = ident.id_number_index(id_number)
     holder = await db.real_name_by_id_index(index)
     if holder is not None and holder.account_id != account.id:
@@ -358,7 +370,7 @@ async def _verify_real_name(ident: Identity, account: db.Account, name: str, id_
             if record is None:
                 await db.create_real_name(account.id, sealed)
             elif record.id_number_index != index:
-                await db.replace_real_name(record.id, sealed)
+                await db.replace_real_name(account.id, sealed)
             # the same person again keeps what he had (level 3 once seen in person)
             same = record is not None and record.id_number_index == index
             await db.set_real_name_level(account.id, max(2, account.real_name_level) if same else 2)
@@ -366,7 +378,7 @@ async def _verify_real_name(ident: Identity, account: db.Account, name: str, id_
         raise IdNumberTaken() from None
 
 
-async def bind_wechat(ident: Identity, account: db.Account, code: str) -> BindingOut:
+async def bind_wechat(ident: Identity, account: Account, code: str) -> BindingOut:
     # a signed-in caller: a bad WeChat code is bad input (422), not a 401 that would end the app's session
     try:
         found = await ident.integrations.wechat.oauth_identity(code)
@@ -379,14 +391,14 @@ async def bind_wechat(ident: Identity, account: db.Account, code: str) -> Bindin
     return binding_view(binding)
 
 
-async def unbind_wechat(account: db.Account) -> None:
+async def unbind_wechat(account: Account) -> None:
     if not await db.remove_binding(account.id, "wechat"):
         raise BindingNotFound()
 
 
 async def delete_account(
     ident: Identity,
-    account: db.Account,
+    signed_in: Account,
     proof: DeleteAccountIn,
     principal: Principal,
     request_id: str,
@@ -396,6 +408,7 @@ async def delete_account(
     so that cases and audit entries keep pointing at something. Only with fresh proof given in the same
     request (the password or a delete_account code): a stolen access token alone deletes nothing. Proofs
     count against the phone's sign-in limit, so a token is no way round it to guess the password."""
+    account = await db.get_account(signed_in.id)
     if account.phone_index:
         await ident.limiter.hit(
             "token-phone", account.phone_index, ident.settings.security.token_max_per_phone_per_hour, 3600

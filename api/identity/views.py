@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from api.identity.schemas import AccountOut, BindingOut
-from api.kit.auth import Role
+from api.kit.auth import Account, Role
 from api.kit.pii import PiiCipher, PiiDecryptError, mask_id_number, mask_name, mask_phone
 from models import identity as db
 
@@ -42,7 +42,7 @@ def binding_view(binding: db.ChannelBinding) -> BindingOut:
     )
 
 
-async def bindings(account: db.Account) -> list[BindingOut]:
+async def bindings(account: Account) -> list[BindingOut]:
     return [binding_view(b) for b in await db.bindings_of(account.id)]
 
 

@@ -18,6 +18,7 @@ from api.kit.config import Settings
 from api.kit.keys import PII_FILE, load_signing_keys
 from api.kit.pii import BlindIndex, PiiCipher, ensure_keyring, load_keyring
 from api.kit.ratelimit import RateLimiter
+from api.kit.versions import AccountVersions
 from api.kit.workdays import WorkCalendar
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class Kernel:
     index: BlindIndex
     limiter: RateLimiter
     calendar: WorkCalendar
+    versions: AccountVersions
 
 
 def build_kernel(settings: Settings, redis: Redis) -> Kernel:
@@ -50,6 +52,7 @@ def build_kernel(settings: Settings, redis: Redis) -> Kernel:
         index=BlindIndex(blind_key),
         limiter=RateLimiter(redis),
         calendar=WorkCalendar.from_settings(settings.calendar),
+        versions=AccountVersions(redis),
     )
 
 

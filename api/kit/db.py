@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import tortoise.backends.sqlite.executor  # noqa: F401 — registers its adapters first, ours below replace them
@@ -34,14 +37,44 @@ MODEL_MODULES = [
 ]
 
 
-__all__ = ["DBConnectionError", "IntegrityError", "in_transaction"]
+__all__ = ["DBConnectionError", "IntegrityError", "after_commit", "in_transaction"]
+
+# the callbacks to run once the transaction of this task commits (None: not in a transaction)
+_after_commit: ContextVar[list[Callable[[], Awaitable[None]]] | None] = ContextVar(
+    "ywt_after_commit", default=None
+)
 
 
-def in_transaction() -> Any:
+@asynccontextmanager
+async def in_transaction() -> AsyncIterator[Any]:
     """One database transaction: `async with in_transaction():` commits at the end, rolls back on error.
 
-    Services own their transactions through this; only this module and models/ import tortoise."""
-    return _tortoise_transaction()
+    Services own their transactions through this; only this module and models/ import tortoise. What the
+    transaction registered with `after_commit` runs once it has committed, never after a rollback."""
+    outer = _after_commit.get()
+    if outer is not None:  # nested: a savepoint; its callbacks wait for the outermost commit
+        async with _tortoise_transaction() as connection:
+            yield connection
+        return
+    callbacks: list[Callable[[], Awaitable[None]]] = []
+    token = _after_commit.set(callbacks)
+    try:
+        async with _tortoise_transaction() as connection:
+            yield connection
+    finally:
+        _after_commit.reset(token)
+    for callback in callbacks:
+        await callback()
+
+
+async def after_commit(callback: Callable[[], Awaitable[None]]) -> None:
+    """Run `callback` once the current transaction has committed; at once when there is none (the write
+    before this call was committed on its own)."""
+    pending = _after_commit.get()
+    if pending is None:
+        await callback()
+    else:
+        pending.append(callback)
 
 
 def tortoise_config(settings: Settings) -> dict[str, Any]:

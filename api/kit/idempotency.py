@@ -14,12 +14,14 @@ import orjson
 from sanic import Request
 from sanic.response import HTTPResponse
 
+from api.kit.auth import Principal
 from api.kit.errors import (
     IdempotencyInProgress,
     IdempotencyKeyReused,
     IdempotencyRetry,
     InvalidIdempotencyKey,
 )
+from api.kit.versions import Claim
 
 H = TypeVar("H", bound=Callable[..., Awaitable[HTTPResponse]])
 WAIT_STEPS = 50
@@ -33,6 +35,25 @@ def _valid_key(key: str) -> bool:
     return 1 <= len(key) <= 128 and all(33 <= ord(c) <= 126 for c in key)
 
 
+def _slot(request: Request, owner: int, key: str) -> str:
+    return f"idem:{owner}:{request.method}:{request.path}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def _fingerprint(request: Request) -> str:
+    return hashlib.sha256(request.body or b"").hexdigest()
+
+
+def claim_of(request: Request, principal: Principal) -> Claim | None:
+    """The claim `@require` makes in its session check (one Redis round trip for both); None without a
+    valid key (the handler then answers as without one, or 422)."""
+    key = request.headers.get("idempotency-key")
+    if key is None or not _valid_key(key):
+        return None
+    ttl = request.app.ctx.settings.applications.idempotency_ttl
+    pending = orjson.dumps({"state": "pending", "body": _fingerprint(request)})
+    return Claim(key=_slot(request, principal.account_id, key), value=pending, ttl=min(ttl, PENDING_TTL))
+
+
 def idempotent(handler: H) -> H:
     @wraps(handler)
     async def wrapped(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
@@ -43,12 +64,14 @@ def idempotent(handler: H) -> H:
             raise InvalidIdempotencyKey()
         redis = request.app.ctx.services.kernel.redis
         ttl = request.app.ctx.settings.applications.idempotency_ttl
-        owner = request.ctx.principal.account_id
-        slot = f"idem:{owner}:{request.method}:{request.path}:{hashlib.sha256(key.encode()).hexdigest()}"
-        fingerprint = hashlib.sha256(request.body or b"").hexdigest()
-        claimed = await redis.set(
-            slot, orjson.dumps({"state": "pending", "body": fingerprint}), nx=True, ex=min(ttl, PENDING_TTL)
-        )
+        fingerprint = _fingerprint(request)
+        pre: tuple[Claim, bool] | None = getattr(request.ctx, "claim", None)
+        if pre is not None:  # claimed (or not) by @require in its session check
+            slot, claimed = pre[0].key, pre[1]
+        else:
+            slot = _slot(request, request.ctx.principal.account_id, key)
+            pending = orjson.dumps({"state": "pending", "body": fingerprint})
+            claimed = bool(await redis.set(slot, pending, nx=True, ex=min(ttl, PENDING_TTL)))
         if not claimed:
             return await _replay(redis, slot, fingerprint)
         try:
@@ -69,7 +92,9 @@ def idempotent(handler: H) -> H:
             await redis.delete(slot)
         return response
 
-    return cast(H, wrapped)
+    marked: Any = wrapped  # Any: it carries the attribute below, read by kit.auth.require
+    marked.__ywt_claim__ = claim_of
+    return cast(H, marked)
 
 
 async def _replay(redis: Any, slot: str, fingerprint: str) -> HTTPResponse:

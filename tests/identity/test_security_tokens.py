@@ -313,3 +313,30 @@ async def test_admin_routes_want_a_token_and_the_admin_role(client, app, signed_
     await new_account(app, "13800000103", roles="admin")
     admin = await sms_sign_in(client, "13800000103")
     assert (await client.get("/api/v1/admin/audit", headers=bearer(admin))).status_code == 200
+
+
+def test_a_remembered_token_is_refused_once_it_expires_or_its_key_is_retired(tmp_path):
+    """A worker checks a token's signature once and remembers it, but never past its exp, nor once the key
+    that signed it is gone from the ring."""
+    keys = load_signing_keys(tmp_path, create=True)
+    tokens = TokenService(keys, "https://iss.test", "aud-test", 1)
+    short = tokens.issue_access(
+        account_id=7, roles=frozenset({"resident"}), real_name_level=1, channel="app", session="s1"
+    )
+    assert tokens.verify_access(short).account_id == 7
+    assert tokens.verify_access(short).account_id == 7  # remembered
+    time.sleep(1.1)
+    with pytest.raises(Unauthorized):
+        tokens.verify_access(short)
+
+    tokens.access_ttl = 900
+    kept = tokens.issue_access(
+        account_id=7, roles=frozenset({"resident"}), real_name_level=1, channel="app", session="s1"
+    )
+    assert tokens.verify_access(kept).account_id == 7
+    old_kid = keys.current
+    rotate_signing_key(tmp_path)
+    retire_signing_key(tmp_path, old_kid)
+    del keys.private[old_kid]  # what a worker started after the retirement holds
+    with pytest.raises(Unauthorized):
+        tokens.verify_access(kept)
