@@ -7,10 +7,12 @@ class Migration(migrations.Migration):
 
     initial = False
 
+    # db_default: accounts already there get 1, and during a rolling upgrade the workers still on the previous
+    # release insert accounts without the column
     operations = [
         ops.AddField(
             model_name='Account',
             name='version',
-            field=fields.IntField(default=1),
+            field=fields.IntField(default=1, db_default=1),
         ),
     ]

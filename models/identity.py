@@ -38,7 +38,7 @@ class Account(Model):
     deleted_at = fields.DatetimeField(null=True)
     # bumped by `changed()` with every write to roles, status, level, scope, bindings, real name or password;
     # copied to Redis after the commit, so a worker's cached copy of the account is used only while it is current
-    version = fields.IntField(default=1)
+    version = fields.IntField(default=1, db_default=1)
 
     points: fields.ReverseRelation[AccountPoint]
     bindings: fields.ReverseRelation[ChannelBinding]
