@@ -21,6 +21,7 @@ from api.identity.deps import Identity
 from api.identity.errors import ChannelNotAllowed, InvalidGrant, RefreshInProgress
 from api.kit import clock
 from api.kit.auth import REVOKED_SESSION_KEY
+from api.kit.db import in_transaction
 from models import identity as db
 
 log = logging.getLogger("ywt.auth")
@@ -93,17 +94,25 @@ async def refresh_session(
     # both aware (the database gives times back with their offset), so the comparison is of instants
     if row.revoked_at is not None or row.expires_at <= moment:
         raise InvalidGrant()
-    if not await db.claim_refresh(row.id, moment):
+    # the claim and its successor in one transaction: a failure between them (the database gone) leaves the
+    # token unused, so the app's retry gets its tokens instead of a 409 and then a revoked session
+    try:
+        async with in_transaction():
+            if not await db.claim_refresh(row.id, moment):
+                raise _Lost()
+            account = await db.active_account(row.account_id)
+            if account is None:
+                raise _Refused(InvalidGrant())
+            if not channel_allowed(account.role_set, row.channel):
+                # the roles changed since the sign-in: this session's channel is no longer the account's
+                raise _Refused(ChannelNotAllowed())
+            refresh = await _new_refresh(ident, account, row.family, row.channel)
+    except _Lost:
         await _reused(ident, row.id, moment)
-    account = await db.active_account(row.account_id)
-    if account is None:
+    except _Refused as refused:
+        # outside the rolled-back transaction: the revocation itself must stay
         await revoke_families(ident, [row.family])
-        raise InvalidGrant()
-    if not channel_allowed(account.role_set, row.channel):
-        # the roles changed since the sign-in: this session's channel is no longer the account's
-        await revoke_families(ident, [row.family])
-        raise ChannelNotAllowed()
-    refresh = await _new_refresh(ident, account, row.family, row.channel)
+        raise refused.error from None
     return IssuedSession(
         _access(ident, account, row.channel, row.family),
         refresh,
@@ -111,6 +120,17 @@ async def refresh_session(
         account,
         row.channel,
     )
+
+
+class _Lost(Exception):
+    """Another request claimed the refresh token first."""
+
+
+class _Refused(Exception):
+    """The session must end: rolled back, then revoked."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
 
 async def _reused(ident: Identity, token_id: int, moment: datetime) -> NoReturn:

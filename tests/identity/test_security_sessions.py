@@ -169,3 +169,24 @@ async def test_with_no_window_a_replay_revokes_at_once(client, app, monkeypatch)
     second = (await refresh(client, first["refresh_token"])).json()
     assert_problem(await refresh(client, first["refresh_token"]), 401, "invalid_grant")
     assert_problem(await client.get(ME, headers=bearer(second)), 401, "invalid_token")
+
+
+async def test_a_refresh_cut_by_the_database_can_be_retried(client, monkeypatch):
+    """The database goes away after the old token is claimed, before its successor is written: the app
+    gets 503, and its retry with the same refresh token gets tokens (not 409, then a revoked session)."""
+    from models import identity as db
+
+    tokens = await sms_sign_in(client, PHONE)
+    real = db.add_refresh_token
+
+    async def gone(**_: object) -> None:
+        from api.kit.db import DBConnectionError
+
+        raise DBConnectionError("connection lost")
+
+    monkeypatch.setattr(db, "add_refresh_token", gone)
+    assert_problem(await refresh(client, tokens["refresh_token"]), 503)
+    monkeypatch.setattr(db, "add_refresh_token", real)
+    r = await refresh(client, tokens["refresh_token"])
+    assert r.status_code == 200, r.text
+    assert (await client.get(ME, headers=bearer(r.json()))).status_code == 200
