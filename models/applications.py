@@ -72,11 +72,15 @@ class Application(Model):
 
     class Meta:
         table = "application"
+        # the clerks' queue reads in (due_at, id) order within a grid worker's point or a department, with
+        # or without a status: each index ends in that order, so a page is a range of one index and never a
+        # sort. On PostgreSQL the two without a status also carry the other columns of a queue row
+        # (migration 0006), so a page is read from the index alone.
         indexes = (
-            ("point_id", "status", "due_at"),
-            ("department_id", "status", "due_at"),
             ("point_id", "due_at", "id"),
+            ("point_id", "status", "due_at", "id"),
             ("department_id", "due_at", "id"),
+            ("department_id", "status", "due_at", "id"),
         )
 
 
