@@ -266,11 +266,13 @@ async def work_queue(
     carry the keys of SUMMARY_FIELDS, times in the city's zone as the ORM gives them.
 
     Two index-ordered reads instead of one ORDER BY over a computed "no due date" flag (NULLs sort first on
-    SQLite and last on PostgreSQL), so a page costs the same with a hundred thousand cases in the table; the
-    point filter is a subquery on its code, so a page is one round trip (an unknown code simply finds
-    nothing: the caller tells that apart). Written as SQL, not as a queryset: building the query through the
-    ORM cost more than running it, and the text stays the same from one request to the next, so the
-    driver's prepared statement (and the server's plan) is reused."""
+    SQLite and last on PostgreSQL), so a page costs the same with a hundred thousand cases in the table. The
+    point filter is a subquery on its code, so a page is one round trip (an unknown code, or one outside
+    the scope, finds nothing: the caller tells the two apart). A grid worker's several points are read as
+    one index range each, merged (an IN list over the index's first column gives no order, and the
+    database would read and sort all his cases). Written as SQL, not as a queryset: building the query
+    through the ORM cost more than running it, and the text stays the same from one request to the next,
+    so the driver's prepared statement is reused."""
     if not scope.everything and not scope.point_ids and not scope.department_ids:
         return []
     conn = connections.get("default")
@@ -279,25 +281,14 @@ async def work_queue(
     rows: list[dict[str, Any]] = []
     in_undated = after is not None and after[0] is None
     if not in_undated:
-        arg = _Placeholders(postgres)
-        where = [*filters.sql(arg), 'a."due_at" IS NOT NULL']
-        if after is not None:
-            due, last_id = after
-            where.append(f'(a."due_at", a."id") > ({arg(due)}, {arg(last_id)})')
-        rows = await conn.execute_query_dict(
-            f"{_QUEUE_SELECT} WHERE {' AND '.join(where)} "  # noqa: S608 — only placeholders are formatted in
-            f'ORDER BY a."due_at", a."id" LIMIT {arg(limit)}',
-            arg.values,
-        )
+        rows = await filters.read(conn, _Placeholders(postgres), dated=True, after=after, limit=limit)
     if len(rows) < limit and due_before is None:
-        arg = _Placeholders(postgres)
-        where = [*filters.sql(arg), 'a."due_at" IS NULL']
-        if in_undated and after is not None:
-            where.append(f'a."id" > {arg(after[1])}')
-        rows += await conn.execute_query_dict(
-            f"{_QUEUE_SELECT} WHERE {' AND '.join(where)} "  # noqa: S608 — only placeholders are formatted in
-            f'ORDER BY a."id" LIMIT {arg(limit - len(rows))}',
-            arg.values,
+        rows += await filters.read(
+            conn,
+            _Placeholders(postgres),
+            dated=False,
+            after=after if in_undated else None,
+            limit=limit - len(rows),
         )
     tz = get_default_timezone()
     for row in rows:
@@ -306,16 +297,25 @@ async def work_queue(
     return rows
 
 
-_QUEUE_SELECT = (
-    'SELECT a."id", a."number", a."status", a."created_at", a."due_at", a."deadline_status", '
-    'i."code" AS "item__code", i."name" AS "item__name", p."code" AS "point__code", p."name" AS "point__name" '
-    'FROM "application" a JOIN "service_item" i ON i."id" = a."item_id" '
-    'LEFT JOIN "service_point" p ON p."id" = a."point_id"'
+# a queue row: the case's own columns (_QUEUE_CASE), then its item's and point's code and name
+_QUEUE_CASE = 'a."id", a."number", a."status", a."created_at", a."due_at", a."deadline_status", a."item_id", a."point_id"'
+_QUEUE_ROW = (
+    'a."id", a."number", a."status", a."created_at", a."due_at", a."deadline_status", '
+    'i."code" AS "item__code", i."name" AS "item__name", p."code" AS "point__code", p."name" AS "point__name"'
 )
+_QUEUE_REFS = (
+    'JOIN "service_item" i ON i."id" = a."item_id" LEFT JOIN "service_point" p ON p."id" = a."point_id"'
+)
+# within the cases without a due date the order is by id; "due_at, id" says the same and is the order of
+# the queue's indexes, so the database reads it off the index instead of sorting (IS NULL is no equality
+# to its planner)
+_QUEUE_ORDER = 'ORDER BY a."due_at", a."id"'
+_MERGED_POINTS = 16  # a grid worker with more points than this is read with one IN list
 
 
 class _Placeholders:
-    """The driver's placeholder for each value, in order ($1, $2 … on PostgreSQL, ? on SQLite)."""
+    """The driver's placeholder for each value, in order ($1, $2 … on PostgreSQL, ? on SQLite): call it in
+    the order the placeholders appear in the text."""
 
     def __init__(self, postgres: bool) -> None:
         self.postgres = postgres
@@ -327,7 +327,7 @@ class _Placeholders:
 
 
 class _QueueFilters:
-    """The scope and the filters of a queue read, as SQL conditions (the same for both of its reads)."""
+    """The scope and the filters of a queue read, as SQL (the same for both of its reads)."""
 
     def __init__(
         self,
@@ -342,20 +342,57 @@ class _QueueFilters:
         self.status = status
         self.due_before = due_before
         self.overdue = overdue
+        only_points = not scope.everything and not scope.department_ids
+        self.lanes = (
+            sorted(scope.point_ids)
+            if only_points and point_code is None and 1 < len(scope.point_ids) <= _MERGED_POINTS
+            else None
+        )
 
-    def sql(self, arg: _Placeholders) -> list[str]:
-        where: list[str] = []
-        if not self.scope.everything:
-            lanes = []
-            if self.scope.point_ids:
-                lanes.append(f'a."point_id" IN ({", ".join(arg(p) for p in sorted(self.scope.point_ids))})')
-            if self.scope.department_ids:
-                ids = ", ".join(arg(d) for d in sorted(self.scope.department_ids))
-                lanes.append(f'a."department_id" IN ({ids})')
-            where.append(lanes[0] if len(lanes) == 1 else f"({' OR '.join(lanes)})")
-        if self.point_code is not None:
+    async def read(
+        self,
+        conn: Any,
+        arg: _Placeholders,
+        *,
+        dated: bool,
+        after: tuple[datetime | None, int] | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        # every piece below is our own text; the values all go through `arg` as the driver's placeholders
+        if self.lanes is None:
+            where = self._where(arg, None, dated, after)
+            sql = f'SELECT {_QUEUE_ROW} FROM "application" a {_QUEUE_REFS} WHERE {where} '  # noqa: S608
+        else:
+            parts = []
+            for point_id in self.lanes:
+                where = self._where(arg, point_id, dated, after)
+                case = f'SELECT {_QUEUE_CASE} FROM "application" a WHERE {where}'  # noqa: S608
+                parts.append(f"SELECT * FROM ({case} {_QUEUE_ORDER} LIMIT {arg(limit)}) lane")  # noqa: S608
+            sql = f"SELECT {_QUEUE_ROW} FROM ({' UNION ALL '.join(parts)}) a {_QUEUE_REFS} "  # noqa: S608
+        rows: list[dict[str, Any]] = await conn.execute_query_dict(
+            f"{sql}{_QUEUE_ORDER} LIMIT {arg(limit)}", arg.values
+        )
+        return rows
+
+    def _where(
+        self, arg: _Placeholders, lane: int | None, dated: bool, after: tuple[datetime | None, int] | None
+    ) -> str:
+        scope, where = self.scope, []
+        if lane is not None:
+            where.append(f'a."point_id" = {arg(lane)}')
+        elif self.point_code is not None:
             code = arg(self.point_code)
-            where.append(f'a."point_id" = (SELECT "id" FROM "service_point" WHERE "code" = {code})')  # noqa: S608
+            if not scope.everything and not scope.department_ids:  # his points only: the subquery says so
+                ids = ", ".join(arg(p) for p in sorted(scope.point_ids))
+                point = f'SELECT "id" FROM "service_point" WHERE "code" = {code} AND "id" IN ({ids})'  # noqa: S608
+                where.append(f'a."point_id" = ({point})')
+            else:
+                point = f'SELECT "id" FROM "service_point" WHERE "code" = {code}'  # noqa: S608
+                where.append(f'a."point_id" = ({point})')
+                if not scope.everything:
+                    where.append(self._scope(arg))
+        elif not scope.everything:
+            where.append(self._scope(arg))
         if self.status:
             where.append(f'a."status" = {arg(self.status)}')
         if self.due_before is not None:
@@ -364,7 +401,24 @@ class _QueueFilters:
             where.append("a.\"deadline_status\" = 'overdue'")
         elif self.overdue is False:
             where.append("a.\"deadline_status\" <> 'overdue'")
-        return where
+        where.append('a."due_at" IS NOT NULL' if dated else 'a."due_at" IS NULL')
+        if after is not None:
+            due, last_id = after
+            if due is None:
+                where.append(f'a."id" > {arg(last_id)}')
+            else:
+                where.append(f'(a."due_at", a."id") > ({arg(due)}, {arg(last_id)})')
+        return " AND ".join(where)
+
+    def _scope(self, arg: _Placeholders) -> str:
+        lanes = []
+        if self.scope.point_ids:
+            lanes.append(f'a."point_id" IN ({", ".join(arg(p) for p in sorted(self.scope.point_ids))})')
+        if self.scope.department_ids:
+            lanes.append(
+                f'a."department_id" IN ({", ".join(arg(d) for d in sorted(self.scope.department_ids))})'
+            )
+        return lanes[0] if len(lanes) == 1 else f"({' OR '.join(lanes)})"
 
 
 def _moment(value: datetime | str | None, tz: tzinfo) -> datetime | None:
