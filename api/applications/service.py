@@ -112,9 +112,9 @@ def summary_of_row(row: dict[str, Any]) -> ApplicationSummary:
 
 
 def summary_json(row: dict[str, Any]) -> dict[str, Any]:
-    """The ApplicationSummary of a row as orjson serialises it: the same keys in the same order, and the
-    same text as the pydantic model's JSON (orjson writes an aware datetime as pydantic does; the contract
-    tests and test_queue_rows compare the two)."""
+    """The ApplicationSummary of a row, for orjson: the same keys in the same order, and the same text as
+    the model's JSON (orjson writes an aware datetime as pydantic does; the queue tests compare each page
+    with the schema's own serialisation of it)."""
     point_code = row["point__code"]
     return {
         "id": row["id"],
