@@ -72,11 +72,15 @@ class Application(Model):
 
     class Meta:
         table = "application"
+        # the clerks' queue reads in (due_at, id) order within a grid worker's point or a department, with
+        # or without a status: each index ends in that order, so a page is a range of one index and never a
+        # sort. On PostgreSQL the two without a status also carry the other columns of a queue row
+        # (migration 0006), so a page is read from the index alone.
         indexes = (
-            ("point_id", "status", "due_at"),
-            ("department_id", "status", "due_at"),
             ("point_id", "due_at", "id"),
+            ("point_id", "status", "due_at", "id"),
             ("department_id", "due_at", "id"),
+            ("department_id", "status", "due_at", "id"),
         )
 
 
@@ -136,12 +140,13 @@ class NumberSequence(Model):
 
 # ---- queries -------------------------------------------------------------------------------------------
 
-from datetime import datetime  # noqa: E402
+from datetime import datetime, tzinfo  # noqa: E402
 
 from tortoise import connections  # noqa: E402
 from tortoise.expressions import Q  # noqa: E402
 from tortoise.functions import Sum  # noqa: E402
 from tortoise.queryset import QuerySet  # noqa: E402
+from tortoise.timezone import get_default_timezone, make_aware  # noqa: E402
 
 from api.kit.scopes import WorkScope  # noqa: E402
 from models.identity import Account  # noqa: E402
@@ -250,44 +255,178 @@ async def applications_of_applicant(
 async def work_queue(
     scope: WorkScope,
     *,
-    point_id: int | None,
+    point_code: str | None,
     status: str | None,
     due_before: datetime | None,
     overdue: bool | None,
     after: tuple[datetime | None, int] | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    """The clerk's queue, soonest due first, then the cases without a due date; keyset-paginated.
+    """The clerk's queue, soonest due first, then the cases without a due date; keyset-paginated. Rows
+    carry the keys of SUMMARY_FIELDS, times in the city's zone as the ORM gives them.
 
     Two index-ordered reads instead of one ORDER BY over a computed "no due date" flag (NULLs sort first on
-    SQLite and last on PostgreSQL), so a page costs the same with a hundred thousand cases in the table; and
-    plain rows of the summary fields only, since building whole cases with their items' guides cost far more
-    than the query."""
-    qs = Application.filter(scope_filter(scope))
-    if point_id is not None:
-        qs = qs.filter(point_id=point_id)
-    if status:
-        qs = qs.filter(status=status)
-    if due_before is not None:
-        qs = qs.filter(due_at__lt=due_before)
-    if overdue is True:
-        qs = qs.filter(deadline_status="overdue")
-    elif overdue is False:
-        qs = qs.exclude(deadline_status="overdue")
+    SQLite and last on PostgreSQL), so a page costs the same with a hundred thousand cases in the table. The
+    point filter is a subquery on its code, so a page is one round trip (an unknown code, or one outside
+    the scope, finds nothing: the caller tells the two apart). A grid worker's several points are read as
+    one index range each, merged (an IN list over the index's first column gives no order, and the
+    database would read and sort all his cases). Written as SQL, not as a queryset: building the query
+    through the ORM cost more than running it, and the text stays the same from one request to the next,
+    so the driver's prepared statement is reused."""
+    if not scope.everything and not scope.point_ids and not scope.department_ids:
+        return []
+    conn = connections.get("default")
+    postgres = conn.capabilities.dialect == "postgres"
+    filters = _QueueFilters(scope, point_code, status, due_before, overdue)
     rows: list[dict[str, Any]] = []
     in_undated = after is not None and after[0] is None
     if not in_undated:
-        dated = qs.filter(due_at__isnull=False)
+        rows = await filters.read(conn, _Placeholders(postgres), dated=True, after=after, limit=limit)
+    if len(rows) < limit and due_before is None:
+        rows += await filters.read(
+            conn,
+            _Placeholders(postgres),
+            dated=False,
+            after=after if in_undated else None,
+            limit=limit - len(rows),
+        )
+    tz = get_default_timezone()
+    for row in rows:
+        row["created_at"] = _moment(row["created_at"], tz)
+        row["due_at"] = _moment(row["due_at"], tz)
+    return rows
+
+
+# a queue row: the case's own columns (_QUEUE_CASE), then its item's and point's code and name
+_QUEUE_CASE = 'a."id", a."number", a."status", a."created_at", a."due_at", a."deadline_status", a."item_id", a."point_id"'
+_QUEUE_ROW = (
+    'a."id", a."number", a."status", a."created_at", a."due_at", a."deadline_status", '
+    'i."code" AS "item__code", i."name" AS "item__name", p."code" AS "point__code", p."name" AS "point__name"'
+)
+_QUEUE_REFS = (
+    'JOIN "service_item" i ON i."id" = a."item_id" LEFT JOIN "service_point" p ON p."id" = a."point_id"'
+)
+# within the cases without a due date the order is by id; "due_at, id" says the same and is the order of
+# the queue's indexes, so the database reads it off the index instead of sorting (IS NULL is no equality
+# to its planner)
+_QUEUE_ORDER = 'ORDER BY a."due_at", a."id"'
+_MERGED_POINTS = 16  # a grid worker with more points than this is read with one IN list
+
+
+class _Placeholders:
+    """The driver's placeholder for each value, in order ($1, $2 … on PostgreSQL, ? on SQLite): call it in
+    the order the placeholders appear in the text."""
+
+    def __init__(self, postgres: bool) -> None:
+        self.postgres = postgres
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}" if self.postgres else "?"
+
+
+class _QueueFilters:
+    """The scope and the filters of a queue read, as SQL (the same for both of its reads)."""
+
+    def __init__(
+        self,
+        scope: WorkScope,
+        point_code: str | None,
+        status: str | None,
+        due_before: datetime | None,
+        overdue: bool | None,
+    ) -> None:
+        self.scope = scope
+        self.point_code = point_code
+        self.status = status
+        self.due_before = due_before
+        self.overdue = overdue
+        only_points = not scope.everything and not scope.department_ids
+        self.lanes = (
+            sorted(scope.point_ids)
+            if only_points and point_code is None and 1 < len(scope.point_ids) <= _MERGED_POINTS
+            else None
+        )
+
+    async def read(
+        self,
+        conn: Any,
+        arg: _Placeholders,
+        *,
+        dated: bool,
+        after: tuple[datetime | None, int] | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        # every piece below is our own text; the values all go through `arg` as the driver's placeholders
+        if self.lanes is None:
+            where = self._where(arg, None, dated, after)
+            sql = f'SELECT {_QUEUE_ROW} FROM "application" a {_QUEUE_REFS} WHERE {where} '  # noqa: S608
+        else:
+            parts = []
+            for point_id in self.lanes:
+                where = self._where(arg, point_id, dated, after)
+                case = f'SELECT {_QUEUE_CASE} FROM "application" a WHERE {where}'  # noqa: S608
+                parts.append(f"SELECT * FROM ({case} {_QUEUE_ORDER} LIMIT {arg(limit)}) lane")  # noqa: S608
+            sql = f"SELECT {_QUEUE_ROW} FROM ({' UNION ALL '.join(parts)}) a {_QUEUE_REFS} "  # noqa: S608
+        rows: list[dict[str, Any]] = await conn.execute_query_dict(
+            f"{sql}{_QUEUE_ORDER} LIMIT {arg(limit)}", arg.values
+        )
+        return rows
+
+    def _where(
+        self, arg: _Placeholders, lane: int | None, dated: bool, after: tuple[datetime | None, int] | None
+    ) -> str:
+        scope, where = self.scope, []
+        if lane is not None:
+            where.append(f'a."point_id" = {arg(lane)}')
+        elif self.point_code is not None:
+            code = arg(self.point_code)
+            if not scope.everything and not scope.department_ids:  # his points only: the subquery says so
+                ids = ", ".join(arg(p) for p in sorted(scope.point_ids))
+                point = f'SELECT "id" FROM "service_point" WHERE "code" = {code} AND "id" IN ({ids})'  # noqa: S608
+                where.append(f'a."point_id" = ({point})')
+            else:
+                point = f'SELECT "id" FROM "service_point" WHERE "code" = {code}'  # noqa: S608
+                where.append(f'a."point_id" = ({point})')
+                if not scope.everything:
+                    where.append(self._scope(arg))
+        elif not scope.everything:
+            where.append(self._scope(arg))
+        if self.status:
+            where.append(f'a."status" = {arg(self.status)}')
+        if self.due_before is not None:
+            where.append(f'a."due_at" < {arg(self.due_before)}')
+        if self.overdue is True:
+            where.append("a.\"deadline_status\" = 'overdue'")
+        elif self.overdue is False:
+            where.append("a.\"deadline_status\" <> 'overdue'")
+        where.append('a."due_at" IS NOT NULL' if dated else 'a."due_at" IS NULL')
         if after is not None:
             due, last_id = after
-            dated = dated.filter(Q(due_at__gt=due) | Q(due_at=due, id__gt=last_id))
-        rows = list(await dated.order_by("due_at", "id").limit(limit).values(*SUMMARY_FIELDS))
-    if len(rows) < limit and due_before is None:
-        undated = qs.filter(due_at__isnull=True)
-        if in_undated and after is not None:
-            undated = undated.filter(id__gt=after[1])
-        rows += await undated.order_by("id").limit(limit - len(rows)).values(*SUMMARY_FIELDS)
-    return rows
+            if due is None:
+                where.append(f'a."id" > {arg(last_id)}')
+            else:
+                where.append(f'(a."due_at", a."id") > ({arg(due)}, {arg(last_id)})')
+        return " AND ".join(where)
+
+    def _scope(self, arg: _Placeholders) -> str:
+        lanes = []
+        if self.scope.point_ids:
+            lanes.append(f'a."point_id" IN ({", ".join(arg(p) for p in sorted(self.scope.point_ids))})')
+        if self.scope.department_ids:
+            lanes.append(
+                f'a."department_id" IN ({", ".join(arg(d) for d in sorted(self.scope.department_ids))})'
+            )
+        return lanes[0] if len(lanes) == 1 else f"({' OR '.join(lanes)})"
+
+
+def _moment(value: datetime | str | None, tz: tzinfo) -> datetime | None:
+    """A time as read by the driver (asyncpg: an aware datetime; SQLite: its text), in the city's zone."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return make_aware(moment, tz) if moment.tzinfo is None else moment.astimezone(tz)
 
 
 SUMMARY_FIELDS = (

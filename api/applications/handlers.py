@@ -24,7 +24,7 @@ from api.applications.schemas import (
 from api.kit.auth import WORK_ROLES, Role, client_ip, require
 from api.kit.docs import content, documented
 from api.kit.errors import InvalidInput, UnsupportedMediaType
-from api.kit.http import json_model, page_limit, parse_body, parse_query
+from api.kit.http import json_bytes, json_model, page_limit, parse_body, parse_query
 from api.kit.idempotency import idempotent
 from api.kit.scopes import work_scope
 
@@ -123,7 +123,7 @@ async def withdraw(request: Request, application_id: int) -> HTTPResponse:
 async def work_queue(request: Request) -> HTTPResponse:
     query = parse_query(request, WorkApplicationsQuery)
     scope = await work_scope(request)
-    return json_model(
+    return json_bytes(
         await service.queue(
             scope,
             point_code=query.point_code,

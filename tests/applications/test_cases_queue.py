@@ -241,3 +241,100 @@ async def test_page_size_is_capped(app, client):
     w = await make_world(app, client, second_resident=False)
     r = await client.get(WORK, params={"limit": "100000"}, headers=w.admin)
     assert r.status_code == 200
+
+
+async def test_many_cases_page_in_order_for_every_scope_and_filter(app, client):
+    """A table of many cases over several points, departments, statuses and shared due dates: every clerk's
+    queue, with each filter, pages through exactly his cases in due-date order (the cases without one last,
+    by id), and every page is the documented ApplicationList, byte for byte as the schema writes it."""
+    import orjson
+
+    from api.applications.schemas import ApplicationList
+
+    w = await make_world(app, client, second_resident=False)
+    both = (await w.people.grid_worker(points=[POINT, OTHER_POINT])).headers
+    corners = [
+        await new_case(w, item=ITEM, point=POINT),
+        await new_case(w, item=ITEM, point=OTHER_POINT),
+        await new_case(w, item=ITEM, point=None),
+        await new_case(w, item=HRSS_ITEM, point=POINT),
+        await new_case(w, item=HRSS_ITEM, point=OTHER_POINT),
+        await new_case(w, item=COUNTER_ONLY_ITEM, point=CITY_POINT),
+    ]
+    templates = [await db.Application.get(id=c["id"]) for c in corners]
+    statuses = ["accepted", "in_review", "submitted", "suspended", "ready"]
+    copies = []
+    for n in range(84):
+        t = templates[n % len(templates)]
+        due = None if n % 5 == 2 else T0 + timedelta(hours=n % 4, microseconds=250_000 * (n % 2))
+        copies.append(
+            db.Application(
+                number=f"QX{n:08d}",
+                applicant_id=t.applicant_id,
+                item_id=t.item_id,
+                department_id=t.department_id,
+                point_id=t.point_id,
+                channel=t.channel,
+                status=statuses[n % len(statuses)],
+                form={},
+                delivery_mode=t.delivery_mode,
+                due_at=due,
+                deadline_status=("overdue", "normal", "warning")[n % 3],
+            )
+        )
+    await db.Application.bulk_create(copies)
+    table = await db.Application.all().values(
+        "id", "status", "due_at", "deadline_status", "point__code", "department__code"
+    )
+    assert len(table) == 90
+
+    def expected(sees, point_code=None, status=None, overdue=None, due_before=None) -> list[int]:
+        rows = [
+            r
+            for r in table
+            if sees(r)
+            and (point_code is None or r["point__code"] == point_code)
+            and (status is None or r["status"] == status)
+            and (overdue is None or (r["deadline_status"] == "overdue") == (overdue == "true"))
+            and (due_before is None or (r["due_at"] is not None and r["due_at"] < due_before))
+        ]
+        dated = sorted((r for r in rows if r["due_at"] is not None), key=lambda r: (r["due_at"], r["id"]))
+        undated = sorted((r for r in rows if r["due_at"] is None), key=lambda r: r["id"])
+        return [r["id"] for r in dated + undated]
+
+    scopes = {
+        "grid": (w.grid, lambda r: r["point__code"] == POINT),
+        "grid_two_points": (both, lambda r: r["point__code"] in (POINT, OTHER_POINT)),
+        "staff": (w.staff, lambda r: r["department__code"] == "civil"),
+        "admin": (w.admin, lambda r: True),
+    }
+    cutoff = T0 + timedelta(hours=2)
+    filters = [
+        {},
+        {"status": "accepted"},
+        {"overdue": "true"},
+        {"overdue": "false", "status": "submitted"},
+        {"point_code": POINT},
+        {"point_code": OTHER_POINT, "status": "in_review"},
+        {"due_before": cutoff},
+    ]
+    for name, (headers, sees) in scopes.items():
+        for given in filters:
+            params = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in given.items()}
+            want = expected(sees, **given)
+            seen, cursor, pages = [], None, 0
+            while True:
+                query = {**params, "limit": "8", **({"cursor": cursor} if cursor else {})}
+                r = await client.get(WORK, params=query, headers=headers)
+                assert r.status_code == 200, (name, given, r.text)
+                document = ApplicationList.model_validate_json(r.content)
+                assert orjson.dumps(document.model_dump(mode="json")) == r.content
+                seen += [c.id for c in document.items]
+                cursor, pages = document.next_cursor, pages + 1
+                if cursor is None:
+                    break
+                assert pages < 20
+            assert seen == want, (name, given)
+    # the filters above do not all come out empty: the comparison would prove little
+    assert expected(scopes["grid_two_points"][1], status="accepted")
+    assert expected(scopes["grid"][1], point_code=POINT)
