@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     _register_health(app)
     _register_metrics(app)
     _register_middleware(app)
+    app.register_listener(prepare_metrics, "main_process_start")
     app.register_listener(open_resources, "before_server_start")
     app.register_listener(close_resources, "after_server_stop")
     app.register_listener(start_background, "after_server_start")
@@ -149,6 +150,11 @@ def _configure(app: Sanic, settings: Settings) -> None:
         ),
     )
     app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer", bearer_format="JWT")
+
+
+async def prepare_metrics(app: Sanic) -> None:
+    """Sanic's main process, before the workers: the folder where they keep their metrics."""
+    metrics.prepare_workers_dir(app.ctx.settings.data_dir)
 
 
 async def open_resources(app: Sanic) -> None:

@@ -157,30 +157,13 @@ def cmd_init_keys(settings: Settings) -> int:
     return 0
 
 
-METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's; read when it is first imported
-
-
-def _metrics_dir(settings: Settings) -> Path:
-    """The folder where each worker keeps its metrics (prometheus-client's multiprocess mode), emptied: the
-    operator's PROMETHEUS_MULTIPROC_DIR, or data_dir/metrics. Set in the environment before anything imports
-    prometheus_client, so every worker process started from here finds it."""
-    folder = Path(os.environ.get(METRICS_DIR_ENV) or settings.data_dir / "metrics")
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("*.db"):  # a previous run's workers: their counts are not this server's
-        stale.unlink()
-    os.environ[METRICS_DIR_ENV] = str(folder)
-    return folder
-
-
 def cmd_serve(settings: Settings) -> int:
-    workers = 1 if settings.memory_redis else settings.server.workers
-    if workers > 1:
-        _metrics_dir(settings)  # first: the migration below imports prometheus_client
     from api.kit.db import migrate
 
     asyncio.run(migrate(settings))
     if settings.embedded and settings.app.seed_demo:
         asyncio.run(_seed(settings))
+    workers = 1 if settings.memory_redis else settings.server.workers
     if workers > 1:
         sanic = str(Path(sys.executable).with_name("sanic"))
         os.execv(

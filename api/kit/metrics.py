@@ -12,10 +12,11 @@ update here, on a label child looked up once and kept (no `labels()` call per ev
 - `cache_hit(name)` / `cache_miss(name)` — a cache lookup (`catalog`, `account`, `token`).
 
 With several Sanic workers the values live in files, one per worker, under PROMETHEUS_MULTIPROC_DIR
-(prometheus-client's multiprocess mode): `python -m api.cli serve` sets and empties that folder before the
-workers start (it must be set before this module is first imported), and `/metrics` sums every worker's
-files. Without the variable (one worker, the tests) the values are in this process, with the process and
-garbage-collector metrics beside them.
+(prometheus-client's multiprocess mode, chosen when prometheus_client is imported): Sanic's main process
+sets and empties that folder (`prepare_workers_dir`, a `main_process_start` listener) before it starts the
+workers, which import everything afresh and inherit it; `/metrics` sums every worker's files. In a single
+process (one worker, the in-process tests) the values are in memory, with the process and garbage-collector
+metrics beside them.
 
 `/metrics` (registered in api/app.py) is not public: it answers a caller whose address is in `metrics.allow`
 (addresses or networks; unset: the loopback addresses in embedded mode, nobody in production) and otherwise
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -35,6 +37,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 from sanic.constants import HTTP_METHODS
 
@@ -144,26 +147,36 @@ def cache_miss(cache: str) -> None:
 # ---- the multiprocess folder --------------------------------------------------------------------------
 
 
-def multiprocess_dir() -> str | None:
-    """The folder of the per-worker files, or None when the values live in this process."""
-    return os.environ.get(MULTIPROC_ENV) or None
+def multiprocess_mode() -> bool:
+    """Whether this process keeps its values in files (prometheus-client chose so when it was imported)."""
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
+
+
+def prepare_workers_dir(data_dir: Path) -> Path:
+    """In the main process, before it starts the workers: the folder of their files, emptied, in the
+    environment they inherit. The operator's PROMETHEUS_MULTIPROC_DIR, else data_dir/metrics (one folder
+    per server: a second server on the same folder would empty the first one's)."""
+    folder = Path(os.environ.get(MULTIPROC_ENV) or data_dir / "metrics")
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):  # a previous run's workers: their counts are not this server's
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(folder)
+    return folder
 
 
 def exposition() -> bytes:
-    """Every metric in the Prometheus text format: all workers' sums in multiprocess mode."""
-    folder = multiprocess_dir()
-    if folder is None:
+    """Every metric in the Prometheus text format: in multiprocess mode the sums over every worker's file."""
+    if not multiprocess_mode():
         return generate_latest(REGISTRY)
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=folder)
+    multiprocess.MultiProcessCollector(registry, path=os.environ[MULTIPROC_ENV])
     return generate_latest(registry)
 
 
 def worker_exited() -> None:
     """A worker's bookkeeping as it stops (prometheus-client's `mark_process_dead`): its live gauges go."""
-    folder = multiprocess_dir()
-    if folder is not None:
-        multiprocess.mark_process_dead(os.getpid(), folder)
+    if multiprocess_mode():
+        multiprocess.mark_process_dead(os.getpid(), os.environ[MULTIPROC_ENV])
 
 
 # ---- who may read /metrics ----------------------------------------------------------------------------

@@ -173,7 +173,9 @@ def test_the_allow_list_defaults_to_loopback_in_embedded_mode_and_to_nobody_in_p
     assert not address_allowed("192.168.1.20", embedded) and not address_allowed("", embedded)
     production = allowed_networks(make_settings(tmp_path, YWT_APP__MODE="production"))
     assert production == () and not address_allowed("127.0.0.1", production)
-    listed = allowed_networks(make_settings(tmp_path, YWT_APP__MODE="production", YWT_METRICS__ALLOW="10.1.2.3"))
+    listed = allowed_networks(
+        make_settings(tmp_path, YWT_APP__MODE="production", YWT_METRICS__ALLOW="10.1.2.3")
+    )
     assert address_allowed("10.1.2.3", listed) and not address_allowed("10.1.2.4", listed)
 
 
