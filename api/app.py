@@ -228,6 +228,7 @@ def _register_health(app: Sanic) -> None:
 
 def _register_metrics(app: Sanic) -> None:
     @app.get("/metrics")
+    @openapi.secured({})  # the alternative to the bearer token: no token at all, from an allowed address
     @openapi.description("需要登录：admin；调用方地址在 metrics.allow 中时无需令牌")
     @openapi.response(200, {metrics.CONTENT_TYPE.split(";")[0]: str}, "Prometheus 文本格式")
     @documented("Prometheus 指标", tag="operations")
