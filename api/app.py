@@ -13,12 +13,16 @@ import re
 import secrets
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import wraps
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse
+from sanic_ext import openapi
 
 from api.applications.deadlines import watch_forever
 from api.applications.deps import Cases
@@ -27,11 +31,12 @@ from api.catalog.service import CatalogCache
 from api.identity.build import build_identity
 from api.identity.deps import Identity
 from api.identity.principals import AccountDirectory
-from api.kit import versions
+from api.kit import metrics, versions
+from api.kit.auth import Role, client_ip, require
 from api.kit.config import ConfigError, Settings, load_settings
 from api.kit.container import Kernel, build_kernel
-from api.kit.db import close_database, open_database, ping_database
-from api.kit.docs import serve_swagger_ui
+from api.kit.db import close_database, instrument_database, open_database, ping_database
+from api.kit.docs import documented, serve_swagger_ui
 from api.kit.errors import problem, register_error_handlers, request_id_of
 from api.kit.http import json_bytes
 from api.kit.ids import register_id_parameters
@@ -44,6 +49,7 @@ from integrations import Integrations, build_integrations
 access_log = logging.getLogger("ywt.access")
 log = logging.getLogger("ywt.app")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
+Handler = Callable[[Request], Awaitable[HTTPResponse]]
 
 
 @dataclass
@@ -107,7 +113,9 @@ def create_app(settings: Settings | None = None) -> Sanic:
     for blueprint in root():
         app.blueprint(blueprint)
     _register_health(app)
+    _register_metrics(app)
     _register_middleware(app)
+    app.register_listener(prepare_metrics, "main_process_start")
     app.register_listener(open_resources, "before_server_start")
     app.register_listener(close_resources, "after_server_stop")
     app.register_listener(start_background, "after_server_start")
@@ -147,11 +155,17 @@ def _configure(app: Sanic, settings: Settings) -> None:
     app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer", bearer_format="JWT")
 
 
+async def prepare_metrics(app: Sanic) -> None:
+    """Sanic's main process, before the workers: the folder where they keep their metrics."""
+    metrics.prepare_workers_dir(app.ctx.settings.data_dir)
+
+
 async def open_resources(app: Sanic) -> None:
     """Per worker process: database pool, Redis client, outside-system clients, every area's service."""
     settings: Settings = app.ctx.settings
     await open_database(settings)
-    app.ctx.services = build_services(settings)
+    instrument_database()
+    app.ctx.services = build_services(settings, make_redis(settings, timed=True))
 
 
 async def start_background(app: Sanic) -> None:
@@ -182,6 +196,7 @@ async def close_resources(app: Sanic) -> None:
     if services is not None:
         await services.close()
     await close_database()
+    metrics.worker_exited()
 
 
 def _register_health(app: Sanic) -> None:
@@ -214,6 +229,38 @@ def _register_health(app: Sanic) -> None:
         return json_bytes(b'{"status":"ready","database":"ok","redis":"ok"}')
 
 
+def _register_metrics(app: Sanic) -> None:
+    @app.get("/metrics")
+    @openapi.secured({})  # the alternative to the bearer token: no token at all, from an allowed address
+    @openapi.description("需要登录：admin；调用方地址在 metrics.allow 中时无需令牌")
+    @openapi.response(200, {metrics.CONTENT_TYPE.split(";")[0]: str}, "Prometheus 文本格式")
+    @documented("Prometheus 指标", tag="operations")
+    @_admin_or_allowed_address
+    async def get_metrics(request: Request) -> HTTPResponse:
+        """Request counts and latencies per route template and status, database and Redis call latencies,
+        cache lookups, in the Prometheus text format, summed over every worker."""
+        return HTTPResponse(metrics.exposition(), content_type=metrics.CONTENT_TYPE)
+
+
+def _admin_or_allowed_address(handler: Handler) -> Handler:
+    """A caller whose address is in `metrics.allow` (api/kit/metrics.py), or else what `@require(Role.ADMIN)`
+    lets through: no or a bad token 401, a signed-in caller without the admin role 403."""
+    guarded: Any = require(Role.ADMIN)(handler)
+
+    @wraps(handler)
+    async def gate(request: Request) -> HTTPResponse:
+        networks = metrics.allowed_networks(request.app.ctx.settings)
+        if metrics.address_allowed(client_ip(request), networks):
+            return await handler(request)
+        answer: HTTPResponse = await guarded(request)
+        return answer
+
+    marked: Any = gate  # Any: it carries what @require put on its handler, which kit.docs and the tests read
+    marked.__ywt_roles__ = guarded.__ywt_roles__
+    marked.__ywt_real_name_level__ = guarded.__ywt_real_name_level__
+    return gate
+
+
 def _register_middleware(app: Sanic) -> None:
     async def start(request: Request) -> None:
         # the account writes of this request copy their new versions to Redis once committed
@@ -227,7 +274,10 @@ def _register_middleware(app: Sanic) -> None:
         response.headers["X-Request-ID"] = request_id
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         started = getattr(request.ctx, "started", None)
-        latency = round((time.perf_counter() - started) * 1000, 2) if started else None
+        seconds = time.perf_counter() - started if started else None
+        route = request.route
+        metrics.observe_request(request.method, route.path if route else None, response.status, seconds)
+        latency = round(seconds * 1000, 2) if seconds is not None else None
         # the path only: query strings may carry personal data
         access_log.info(
             "",

@@ -27,6 +27,7 @@ from api.catalog.schemas import (
     PointOut,
     PointsQuery,
 )
+from api.kit import metrics
 from api.kit.errors import InvalidCursor
 from api.kit.http import decode_code_cursor, decode_cursor, encode_cursor, page
 from api.kit.kv import raw
@@ -71,16 +72,20 @@ class CatalogCache:
         version = await self._version_now()
         local = self._local.get(key)
         if local is not None and time.monotonic() < local[0]:
+            metrics.cache_hit("catalog")
             return local[1]
+        metrics.cache_miss("catalog")
         if version is None:
             return await build()
         full_key = f"catalog:{version.decode()}:{key}"
         try:
             cached = await self.redis.get(full_key)
             if cached is None:
+                metrics.cache_miss("catalog_redis")
                 body = await build()
                 await self.redis.set(full_key, body, ex=self.ttl)
             else:
+                metrics.cache_hit("catalog_redis")
                 body = raw(cached)
         except RedisError:
             body = await build()

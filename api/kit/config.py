@@ -6,6 +6,7 @@ variable (or key) and the problem, so the start stops with a clear line and no t
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -169,6 +170,29 @@ class ApplicationsSection(_Section):
     idempotency_ttl: int = Field(86400, ge=60)
 
 
+class MetricsSection(_Section):
+    # who may read /metrics without an admin token: addresses or networks ("10.0.0.0/8"); None (unset):
+    # the loopback addresses in embedded mode, nobody in production
+    allow: list[str] | None = None
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _text_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # YWT_METRICS__ALLOW="127.0.0.1,10.0.0.0/8"; "" allows nobody
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, value: list[str] | None) -> list[str] | None:
+        for entry in value or []:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"not an address or network: {entry[:50]!r}") from None
+        return value
+
+
 class PaginationSection(_Section):
     default_limit: int = Field(20, ge=1)
     max_limit: int = Field(100, ge=1)
@@ -187,6 +211,7 @@ class Settings(BaseModel):
     calendar: CalendarSection = CalendarSection()
     uploads: UploadsSection = UploadsSection()
     applications: ApplicationsSection = ApplicationsSection()
+    metrics: MetricsSection = MetricsSection()
     sms: SmsSection = SmsSection()
     population: PopulationSection = PopulationSection()
     wechat: WechatSection = WechatSection()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from functools import wraps
 from typing import Any
 
 import tortoise.backends.sqlite.executor  # noqa: F401 — registers its adapters first, ours below replace them
@@ -14,6 +16,7 @@ from tortoise import Tortoise, connections
 from tortoise.exceptions import DBConnectionError, IntegrityError
 from tortoise.transactions import in_transaction as _tortoise_transaction
 
+from api.kit import metrics
 from api.kit.clock import CITY_TZ
 from api.kit.config import Settings
 
@@ -116,6 +119,48 @@ async def close_database() -> None:
 async def ping_database() -> None:
     """Raise if the database does not answer a trivial query."""
     await connections.get("default").execute_query("SELECT 1")
+
+
+# the client methods every statement goes through (execute_query_dict_with_affected calls execute_query)
+_EXECUTE = ("execute_query", "execute_insert", "execute_many", "execute_query_dict", "execute_script")
+_TIMED: set[Callable[..., Awaitable[Any]]] = set()  # the wrappers: a method is wrapped once
+
+
+def _timed(method: Callable[..., Awaitable[Any]], script: bool) -> Callable[..., Awaitable[Any]]:
+    @wraps(method)
+    async def timed(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await method(self, query, *args, **kwargs)
+        finally:
+            metrics.observe_db("script" if script else metrics.sql_kind(query), time.perf_counter() - started)
+
+    _TIMED.add(timed)
+    return timed
+
+
+def instrument_database() -> None:
+    """Time every statement (api.kit.metrics) of the server's database, once per process.
+
+    tortoise has no query hook; every statement of a model or of models/ goes through one of the execute_*
+    methods of the default connection's client class, or of its transaction wrapper (a subclass, which is
+    the connection inside `in_transaction()`). Those methods are wrapped in place, on the classes that define
+    them, from the client class's own backend module down to its subclasses: one perf_counter pair and one
+    histogram observation per statement. Called by the server at start (not by the CLI: a migration or a
+    seed is no traffic)."""
+    client_class = type(connections.get("default"))
+    classes = [cls for cls in client_class.__mro__ if cls.__module__.startswith("tortoise.backends.")]
+    classes = [cls for cls in classes if not cls.__module__.startswith("tortoise.backends.base.")]
+    pending = list(client_class.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        classes.append(cls)
+        pending.extend(cls.__subclasses__())
+    for cls in classes:
+        for name in _EXECUTE:
+            method = cls.__dict__.get(name)
+            if method is not None and method not in _TIMED:
+                setattr(cls, name, _timed(method, script=name == "execute_script"))
 
 
 async def migrate(settings: Settings) -> None:

@@ -1,9 +1,206 @@
-"""Placeholder until the metrics module lands: counts nothing."""
+"""Prometheus metrics: requests per route template and status, database and Redis call latencies, cache hits.
+
+Recording is a few module functions, each one `perf_counter` pair at its caller and one counter or histogram
+update here, on a label child looked up once and kept (no `labels()` call per event):
+
+- `observe_request(method, route, status, seconds)` — the response middleware (api/app.py); `route` is the
+  router's template (`/api/v1/items/<code:str>`), `UNMATCHED` for a path no route has, so the number of
+  series is bounded by the routes and the statuses the code answers, never by what callers send;
+- `observe_db(sql, seconds)` — every statement (api/kit/db.py), labelled by its kind (select, insert, update,
+  delete, other, script), never by its text;
+- `observe_redis(command, seconds)` — every Redis command or pipeline (api/kit/kv.py), by command name;
+- `cache_hit(name)` / `cache_miss(name)` — a cache lookup (`catalog`, `account`, `token`).
+
+With several Sanic workers the values live in files, one per worker, under PROMETHEUS_MULTIPROC_DIR
+(prometheus-client's multiprocess mode, chosen when prometheus_client is imported): Sanic's main process
+sets and empties that folder (`prepare_workers_dir`, a `main_process_start` listener) before it starts the
+workers, which import everything afresh and inherit it; `/metrics` sums every worker's files. In a single
+process (one worker, the in-process tests) the values are in memory, with the process and garbage-collector
+metrics beside them.
+
+`/metrics` (registered in api/app.py) is not public: it answers a caller whose address is in `metrics.allow`
+(addresses or networks; unset: the loopback addresses in embedded mode, nobody in production) and otherwise
+behaves as `@require(Role.ADMIN)`: no or a bad token 401, a valid token without the admin role 403."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+from sanic.constants import HTTP_METHODS
+
+from api.kit.config import Settings
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+UNMATCHED = "unmatched"  # the route label of a request no route matched
+_METHODS = frozenset(str(method) for method in HTTP_METHODS)
+
+# an anonymous catalogue read takes ~1 ms, a submission tens: buckets from 0.5 ms up
+REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# a database statement or Redis command: from 0.1 ms up
+CALL_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+
+REQUESTS = Counter(
+    "ywt_http_requests", "HTTP requests answered, by route template and status", ["method", "route", "status"]
+)
+REQUEST_SECONDS = Histogram(
+    "ywt_http_request_duration_seconds",
+    "Time from the request middleware to the response middleware, by route template and status "
+    "(a request refused before the request middleware ran is counted, not timed)",
+    ["method", "route", "status"],
+    buckets=REQUEST_BUCKETS,
+)
+DB_SECONDS = Histogram(
+    "ywt_db_query_duration_seconds",
+    "Database statements, by kind (select, insert, update, delete, other, script)",
+    ["operation"],
+    buckets=CALL_BUCKETS,
+)
+REDIS_SECONDS = Histogram(
+    "ywt_redis_command_duration_seconds",
+    "Redis commands (a pipeline: PIPELINE, or MULTI when transactional), by command",
+    ["command"],
+    buckets=CALL_BUCKETS,
+)
+CACHE_LOOKUPS = Counter(
+    "ywt_cache_lookups", "Cache lookups by cache and result (hit or miss)", ["cache", "result"]
+)
+
+# label children, made once per label set (the label sets are bounded, see the module docstring)
+_request_children: dict[tuple[str, str | None, int], tuple[Any, Any]] = {}
+_db_children: dict[str, Any] = {}
+_redis_children: dict[str, Any] = {}
+_hits: dict[str, Any] = {}
+_misses: dict[str, Any] = {}
+
+_SQL_KINDS = {"SELECT": "select", "INSERT": "insert", "UPDATE": "update", "DELETE": "delete"}
+
+
+def observe_request(method: str, route: str | None, status: int, seconds: float | None) -> None:
+    """One answered request: `route` is the router's path of its route (`api/v1/items/<code:str>`, the
+    label gets a leading /), None when no route matched; `seconds` None when the request never reached the
+    request middleware."""
+    key = (method, route, status)
+    children = _request_children.get(key)
+    if children is None:
+        labels = (
+            method if method in _METHODS else "other",
+            UNMATCHED if route is None else "/" + route,
+            str(status),
+        )
+        children = (REQUESTS.labels(*labels), REQUEST_SECONDS.labels(*labels))
+        _request_children[key] = children
+    children[0].inc()
+    if seconds is not None:
+        children[1].observe(seconds)
+
+
+def sql_kind(sql: str) -> str:
+    """The kind of one statement from its first word: select, insert, update, delete or other."""
+    head = sql[:6] if sql[:1].isalpha() else sql.lstrip()[:6]
+    return _SQL_KINDS.get(head.upper(), "other")
+
+
+def observe_db(kind: str, seconds: float) -> None:
+    child = _db_children.get(kind)
+    if child is None:
+        child = _db_children[kind] = DB_SECONDS.labels(kind)
+    child.observe(seconds)
+
+
+def observe_redis(command: str, seconds: float) -> None:
+    child = _redis_children.get(command)
+    if child is None:
+        child = _redis_children[command] = REDIS_SECONDS.labels(command)
+    child.observe(seconds)
 
 
 def cache_hit(cache: str) -> None:
-    return None
+    """A lookup of cache `cache` ("catalog", "account", "token") answered from the cache."""
+    child = _hits.get(cache)
+    if child is None:
+        child = _hits[cache] = CACHE_LOOKUPS.labels(cache, "hit")
+    child.inc()
 
 
 def cache_miss(cache: str) -> None:
-    return None
+    """A lookup of cache `cache` that had to go to the source."""
+    child = _misses.get(cache)
+    if child is None:
+        child = _misses[cache] = CACHE_LOOKUPS.labels(cache, "miss")
+    child.inc()
+
+
+# ---- the multiprocess folder --------------------------------------------------------------------------
+
+
+def multiprocess_mode() -> bool:
+    """Whether this process keeps its values in files (prometheus-client chose so when it was imported)."""
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
+
+
+def prepare_workers_dir(data_dir: Path) -> Path:
+    """In the main process, before it starts the workers: the folder of their files, emptied, in the
+    environment they inherit. The operator's PROMETHEUS_MULTIPROC_DIR, else data_dir/metrics (one folder
+    per server: a second server on the same folder would empty the first one's)."""
+    folder = Path(os.environ.get(MULTIPROC_ENV) or data_dir / "metrics")
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):  # a previous run's workers: their counts are not this server's
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(folder)
+    return folder
+
+
+def exposition() -> bytes:
+    """Every metric in the Prometheus text format: in multiprocess mode the sums over every worker's file."""
+    if not multiprocess_mode():
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=os.environ[MULTIPROC_ENV])
+    return generate_latest(registry)
+
+
+def worker_exited() -> None:
+    """A worker's bookkeeping as it stops (prometheus-client's `mark_process_dead`): its live gauges go."""
+    if multiprocess_mode():
+        multiprocess.mark_process_dead(os.getpid(), os.environ[MULTIPROC_ENV])
+
+
+# ---- who may read /metrics ----------------------------------------------------------------------------
+
+LOOPBACK = ("127.0.0.1/32", "::1/128")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def allowed_networks(settings: Settings) -> tuple[Network, ...]:
+    """`metrics.allow` as networks; unset: loopback in embedded mode, none in production."""
+    given = settings.metrics.allow
+    if given is None:
+        given = list(LOOPBACK) if settings.embedded else []
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in given)
+
+
+def address_allowed(address: str, networks: tuple[Network, ...]) -> bool:
+    if not networks or not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip.version == net.version and ip in net for net in networks)
