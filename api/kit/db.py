@@ -13,6 +13,7 @@ from typing import Any
 
 import tortoise.backends.sqlite.executor  # noqa: F401 — registers its adapters first, ours below replace them
 from tortoise import Tortoise, connections
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError, IntegrityError
 from tortoise.transactions import in_transaction as _tortoise_transaction
 
@@ -80,15 +81,29 @@ async def after_commit(callback: Callable[[], Awaitable[None]]) -> None:
         pending.append(callback)
 
 
+async def _reset_if_needed(connection: Any) -> None:
+    """What asyncpg does to a connection going back to its pool, only when there is something to undo.
+
+    Its default (`Connection.reset`: unlock advisory locks, close cursors, unlisten, RESET ALL, roll back)
+    is one more round trip to the server after every statement run outside a transaction. We take no
+    advisory locks, open no cursors outside transactions, never LISTEN and never SET: only a connection
+    given back inside a transaction (a request cut off mid-way) needs resetting."""
+    if connection.is_in_transaction():
+        await connection.reset()
+
+
 def tortoise_config(settings: Settings) -> dict[str, Any]:
     url = settings.database_url
+    connection: str | dict[str, Any] = url
     if url.startswith(("postgres://", "postgresql://")):
         url = "asyncpg://" + url.split("://", 1)[1]
         sep = "&" if "?" in url else "?"
         if "maxsize=" not in url:
             url += f"{sep}minsize=1&maxsize={settings.database.pool_max}"
+        connection = expand_db_url(url)
+        connection["credentials"]["reset"] = _reset_if_needed
     return {
-        "connections": {"default": url},
+        "connections": {"default": connection},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,
