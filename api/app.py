@@ -76,6 +76,7 @@ def build_services(settings: Settings, redis: Redis | None = None) -> Services:
     kernel = build_kernel(settings, redis)
     integrations = build_integrations(settings, redis)
     directory = AccountDirectory(kernel.versions)
+    catalog = CatalogCache(redis, settings.catalog.cache_ttl)
     # account writes made in this context (the CLI's, the worker's) copy their versions to this Redis; each
     # request sets it again in its own context (`_register_middleware`)
     versions.publisher.set(kernel.versions)
@@ -84,9 +85,9 @@ def build_services(settings: Settings, redis: Redis | None = None) -> Services:
         integrations=integrations,
         principals=directory,
         scopes=directory,
-        catalog=CatalogCache(redis, settings.catalog.cache_ttl),
+        catalog=catalog,
         identity=build_identity(kernel, integrations),
-        cases=Cases(kernel=kernel, files=FileStore(settings.uploads_dir)),
+        cases=Cases(kernel=kernel, files=FileStore(settings.uploads_dir), catalog=catalog),
         jwks_body=orjson.dumps(kernel.tokens.keys.jwks()),
     )
 

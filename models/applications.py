@@ -140,6 +140,7 @@ class NumberSequence(Model):
 
 # ---- queries -------------------------------------------------------------------------------------------
 
+from dataclasses import dataclass  # noqa: E402
 from datetime import datetime, tzinfo  # noqa: E402
 
 from tortoise import connections  # noqa: E402
@@ -150,6 +151,7 @@ from tortoise.timezone import get_default_timezone, make_aware  # noqa: E402
 
 from api.kit.scopes import WorkScope  # noqa: E402
 from models.identity import Account  # noqa: E402
+from models.notifications import Notification  # noqa: E402
 from models.scopes import scope_filter  # noqa: E402
 
 
@@ -178,10 +180,19 @@ async def application_in_scope(application_id: int, scope: WorkScope) -> Applica
     return await _with_refs(Application.filter(scope_filter(scope), id=application_id)).first()
 
 
-async def create_application(
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """What a submission wrote: the case, its first event and the applicant's notification (all at `at`)."""
+
+    id: int
+    number: str
+    at: datetime
+
+
+async def submit_case(
     *,
     number: str,
-    created_at: datetime,
+    at: datetime,
     applicant_id: int,
     item_id: int,
     department_id: int,
@@ -190,21 +201,91 @@ async def create_application(
     form: dict[str, Any],
     delivery_mode: str,
     delivery_address_enc: str | None,
-) -> Application:
-    """A submitted case (its first event is the caller's to write, in the same transaction)."""
-    return await Application.create(
-        number=number,
-        created_at=created_at,
-        applicant_id=applicant_id,
-        item_id=item_id,
-        department_id=department_id,
-        point_id=point_id,
-        channel=channel,
-        status="submitted",
-        form=form,
-        delivery_mode=delivery_mode,
-        delivery_address_enc=delivery_address_enc,
-    )
+    actor_role: str,
+    event_channel: str,
+    title: str,
+    body: str,
+) -> Submitted:
+    """A submitted case, its first event ("submit", → submitted) and the applicant's inbox entry, all dated
+    `at`, inside the caller's transaction. On PostgreSQL one statement writes the three rows (each insert
+    feeding the next from RETURNING); on SQLite, which cannot insert from a WITH, three inserts."""
+    conn = connections.get("default")
+    if conn.capabilities.dialect != "postgres":
+        app = await Application.create(
+            number=number,
+            created_at=at,
+            applicant_id=applicant_id,
+            item_id=item_id,
+            department_id=department_id,
+            point_id=point_id,
+            channel=channel,
+            status="submitted",
+            form=form,
+            delivery_mode=delivery_mode,
+            delivery_address_enc=delivery_address_enc,
+        )
+        await add_event(
+            app.id,
+            action="submit",
+            from_status=None,
+            to_status="submitted",
+            actor_id=applicant_id,
+            actor_role=actor_role,
+            channel=event_channel,
+            note={},
+            at=at,
+        )
+        await Notification.create(
+            account_id=applicant_id,
+            kind="application_status",
+            title=title,
+            body=body,
+            application_id=app.id,
+            created_at=at,
+        )
+        return Submitted(id=app.id, number=number, at=at)
+    when = _as_db(Application, "created_at", at)
+    rows = await conn.execute_query_dict(
+        _SUBMIT_POSTGRES,
+        [
+            number, applicant_id, item_id, department_id, point_id, channel,
+            _as_db(Application, "form", form), delivery_mode, delivery_address_enc, when,
+            actor_role, event_channel, title, body,
+        ],
+    )  # fmt: skip
+    return Submitted(id=int(rows[0]["id"]), number=number, at=at)
+
+
+# $1 number, $2 applicant, $3 item, $4 department, $5 point, $6 channel, $7 form, $8 delivery mode,
+# $9 address, $10 the moment, $11 actor role, $12 event channel, $13 title, $14 body. Every column without
+# a database default is named (tortoise's defaults are Python's, not the table's).
+_SUBMIT_POSTGRES = """
+WITH app AS (
+    INSERT INTO "application" (
+        "number", "applicant_id", "item_id", "department_id", "point_id", "channel", "status", "version",
+        "form", "delivery_mode", "delivery_address_enc", "returned_count", "paused_workdays",
+        "deadline_status", "created_at", "updated_at"
+    ) VALUES (
+        $1::varchar, $2::int, $3::int, $4::int, $5::int, $6::varchar, 'submitted', 1,
+        $7::jsonb, $8::varchar, $9::text, 0, 0, 'normal', $10::timestamptz, $10::timestamptz
+    ) RETURNING "id"
+), event AS (
+    INSERT INTO "application_event" (
+        "application_id", "action", "from_status", "to_status", "actor_id", "actor_role", "channel", "at",
+        "note"
+    ) SELECT "id", 'submit', NULL, 'submitted', $2::int, $11::varchar, $12::varchar, $10::timestamptz,
+        '{}'::jsonb FROM app
+), inbox AS (
+    INSERT INTO "notification" ("account_id", "kind", "title", "body", "application_id", "created_at")
+    SELECT $2::int, 'application_status', $13::varchar, $14::text, "id", $10::timestamptz FROM app
+)
+SELECT "id" FROM app
+"""
+
+
+def _as_db(model: type[Model], field: str, value: Any) -> Any:
+    """A value as tortoise would send it for this column (its JSON text, an aware datetime)."""
+    return model._meta.fields_map[field].to_db_value(value, model)
 
 
 async def add_event(

@@ -8,6 +8,8 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -35,6 +37,7 @@ from models import catalog as db
 
 VERSION_KEY = "catalog:version"
 log = logging.getLogger("ywt.catalog")
+T = TypeVar("T")
 
 
 class CatalogCache:
@@ -50,6 +53,7 @@ class CatalogCache:
         self.recheck = recheck
         self.max_entries = max_entries
         self._local: dict[str, tuple[float, bytes]] = {}
+        self._objects: dict[str, tuple[float, object]] = {}  # what `remembered` keeps: never in Redis
         self._version: bytes | None = None
         self._checked = -math.inf
 
@@ -65,6 +69,7 @@ class CatalogCache:
         self._checked = moment
         if version != self._version:
             self._local.clear()
+            self._objects.clear()
             self._version = version
         return version
 
@@ -94,16 +99,101 @@ class CatalogCache:
         self._local[key] = (time.monotonic() + self.ttl, body)
         return body
 
+    async def remembered(self, key: str, load: Callable[[], Awaitable[T]]) -> T:
+        """What `load` reads of the catalogue, kept in this worker's memory under the catalogue's version
+        (dropped with the answers when it changes) for at most the cache's ttl; never in Redis. Without
+        Redis the version cannot be checked, so nothing is kept and every call loads."""
+        version = await self._version_now()
+        kept = self._objects.get(key)
+        if version is not None and kept is not None and time.monotonic() < kept[0]:
+            metrics.cache_hit("catalog_facts")
+            return cast(T, kept[1])
+        metrics.cache_miss("catalog_facts")
+        value = await load()
+        if version is not None:
+            if len(self._objects) >= self.max_entries:
+                self._objects.clear()
+            self._objects[key] = (time.monotonic() + self.ttl, value)
+        return value
+
     def forget_local(self) -> None:
         """Drop this worker's memory (tests, and after Redis was flushed)."""
         self._local.clear()
+        self._objects.clear()
         self._version = None
         self._checked = -math.inf
 
     async def invalidate(self) -> None:
         await self.redis.incr(VERSION_KEY)
         self._local.clear()
+        self._objects.clear()
         self._checked = -math.inf
+
+
+# ---- what a submission needs of the catalogue -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFacts:
+    """An item as a submission checks and records it."""
+
+    id: int
+    code: str
+    name: str
+    channels: tuple[str, ...]
+    delivery_modes: tuple[str, ...]
+    department_id: int
+    department_code: str
+    department_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PointFacts:
+    """A service point as a submission checks and records it."""
+
+    id: int
+    code: str
+    name: str
+    level: str  # city | community
+
+
+async def item_facts(cache: CatalogCache, code: str) -> ItemFacts | None:
+    """The item of this code (None: there is none), from this worker's memory while the catalogue's
+    version holds."""
+
+    async def load() -> ItemFacts | None:
+        item = await db.item_by_code(code)
+        if item is None:
+            return None
+        department = item.department
+        return ItemFacts(
+            id=item.id,
+            code=item.code,
+            name=item.name,
+            channels=tuple(item.channels),
+            delivery_modes=tuple(item.delivery_modes),
+            department_id=department.id,
+            department_code=department.code,
+            department_name=department.name,
+        )
+
+    if len(code) > 64:
+        return None
+    return await cache.remembered("facts:item:" + code, load)
+
+
+async def point_facts(cache: CatalogCache, code: str) -> PointFacts | None:
+    """The service point of this code (None: there is none), as `item_facts`."""
+
+    async def load() -> PointFacts | None:
+        point = await db.point_by_code(code)
+        if point is None:
+            return None
+        return PointFacts(id=point.id, code=point.code, name=point.name, level=point.level)
+
+    if len(code) > 32:
+        return None
+    return await cache.remembered("facts:point:" + code, load)
 
 
 def _dump(model: DepartmentList | ItemList | ItemGuide | PointList | PointOut) -> bytes:
