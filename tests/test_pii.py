@@ -611,3 +611,36 @@ def test_filter_survives_a_bad_format_string(scrubbed_log):
 def test_module_exports():
     for name in pii.__all__:
         assert hasattr(pii, name), name
+
+
+# pieces that make scrub() or one_line() change a string, and pieces that look like them but should not
+_LOG_PIECES = st.sampled_from(
+    [
+        "360502198803152015",
+        "36050219880315201X",
+        "13800000001",
+        "+86 138-0000-0001",
+        "0086 13900001111",
+        "Bearer abc.def",
+        "basic dXNlcjpwYXNz",
+        "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIxIn0.c2ln",
+        "\r\n",
+        "\u2028",
+        "\x85",
+        "/api/v1/me",
+        "12",
+        "v1",
+        "8c75fd38",
+        " ",
+        "张三",
+        "bear",
+        "ey",
+    ]
+)
+
+
+@given(st.lists(st.one_of(_LOG_PIECES, st.text(max_size=8)), max_size=8).map("".join))
+def test_the_quick_look_of_clean_text_lets_through_only_what_scrubbing_would_not_change(text):
+    from api.kit.pii.scrub import clean_text, one_line, scrub
+
+    assert clean_text(text) == one_line(scrub(text))
