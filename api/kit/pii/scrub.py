@@ -42,9 +42,7 @@ _LINE_BREAKS = {
 # (paths, methods, request ids) have none of these: one search of this simple pattern lets them through
 # unchanged, where the four patterns above and the translation would each scan them (tests/test_pii.py
 # compares both ways on generated strings).
-_SUSPECT_RE = re.compile(
-    r"[0-9]{3}|eyJ|bearer|basic|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]", re.IGNORECASE
-)
+_SUSPECT_RE = re.compile(r"[0-9]{3}|eyJ|bearer|basic|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]", re.IGNORECASE)
 
 
 def _mask_phone_match(m: re.Match[str]) -> str:
