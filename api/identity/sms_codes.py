@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Awaitable
+from typing import cast
 
 from api.identity.deps import Identity
 from api.kit.errors import TooManyRequests
@@ -74,7 +76,9 @@ async def check_code(ident: Identity, phone: str, purpose: str, code: str) -> bo
     """True once for the right code; a wrong code counts, and too many wrong ones burn the code."""
     phone_index = ident.phone_index(phone)
     key = code_key(purpose, phone_index)
-    stored = await ident.redis.hget(key, "hash")
+    stored = await cast(
+        Awaitable[bytes | None], ident.redis.hget(key, "hash")
+    )  # redis-py 6 types it sync or async
     if stored is None:
         return False
     expected = _hash(ident, phone_index, purpose, code).encode()

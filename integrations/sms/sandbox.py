@@ -11,6 +11,8 @@ last 50 kept, expiring 24 h after the latest message.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable
+from typing import cast
 
 import orjson
 from redis.asyncio import Redis
@@ -51,7 +53,10 @@ class SandboxSms:
 
     async def sent_to(self, phone: str) -> list[dict]:
         """Messages recorded for a phone, oldest first."""
-        return [orjson.loads(item) for item in await self._redis.lrange(sandbox_key(phone), 0, -1)]
+        return [
+            orjson.loads(item)
+            for item in await cast(Awaitable[list[bytes]], self._redis.lrange(sandbox_key(phone), 0, -1))
+        ]
 
     async def aclose(self) -> None:
         return None

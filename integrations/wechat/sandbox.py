@@ -20,6 +20,8 @@ import base64
 import hashlib
 import re
 import secrets
+from collections.abc import Awaitable
+from typing import cast
 
 import orjson
 from redis.asyncio import Redis
@@ -111,7 +113,10 @@ class SandboxWeChat:
 
     async def messages_to(self, openid: str) -> list[dict]:
         """Template messages recorded for an openid, oldest first."""
-        return [orjson.loads(item) for item in await self._redis.lrange(messages_key(openid), 0, -1)]
+        return [
+            orjson.loads(item)
+            for item in await cast(Awaitable[list[bytes]], self._redis.lrange(messages_key(openid), 0, -1))
+        ]
 
     async def aclose(self) -> None:
         return None
