@@ -720,7 +720,8 @@ def service_env(args: argparse.Namespace, port: int, tmp: Path, database_url: st
             "YWT_SERVER__PORT": str(port),
             "YWT_APP__DATA_DIR": str(tmp),
             "YWT_DATABASE__URL": database_url,
-            "YWT_APP__LOG_LEVEL": "WARNING",
+            # the production level: INFO, one access-log line per request, written to service.log
+            "YWT_APP__LOG_LEVEL": "INFO",
             **BENCH_ENV,
         }
     )
