@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import re
 import secrets
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.register_listener(open_resources, "before_server_start")
     app.register_listener(close_resources, "after_server_stop")
     app.register_listener(start_background, "after_server_start")
+    app.register_listener(freeze_start_up_objects, "after_server_start")
     app.register_listener(stop_background, "before_server_stop")
     return app
 
@@ -179,6 +181,18 @@ async def start_background(app: Sanic) -> None:
             watch_forever(app.ctx.services.cases, interval, app.ctx.watch_stop, first_after=interval),
             name="deadline_watch",
         )
+
+
+async def freeze_start_up_objects(app: Sanic) -> None:
+    """Once the worker is up, what start-up made (modules, routes, schemas, OpenAPI, pools: several hundred
+    thousand objects that live as long as the process) moves out of the garbage collector's reach.
+
+    Measured (make bench, PostgreSQL, 1 worker, INFO): without it a full collection walked all of them,
+    ~80 ms with the event loop stopped, every ~20 s under load; the 64 connections' requests waiting
+    through it made the catalogue's p99 (~75 ms against a p50 of ~18 ms). After gc.freeze() a full
+    collection walks only what was made since."""
+    gc.collect()
+    gc.freeze()
 
 
 async def stop_background(app: Sanic) -> None:

@@ -56,16 +56,22 @@ class CatalogCache:
         self._objects: dict[str, tuple[float, object]] = {}  # what `remembered` keeps: never in Redis
         self._version: bytes | None = None
         self._checked = -math.inf
+        self._checking = False  # a recheck is under way
 
     async def _version_now(self) -> bytes | None:
         moment = time.monotonic()
-        if self._version is not None and moment - self._checked < self.recheck:
+        if self._version is not None and (self._checking or moment - self._checked < self.recheck):
+            # one request rechecks; those that arrive meanwhile take the version known (at most a
+            # second old, as between rechecks) instead of all asking Redis at once
             return self._version
+        self._checking = True
         try:
             version = raw(await self.redis.get(VERSION_KEY) or b"0")
         except RedisError as exc:
             log.warning("catalogue cache without Redis: %s", type(exc).__name__)
             return None
+        finally:
+            self._checking = False
         self._checked = moment
         if version != self._version:
             self._local.clear()
