@@ -189,6 +189,12 @@ class Submitted:
     at: datetime
 
 
+def case_written_in_one_statement() -> bool:
+    """Whether `submit_case` writes its three rows in one statement (PostgreSQL), atomic without a
+    transaction around it; on SQLite it is three inserts, to be wrapped in one."""
+    return connections.get("default").capabilities.dialect == "postgres"
+
+
 async def submit_case(
     *,
     number: str,
@@ -207,8 +213,8 @@ async def submit_case(
     body: str,
 ) -> Submitted:
     """A submitted case, its first event ("submit", → submitted) and the applicant's inbox entry, all dated
-    `at`, inside the caller's transaction. On PostgreSQL one statement writes the three rows (each insert
-    feeding the next from RETURNING); on SQLite, which cannot insert from a WITH, three inserts."""
+    `at`. On PostgreSQL one statement writes the three rows (each insert feeding the next from RETURNING);
+    on SQLite, which cannot insert from a WITH, three inserts, inside the caller's transaction."""
     conn = connections.get("default")
     if conn.capabilities.dialect != "postgres":
         app = await Application.create(

@@ -160,10 +160,10 @@ async def submit(cases: Cases, principal: Principal, body: ApplicationIn) -> App
     title = "您的申请已提交，等待受理"
     channel = principal.channel or "app"
     address = body.delivery.address
-    async with in_transaction():
-        sequence = await db.next_sequence(day)
+
+    async def write(sequence: int) -> db.Submitted:
         number = f"{cases.settings.applications.number_prefix}{day}{sequence:06d}"
-        written = await db.submit_case(
+        return await db.submit_case(
             number=number,
             at=moment,  # the same day as the number's, even a hair before midnight
             applicant_id=principal.account_id,
@@ -181,6 +181,16 @@ async def submit(cases: Cases, principal: Principal, body: ApplicationIn) -> App
             title=title,
             body=f"办件编号 {number}：{title}",
         )
+
+    if db.case_written_in_one_statement():
+        # The day's number in a statement of its own, committed at once: the day's counter row is locked
+        # for that statement only, not across a transaction's round trips, which every submission of the
+        # day would queue behind. The case with its event and notification is one statement, whole or not
+        # at all; if it fails, that number is skipped (never given twice).
+        written = await write(await db.next_sequence(day))
+    else:
+        async with in_transaction():
+            written = await write(await db.next_sequence(day))
     return ApplicationOut(
         id=written.id,
         number=written.number,
