@@ -841,6 +841,26 @@ def redis_kind(url: str | None) -> str:
     return urllib.parse.urlsplit(url).scheme or "memory"
 
 
+def empty_redis(url: str) -> None:
+    """FLUSHDB the Redis database the service is given: the fresh database starts its ids at 1, and what a
+    previous run left there would not be this run's (an account's version from another database is higher
+    than this one's, so its cached copy would never be used and every signed-in request would read the
+    database). Only a Redis on 127.0.0.1 is emptied; give the bench a database of its own (/14)."""
+    import redis
+
+    host = urllib.parse.urlsplit(url).hostname
+    if host not in (HOST, "localhost"):
+        raise BenchError(f"refusing to empty a Redis that is not on {HOST}: {redact(url)}")
+    client = redis.Redis.from_url(url, socket_timeout=10)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        raise BenchError(f"could not empty Redis {redact(url)}: {exc}") from None
+    finally:
+        client.close()
+    print(f"emptied Redis {redact(url)}")
+
+
 def is_shared_redis(url: str | None) -> bool:
     """A Redis that several processes share (what more than one worker needs)."""
     return redis_kind(url) in ("redis", "rediss", "unix")
@@ -1139,7 +1159,11 @@ def main(argv: list[str] | None = None) -> int:
         "and drops it afterwards; the database named in the URL is only connected to. Default: a temp "
         "SQLite file",
     )
-    parser.add_argument("--redis-url", help="Redis for the service (default: config, i.e. memory://)")
+    parser.add_argument(
+        "--redis-url",
+        help="Redis for the service (default: config, i.e. memory://); a redis:// database on 127.0.0.1 is "
+        "emptied (FLUSHDB) first: give it one of its own",
+    )
     parser.add_argument(
         "--workers",
         default="1",
@@ -1208,6 +1232,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             database_url = f"sqlite://{tmp}/bench.sqlite3"
         dialect = "postgres" if is_postgres(database_url) else "sqlite"
+        if is_shared_redis(args.redis_url):
+            empty_redis(args.redis_url)
         print(f"preparing {redact(database_url)}", flush=True)
         prepare_database(python, service_env(args.redis_url, 1, free_port(), tmp, database_url), args.cases)
         bare_port = free_port()
