@@ -37,12 +37,15 @@ _LINE_BREAKS = {
 }
 
 
-# What every string that scrub() or one_line() would change contains: three digits in a row (a mobile starts
-# with three, an ID number has 17), "eyJ" (a JWT), the word Bearer or Basic, or a line break. Most log values
-# (paths, methods, request ids) have none of these: one search of this simple pattern lets them through
-# unchanged, where the four patterns above and the translation would each scan them (tests/test_pii.py
-# compares both ways on generated strings).
-_SUSPECT_RE = re.compile(r"[0-9]{3}|eyJ|bearer|basic|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]", re.IGNORECASE)
+# What every string that scrub() or one_line() would change contains: 17 digits in a row (an ID number), the
+# first eight characters of a mobile (1, 3-9, a digit, perhaps a separator, four digits), "eyJ" (a JWT), the
+# word Bearer or Basic, or a line break. Most log values (paths with item codes and ids, methods, request
+# ids) have none of these: one search of this pattern lets them through unchanged, where the four patterns
+# above and the translation would each scan them (tests/test_pii.py compares both ways on generated strings).
+_SUSPECT_RE = re.compile(
+    r"[0-9]{17}|1[3-9][0-9][- ]?[0-9]{4}|eyJ|bearer|basic|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]",
+    re.IGNORECASE,
+)
 
 
 def _mask_phone_match(m: re.Match[str]) -> str:
