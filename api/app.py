@@ -77,7 +77,11 @@ def build_services(settings: Settings, redis: Redis | None = None) -> Services:
     kernel = build_kernel(settings, redis)
     integrations = build_integrations(settings, redis)
     directory = AccountDirectory(kernel.versions)
-    catalog = CatalogCache(redis, settings.catalog.cache_ttl)
+    # with the in-process Redis a `load-catalog` run elsewhere cannot move the catalogue's version: what a
+    # submission checks (item_facts, point_facts) is then read again after a second, not after cache_ttl
+    catalog = CatalogCache(
+        redis, settings.catalog.cache_ttl, facts_ttl=1.0 if settings.memory_redis else None
+    )
     # account writes made in this context (the CLI's, the worker's) copy their versions to this Redis; each
     # request sets it again in its own context (`_register_middleware`)
     versions.publisher.set(kernel.versions)

@@ -47,13 +47,25 @@ class CatalogCache:
     empties this worker's memory. When Redis is away the catalogue keeps answering from memory and the
     database (it is public, read-mostly data); /readyz still reports Redis down."""
 
-    def __init__(self, redis: Redis, ttl: int, *, recheck: float = 1.0, max_entries: int = 4096) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        ttl: int,
+        *,
+        recheck: float = 1.0,
+        max_entries: int = 4096,
+        facts_ttl: float | None = None,
+    ) -> None:
         self.redis = redis
         self.ttl = ttl
         self.recheck = recheck
         self.max_entries = max_entries
         self._local: dict[str, tuple[float, bytes]] = {}
-        self._objects: dict[str, tuple[float, object]] = {}  # what `remembered` keeps: never in Redis
+        # what `remembered` keeps (never in Redis): expiry, the catalogue version it was loaded under, value
+        self._objects: dict[str, tuple[float, bytes, object]] = {}
+        # how long `remembered` keeps a value: the answers' ttl, unless the version cannot move from outside
+        # this process (embedded mode's in-process Redis, which `load-catalog` cannot reach)
+        self.facts_ttl = float(ttl) if facts_ttl is None else facts_ttl
         self._version: bytes | None = None
         self._checked = -math.inf
         self._checking = False  # a recheck is under way
@@ -107,19 +119,21 @@ class CatalogCache:
 
     async def remembered(self, key: str, load: Callable[[], Awaitable[T]]) -> T:
         """What `load` reads of the catalogue, kept in this worker's memory under the catalogue's version
-        (dropped with the answers when it changes) for at most the cache's ttl; never in Redis. Without
+        (dropped with the answers when it changes) for at most `facts_ttl` seconds; never in Redis. Without
         Redis the version cannot be checked, so nothing is kept and every call loads."""
         version = await self._version_now()
         kept = self._objects.get(key)
-        if version is not None and kept is not None and time.monotonic() < kept[0]:
+        if version is not None and kept is not None and kept[1] == version and time.monotonic() < kept[0]:
             metrics.cache_hit("catalog_facts")
-            return cast(T, kept[1])
+            return cast(T, kept[2])
         metrics.cache_miss("catalog_facts")
         value = await load()
-        if version is not None:
+        # kept only if the version did not move while it loaded: a value read before a catalogue change was
+        # committed must not stay under the version that change brought
+        if version is not None and self._version == version:
             if len(self._objects) >= self.max_entries:
                 self._objects.clear()
-            self._objects[key] = (time.monotonic() + self.ttl, value)
+            self._objects[key] = (time.monotonic() + self.facts_ttl, version, value)
         return value
 
     def forget_local(self) -> None:

@@ -47,3 +47,43 @@ async def test_a_failed_recheck_is_tried_again_by_the_next_request():
     assert await cache._version_now() is None
     assert await cache._version_now() is None
     assert redis.gets == 2
+
+
+async def test_what_was_loaded_while_the_catalogue_changed_is_not_kept():
+    """A submission's item read from the database while a catalogue change lands must not stay in the
+    worker's memory under the new version: the next lookup reads again."""
+    redis = SlowRedis(b"1")
+    cache = CatalogCache(redis, ttl=300, recheck=0.0)  # type: ignore[arg-type]
+    loads: list[str] = []
+
+    async def old_then_changed() -> str:
+        loads.append("read")
+        redis.version = b"2"  # the change commits and bumps the version while this read is under way
+        await cache._version_now()  # another request's recheck sees it
+        return "before the change"
+
+    assert await cache.remembered("facts:item:X", old_then_changed) == "before the change"
+
+    async def after() -> str:
+        loads.append("read")
+        return "after the change"
+
+    assert await cache.remembered("facts:item:X", after) == "after the change"
+    assert await cache.remembered("facts:item:X", after) == "after the change"  # now kept
+    assert loads == ["read", "read"]
+
+
+async def test_facts_are_kept_no_longer_than_facts_ttl():
+    redis = SlowRedis(b"1")
+    cache = CatalogCache(redis, ttl=300, recheck=60.0, facts_ttl=0.05)  # type: ignore[arg-type]
+    loads = 0
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        return loads
+
+    assert await cache.remembered("k", load) == 1
+    assert await cache.remembered("k", load) == 1
+    await asyncio.sleep(0.06)
+    assert await cache.remembered("k", load) == 2
