@@ -848,9 +848,17 @@ def empty_redis(url: str) -> None:
     database). Only a Redis on 127.0.0.1 is emptied; give the bench a database of its own (/14)."""
     import redis
 
-    host = urllib.parse.urlsplit(url).hostname
-    if host not in (HOST, "localhost"):
-        raise BenchError(f"refusing to empty a Redis that is not on {HOST}: {redact(url)}")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "redis" or parts.hostname not in (HOST, "localhost"):
+        raise BenchError(
+            f"the bench empties the Redis it is given, so it takes only redis://{HOST}:PORT/N "
+            f"(got {redact(url)})"
+        )
+    if parts.path.strip("/") in ("", "0"):
+        raise BenchError(
+            f"refusing to empty Redis database 0 (usually somebody's own): give the bench a database of "
+            f"its own, e.g. redis://{HOST}:6379/14 (got {redact(url)})"
+        )
     client = redis.Redis.from_url(url, socket_timeout=10)
     try:
         client.flushdb()

@@ -236,3 +236,25 @@ def test_the_commit_is_marked_dirty_when_tracked_files_changed(monkeypatch):
 
     monkeypatch.setattr(run.subprocess, "run", lambda *a, **k: Done())
     assert run.git_commit() == "abc1234+dirty"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379",  # database 0: usually somebody's own
+        "redis://127.0.0.1:6379/0",
+        "redis://10.0.0.5:6379/14",  # not this machine
+        "redis://127.0.0.1@elsewhere.example:6379/14",
+        "unix:///run/redis.sock?db=14",
+        "rediss://127.0.0.1:6379/14",
+    ],
+)
+def test_the_bench_empties_only_a_numbered_redis_database_on_this_machine(url, monkeypatch):
+    import redis
+
+    def never(*args, **kwargs):
+        raise AssertionError("the bench connected to a Redis it must not empty")
+
+    monkeypatch.setattr(redis.Redis, "from_url", never)
+    with pytest.raises(run.BenchError):
+        run.empty_redis(url)
