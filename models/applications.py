@@ -151,7 +151,7 @@ from tortoise.timezone import get_default_timezone, make_aware  # noqa: E402
 
 from api.kit.scopes import WorkScope  # noqa: E402
 from models.identity import Account  # noqa: E402
-from models.notifications import Notification  # noqa: E402
+from models.notifications import notify  # noqa: E402
 from models.scopes import scope_filter  # noqa: E402
 
 
@@ -241,14 +241,7 @@ async def submit_case(
             note={},
             at=at,
         )
-        await Notification.create(
-            account_id=applicant_id,
-            kind="application_status",
-            title=title,
-            body=body,
-            application_id=app.id,
-            created_at=at,
-        )
+        await notify(applicant_id, "application_status", title, body, application_id=app.id, at=at)
         return Submitted(id=app.id, number=number, at=at)
     when = _as_db(Application, "created_at", at)
     rows = await conn.execute_query_dict(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -43,11 +43,19 @@ class Notification(Model):
 
 
 async def notify(
-    account_id: int, kind: str, title: str, body: str, *, application_id: int | None = None
+    account_id: int,
+    kind: str,
+    title: str,
+    body: str,
+    *,
+    application_id: int | None = None,
+    at: datetime | None = None,
 ) -> Notification:
-    """One inbox entry (call it inside the transaction of the change it tells of)."""
+    """One inbox entry (call it inside the transaction of the change it tells of); `at` defaults to the
+    moment of writing."""
+    moment: dict[str, Any] = {"created_at": at} if at is not None else {}
     return await Notification.create(
-        account_id=account_id, kind=kind, title=title, body=body, application_id=application_id
+        account_id=account_id, kind=kind, title=title, body=body, application_id=application_id, **moment
     )
 
 
