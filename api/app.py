@@ -42,12 +42,13 @@ from api.kit.errors import problem, register_error_handlers, request_id_of
 from api.kit.http import json_bytes
 from api.kit.ids import register_id_parameters
 from api.kit.kv import make_redis
-from api.kit.logs import setup_logging
+from api.kit.logs import AccessLog, setup_logging
+from api.kit.pii import Checked
 from api.kit.target import YwtSanic
 from api.routes import api_v1, root
 from integrations import Integrations, build_integrations
 
-access_log = logging.getLogger("ywt.access")
+access_log = AccessLog("ywt.access")
 log = logging.getLogger("ywt.app")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
 Handler = Callable[[Request], Awaitable[HTTPResponse]]
@@ -285,7 +286,8 @@ def _register_middleware(app: Sanic) -> None:
         # the account writes of this request copy their new versions to Redis once committed
         versions.publisher.set(request.app.ctx.services.kernel.versions)
         given = request.headers.get("x-request-id", "")
-        request.ctx.request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(16)
+        # one we make is hex digits: known clean, the log scrubbing need not look at it
+        request.ctx.request_id = given if _REQUEST_ID.match(given) else Checked(secrets.token_hex(16))
         request.ctx.started = time.perf_counter()
 
     async def finish(request: Request, response: BaseHTTPResponse) -> None:
@@ -298,18 +300,15 @@ def _register_middleware(app: Sanic) -> None:
         metrics.observe_request(request.method, route.path if route else None, response.status, seconds)
         latency = round(seconds * 1000, 2) if seconds is not None else None
         # the path only: query strings may carry personal data
-        access_log.info(
-            "",
-            extra={
-                "fields": {
-                    # "NONE": a request refused before Sanic read its method (see api/kit/target.py)
-                    "method": request.method if request.method != "NONE" else None,
-                    "path": request.path,
-                    "status": response.status,
-                    "latency_ms": latency,
-                    "request_id": request_id,
-                }
-            },
+        access_log.write(
+            {
+                # "NONE": a request refused before Sanic read its method (see api/kit/target.py)
+                "method": request.method if request.method != "NONE" else None,
+                "path": request.path,
+                "status": response.status,
+                "latency_ms": latency,
+                "request_id": request_id,
+            }
         )
 
     app.register_middleware(start, "request", priority=100)

@@ -80,3 +80,22 @@ def test_access_log_lines_are_json_and_hold_no_query_values(server):
     lines = [line for line in log_path.read_text().splitlines() if '"ywt.access"' in line]
     assert lines and all(line.startswith("{") for line in lines)
     assert "13800000001" not in log_path.read_text()
+
+
+def test_access_lines_of_the_running_server_mask_personal_data_in_path_and_request_id(server):
+    """The server writes its access lines by the direct path (no capturing handler in its process): an
+    ID number and a mobile in the path and in a caller's X-Request-ID are masked there as in any record,
+    and the line is in the file within a moment, while the server keeps running."""
+    base, log_path = server
+    request_id = "trace-13800000002"
+    r = httpx.get(base + "/api/v1/items/360502198803152015-13800000002", headers={"X-Request-ID": request_id})
+    assert r.status_code == 404 and r.headers["x-request-id"] == request_id
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        found = [line for line in log_path.read_text().splitlines() if "trace-138****0002" in line]
+        if found:
+            break
+        time.sleep(0.05)
+    assert found and '"path":"/api/v1/items/3605**********2015-138****0002"' in found[0]
+    text = log_path.read_text()
+    assert "360502198803152015" not in text and "13800000002" not in text

@@ -31,13 +31,15 @@ from api.kit.pii.keyring import (
     remove_key,
 )
 from api.kit.pii.masking import mask_address, mask_id_number, mask_name, mask_phone
-from api.kit.pii.scrub import ScrubFilter, one_line, scrub
+from api.kit.pii.scrub import Checked, ScrubFilter, clean_text, one_line, scrub
 
 __all__ = [
     "PHONE_RE",
     "BlindIndex",
     "PiiCipher",
     "PiiDecryptError",
+    "Checked",
+    "clean_text",
     "ScrubFilter",
     "add_key",
     "birth_date",

@@ -70,14 +70,44 @@ def one_line(text: str) -> str:
     return text.translate(_LINE_BREAKS)
 
 
+class Checked(str):
+    """A string its maker knows carries nothing scrubbing would change (a request id it generated from hex
+    digits): log fields holding one are written as they are. Never wrap text that came from outside."""
+
+    __slots__ = ()
+
+
+# Strings (up to _KNOWN_LENGTH characters) that the quick look let through, so the next look at the same
+# text is one dict lookup: log lines repeat their keys, methods and paths. Only text found clean is kept (no
+# personal data is held here), and the dict is emptied when full.
+_KNOWN_CLEAN: dict[str, None] = {}
+_KNOWN_LENGTH = 256
+_KNOWN_MAX = 4096
+
+
 def clean_text(text: str) -> str:
     """``one_line(scrub(text))``, with one quick look first for anything either would change."""
+    if text in _KNOWN_CLEAN or type(text) is Checked:
+        return text
     if _SUSPECT_RE.search(text) is None:
+        if len(text) <= _KNOWN_LENGTH:
+            if len(_KNOWN_CLEAN) >= _KNOWN_MAX:
+                _KNOWN_CLEAN.clear()
+            _KNOWN_CLEAN[text] = None
         return text
     return one_line(scrub(text))
 
 
+# values a log field may hold that can carry no text: left as they are without a closer look
+_PLAIN = frozenset({int, float, bool, type(None)})
+
+
 def _clean(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is Checked:
+        return clean_text(value)
+    if kind in _PLAIN:
+        return value
     if isinstance(value, str):
         return clean_text(value)
     if isinstance(value, Mapping):
@@ -104,14 +134,17 @@ class ScrubFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a bad format string must not make the logging call raise
             message = f"{record.msg!s} {record.args!r}"
-        record.msg = clean_text(message)
+        record.msg = clean_text(message) if message else message
         record.args = ()
         fields = getattr(record, "fields", None)
         if isinstance(fields, Mapping):
             record.fields = _clean(fields)  # a new dict: the caller's dict is left alone
-        for name, value in list(vars(record).items()):
-            if name not in _STANDARD_RECORD_ATTRS and name != "fields" and isinstance(value, str):
-                setattr(record, name, clean_text(value))
+        attributes = vars(record)
+        # the attributes a caller's extra= added (one set difference, not a look at each of ~25 standard ones)
+        for name in attributes.keys() - _STANDARD_RECORD_ATTRS:
+            value = attributes[name]
+            if name != "fields" and isinstance(value, str):
+                attributes[name] = clean_text(value)
         if record.exc_info and not record.exc_text:
             # Formatters reuse exc_text when set; tracebacks keep their line breaks (a formatter frames them).
             record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
