@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
 import re
 import secrets
@@ -281,16 +282,27 @@ def _admin_or_allowed_address(handler: Handler) -> Handler:
     return gate
 
 
+# A request id we make: this process's 64 random bits, then a count (32 hex digits, as a random one was). Unique
+# across processes and restarts without a call to the system's random source per request; hex digits only,
+# so known clean (the log scrubbing need not look at it).
+_REQUEST_ID_PREFIX = secrets.token_hex(8)
+_request_numbers = itertools.count(1)
+
+
+def _new_request_id() -> Checked:
+    return Checked(f"{_REQUEST_ID_PREFIX}{next(_request_numbers):016x}")
+
+
 def _register_middleware(app: Sanic) -> None:
-    async def start(request: Request) -> None:
+    # plain functions, not coroutines: neither waits for anything, and Sanic awaits only what is awaitable
+    def start(request: Request) -> None:
         # the account writes of this request copy their new versions to Redis once committed
         versions.publisher.set(request.app.ctx.services.kernel.versions)
         given = request.headers.get("x-request-id", "")
-        # one we make is hex digits: known clean, the log scrubbing need not look at it
-        request.ctx.request_id = given if _REQUEST_ID.match(given) else Checked(secrets.token_hex(16))
+        request.ctx.request_id = given if _REQUEST_ID.match(given) else _new_request_id()
         request.ctx.started = time.perf_counter()
 
-    async def finish(request: Request, response: BaseHTTPResponse) -> None:
+    def finish(request: Request, response: BaseHTTPResponse) -> None:
         request_id = request_id_of(request)
         response.headers["X-Request-ID"] = request_id
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

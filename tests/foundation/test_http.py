@@ -17,6 +17,12 @@ async def test_every_response_carries_a_request_id(client):
         assert len(r.headers["x-request-id"]) >= 8
 
 
+async def test_the_request_ids_we_make_are_distinct_hex(client):
+    ids = [(await client.get("/healthz")).headers["x-request-id"] for _ in range(20)]
+    assert len(set(ids)) == 20
+    assert all(len(i) == 32 and all(c in "0123456789abcdef" for c in i) for i in ids)
+
+
 async def test_a_caller_request_id_is_echoed_and_a_forged_one_replaced(client):
     r = await client.get("/healthz", headers={"X-Request-ID": "abc12345-trace"})
     assert r.headers["x-request-id"] == "abc12345-trace"
