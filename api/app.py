@@ -70,6 +70,7 @@ class Services:
 
     async def close(self) -> None:
         await self.integrations.close()
+        await self.kernel.versions.close()
         await self.kernel.redis.aclose()
 
 

@@ -12,12 +12,16 @@ version and copies it here (`publish` from a reader is safe: what it read is com
 
 from __future__ import annotations
 
+import hashlib
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from api.kit.kv import raw
+from api.kit.multiplex import Multiplexed
 
 VERSION_KEY = "account:version:{}"
 REVOKED_SESSION_KEY = "session:revoked:{}"
@@ -65,11 +69,36 @@ class Claim:
     ttl: int
 
 
+# the name Redis gives the script (EVALSHA): SHA-1 is Redis's choice, not a protection of anything
+_CHECK_SHA = hashlib.sha1(_CHECK.encode(), usedforsecurity=False).hexdigest()
+
+
 class AccountVersions:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._publish = redis.register_script(_PUBLISH)
         self._check = redis.register_script(_CHECK)
+        # every signed-in request's one call, on the worker's shared connection (api/kit/multiplex.py);
+        # None for the in-process fake or TLS, which keep redis-py's script call
+        self._shared = Multiplexed.for_client(redis)
+
+    async def close(self) -> None:
+        if self._shared is not None:
+            await self._shared.close()
+
+    async def _check_call(self, keys: list[str], args: list[bytes | int]) -> list[Any]:
+        shared = self._shared
+        if shared is None:
+            reply: list[Any] = await self._check(keys=keys, args=args)
+            return reply
+        try:
+            reply = await shared.execute("EVALSHA", _CHECK_SHA, len(keys), *keys, *args)
+        except ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            # a Redis restarted or flushed since: the script's text, which Redis then keeps
+            reply = await shared.execute("EVAL", _CHECK, len(keys), *keys, *args)
+        return reply
 
     async def publish(self, account_id: int, version: int) -> None:
         await self._publish(keys=[VERSION_KEY.format(account_id)], args=[version])
@@ -81,7 +110,7 @@ class AccountVersions:
         if claim is not None:
             keys.append(claim.key)
             args = [claim.value, claim.ttl]
-        revoked, version, claimed = await self._check(keys=keys, args=args)
+        revoked, version, claimed = await self._check_call(keys, args)
         return Checked(
             revoked=bool(revoked),
             version=int(raw(version)) if version else None,
