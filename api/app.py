@@ -25,6 +25,8 @@ from redis.asyncio import Redis
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse
 from sanic_ext import openapi
+from sanic_ext.extensions.http.extension import HTTPExtension
+from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 
 from api.applications.deadlines import watch_forever
 from api.applications.deps import Cases
@@ -154,6 +156,9 @@ def _configure(app: Sanic, settings: Settings) -> None:
     app.config.CORS = bool(settings.server.cors_origins)
     app.config.CORS_ORIGINS = ",".join(settings.server.cors_origins)
     app.config.HEALTH = False
+    # the two sanic-ext extensions we use (the OpenAPI document; CORS and HEAD/OPTIONS), not the built-in
+    # set: its dependency injection, which nothing here uses, dispatched a signal on every request
+    app.extend(built_in_extensions=False, extensions=[OpenAPIExtension, HTTPExtension])
     app.ext.openapi.describe(
         "Yiwangtong 一网通 API",
         version="1",
