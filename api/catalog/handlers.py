@@ -16,7 +16,7 @@ from api.catalog.schemas import (
     PointOut,
     PointsQuery,
 )
-from api.kit.auth import public
+from api.kit.auth import public_read
 from api.kit.docs import documented
 from api.kit.http import json_bytes, page_limit, parse_query
 
@@ -29,7 +29,7 @@ def _cache(request: Request) -> service.CatalogCache:
 
 @bp.get("/departments")
 @documented("部门列表", tag="catalogue", query=DepartmentsQuery, ok=DepartmentList)
-@public
+@public_read
 async def list_departments(request: Request) -> HTTPResponse:
     parse_query(request, DepartmentsQuery)
     return json_bytes(await service.list_departments(_cache(request)))
@@ -39,7 +39,7 @@ async def list_departments(request: Request) -> HTTPResponse:
 @documented(
     "事项列表(可按名称/编码、部门、办件类型、社区可办筛选)", tag="catalogue", query=ItemsQuery, ok=ItemList
 )
-@public
+@public_read
 async def list_items(request: Request) -> HTTPResponse:
     query = parse_query(request, ItemsQuery)
     return json_bytes(await service.list_items(_cache(request), query, page_limit(request, query.limit)))
@@ -47,7 +47,7 @@ async def list_items(request: Request) -> HTTPResponse:
 
 @bp.get("/items/<code:str>")
 @documented("事项办事指南(材料、依据、收费、时限、流程)", tag="catalogue", ok=ItemGuide, errors=(404,))
-@public
+@public_read
 async def get_item(request: Request, code: str) -> HTTPResponse:
     return json_bytes(await service.get_item(_cache(request), code))
 
@@ -59,7 +59,7 @@ async def get_item(request: Request, code: str) -> HTTPResponse:
     query=PointsQuery,
     ok=PointList,
 )
-@public
+@public_read
 async def list_points(request: Request) -> HTTPResponse:
     query = parse_query(request, PointsQuery)
     return json_bytes(await service.list_points(_cache(request), query, page_limit(request, query.limit)))
@@ -67,6 +67,6 @@ async def list_points(request: Request) -> HTTPResponse:
 
 @bp.get("/points/<code:str>")
 @documented("服务网点详情", tag="catalogue", ok=PointOut, errors=(404,))
-@public
+@public_read
 async def get_point(request: Request, code: str) -> HTTPResponse:
     return json_bytes(await service.get_point(_cache(request), code))

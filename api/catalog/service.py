@@ -3,6 +3,7 @@ every catalogue change bumps the version, so no stale answer outlives a change."
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -38,6 +39,13 @@ from models import catalog as db
 VERSION_KEY = "catalog:version"
 log = logging.getLogger("ywt.catalog")
 T = TypeVar("T")
+
+
+async def _whole(read: Callable[[], Awaitable[T]]) -> T:
+    """`read()` run to its end even if the request waiting for it is cancelled (its client went away): a
+    database call cut in the middle can leave a connection unusable (see api/kit/auth.py `to_completion`);
+    the catalogue's routes are `public_read` and rely on this."""
+    return await asyncio.shield(read())
 
 
 class CatalogCache:
@@ -99,19 +107,19 @@ class CatalogCache:
             return local[1]
         metrics.cache_miss("catalog")
         if version is None:
-            return await build()
+            return await _whole(build)
         full_key = f"catalog:{version.decode()}:{key}"
         try:
             cached = await self.redis.get(full_key)
             if cached is None:
                 metrics.cache_miss("catalog_redis")
-                body = await build()
+                body = await _whole(build)
                 await self.redis.set(full_key, body, ex=self.ttl)
             else:
                 metrics.cache_hit("catalog_redis")
                 body = raw(cached)
         except RedisError:
-            body = await build()
+            body = await _whole(build)
         if len(self._local) >= self.max_entries:
             self._local.clear()
         self._local[key] = (time.monotonic() + self.ttl, body)
@@ -127,7 +135,7 @@ class CatalogCache:
             metrics.cache_hit("catalog_facts")
             return cast(T, kept[2])
         metrics.cache_miss("catalog_facts")
-        value = await load()
+        value = await _whole(load)
         # kept only if the version did not move while it loaded: a value read before a catalogue change was
         # committed must not stay under the version that change brought
         if version is not None and self._version == version:

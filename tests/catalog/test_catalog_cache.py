@@ -87,3 +87,26 @@ async def test_facts_are_kept_no_longer_than_facts_ttl():
     assert await cache.remembered("k", load) == 1
     await asyncio.sleep(0.06)
     assert await cache.remembered("k", load) == 2
+
+
+async def test_a_load_runs_to_its_end_when_the_request_waiting_for_it_is_cancelled():
+    """The catalogue's routes are not shielded as a whole (`public_read`): what they may do with the
+    database, the cache's loads, is. A client that goes away mid-load cancels its request, not the load."""
+    from fakeredis import FakeAsyncRedis
+
+    cache = CatalogCache(FakeAsyncRedis(), ttl=60)
+    started, release, finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def build() -> bytes:
+        started.set()
+        await release.wait()  # e.g. a database read under way
+        finished.set()
+        return b"{}"
+
+    request = asyncio.ensure_future(cache.get_or_build("item:x", build))
+    await started.wait()
+    request.cancel()  # what Sanic does when the client disconnects
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.wait_for(finished.wait(), 1)
+    assert request.cancelled()
