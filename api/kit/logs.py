@@ -52,7 +52,9 @@ class LineStream(logging.StreamHandler):
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream)
         self._held: list[str] = []
-        self._write_due = False
+        # the loop whose timer will write the held lines (a loop closed before its timer fired, as between
+        # two asyncio.run calls, is not waited for: the next line schedules on the loop running then)
+        self._write_due: asyncio.AbstractEventLoop | None = None
 
     def hold(self, line: str) -> None:
         """One access line (with its line end), written with the others held; call with the lock held."""
@@ -63,12 +65,12 @@ class LineStream(logging.StreamHandler):
             loop = None
         if loop is None or len(self._held) >= self.HOLD_LINES:
             self.flush()
-        elif not self._write_due:
-            self._write_due = True
+        elif self._write_due is not loop:
+            self._write_due = loop
             loop.call_later(self.WRITE_EVERY, self._write_out)
 
     def _write_out(self) -> None:
-        self._write_due = False
+        self._write_due = None
         self.flush()
 
     def _write_held(self) -> None:

@@ -120,3 +120,22 @@ def test_below_info_nothing_is_written(stream, monkeypatch):
     logging.getLogger("ywtaccesstest").setLevel(logging.WARNING)
     access.write(fields("/quiet", "request-quiet"))
     assert stream.getvalue() == ""
+
+
+def test_lines_held_when_a_loop_closed_are_written_in_the_next_one(stream, monkeypatch):
+    """A loop that ends before its timer fires (two asyncio.run calls in one process) does not leave the
+    next loop's lines held with nobody to write them."""
+    access = direct(monkeypatch)
+
+    async def one_line(path: str) -> None:
+        access.write(fields(path, "request-loop"))
+
+    asyncio.run(one_line("/first-loop"))  # its timer never fires: the loop is gone
+    assert stream.getvalue() == ""
+
+    async def second() -> None:
+        await one_line("/second-loop")
+        await asyncio.sleep(LineStream.WRITE_EVERY + 0.1)
+
+    asyncio.run(second())
+    assert [line["path"] for line in lines(stream)] == ["/first-loop", "/second-loop"]
