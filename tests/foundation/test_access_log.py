@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from datetime import datetime
 
 import orjson
 import pytest
@@ -55,7 +56,10 @@ def test_the_direct_line_is_the_line_logging_writes(stream, monkeypatch):
     access.write(given)  # outside an event loop: written at once
     logging.getLogger("ywtaccesstest.access").info("", extra={"fields": given})
     written, logged = lines(stream)
-    assert written.pop("time") and logged.pop("time")
+    moments = [datetime.fromisoformat(line.pop("time")) for line in (written, logged)]
+    # the same form (UTC, milliseconds) and the same moment, give or take the time between the two calls
+    assert all(m.tzinfo is not None and m.microsecond % 1000 == 0 for m in moments)
+    assert abs((moments[0] - moments[1]).total_seconds()) < 1
     assert written == logged == {"level": "info", "logger": "ywtaccesstest.access", **given}
 
 
