@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from sanic import Request, Sanic
+from sanic.compat import Header
 from sanic.response import BaseHTTPResponse, HTTPResponse
 from sanic_ext import openapi
 from sanic_ext.extensions.http.extension import HTTPExtension
@@ -88,7 +89,7 @@ def build_services(settings: Settings, redis: Redis | None = None) -> Services:
         redis, settings.catalog.cache_ttl, facts_ttl=1.0 if settings.memory_redis else None
     )
     # account writes made in this context (the CLI's, the worker's) copy their versions to this Redis; each
-    # request sets it again in its own context (`_register_middleware`)
+    # request sets it again in its own context (`_start`)
     versions.publisher.set(kernel.versions)
     return Services(
         kernel=kernel,
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
             raise SystemExit(2) from None
     setup_logging(settings.app.log_level)
 
-    app = YwtSanic(settings.app.name, dumps=_dumps)
+    app = YwtSanic(settings.app.name, dumps=_dumps, request_class=YwtRequest)
     app.ctx.settings = settings
     _configure(app, settings)
     register_error_handlers(app)
@@ -125,7 +126,6 @@ def create_app(settings: Settings | None = None) -> Sanic:
         app.blueprint(blueprint)
     _register_health(app)
     _register_metrics(app)
-    _register_middleware(app)
     app.register_listener(prepare_metrics, "main_process_start")
     app.register_listener(open_resources, "before_server_start")
     app.register_listener(close_resources, "after_server_stop")
@@ -299,35 +299,59 @@ def _new_request_id() -> Checked:
     return Checked(f"{_REQUEST_ID_PREFIX}{next(_request_numbers):016x}")
 
 
-def _register_middleware(app: Sanic) -> None:
-    # plain functions, not coroutines: neither waits for anything, and Sanic awaits only what is awaitable
-    def start(request: Request) -> None:
-        # the account writes of this request copy their new versions to Redis once committed
-        versions.publisher.set(request.app.ctx.services.kernel.versions)
-        given = request.headers.get("x-request-id", "")
-        request.ctx.request_id = given if _REQUEST_ID.match(given) else _new_request_id()
-        request.ctx.started = time.perf_counter()
+def _start(request: Request) -> None:
+    """As a request is made (its head read): the account writes it makes copy their new versions to this
+    worker's Redis once committed; its id (the caller's, if well formed); the moment, for its latency."""
+    versions.publisher.set(request.app.ctx.services.kernel.versions)
+    given = request.headers.get("x-request-id", "")
+    ctx = request.ctx
+    ctx.request_id = given if _REQUEST_ID.match(given) else _new_request_id()
+    ctx.started = time.perf_counter()
 
-    def finish(request: Request, response: BaseHTTPResponse) -> None:
-        request_id = request_id_of(request)
-        response.headers["X-Request-ID"] = request_id
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        started = getattr(request.ctx, "started", None)
-        seconds = time.perf_counter() - started if started else None
-        route = request.route
-        metrics.observe_request(request.method, route.path if route else None, response.status, seconds)
-        latency = round(seconds * 1000, 2) if seconds is not None else None
-        # the path only: query strings may carry personal data
-        access_log.write(
-            {
-                # "NONE": a request refused before Sanic read its method (see api/kit/target.py)
-                "method": request.method if request.method != "NONE" else None,
-                "path": request.path,
-                "status": response.status,
-                "latency_ms": latency,
-                "request_id": request_id,
-            }
-        )
 
-    app.register_middleware(start, "request", priority=100)
-    app.register_middleware(finish, "response", priority=100)
+def _finish(request: Request, response: BaseHTTPResponse) -> None:
+    """As it is answered: its id and `nosniff` on the answer, its metrics, its access line."""
+    request_id = request_id_of(request)
+    response.headers["X-Request-ID"] = request_id
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    started = getattr(request.ctx, "started", None)
+    seconds = time.perf_counter() - started if started else None
+    route = request.route
+    metrics.observe_request(request.method, route.path if route else None, response.status, seconds)
+    latency = round(seconds * 1000, 2) if seconds is not None else None
+    # the path only: query strings may carry personal data
+    access_log.write(
+        {
+            # "NONE": a request refused before Sanic read its method (see api/kit/target.py)
+            "method": request.method if request.method != "NONE" else None,
+            "path": request.path,
+            "status": response.status,
+            "latency_ms": latency,
+            "request_id": request_id,
+        }
+    )
+
+
+class YwtRequest(Request):
+    """Sanic's request, doing as it is made and as it is answered what a request and a response middleware
+    would (`_start`, `_finish`), for every request, a refused or unrouted one too, and for every answer,
+    an error's too (Sanic's error handling answers through `respond` as a handler's answer does). Without
+    the middleware machinery around them: measured ~6 µs of a catalogue read's ~80."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _start(self)
+
+    async def respond(
+        self,
+        response: BaseHTTPResponse | None = None,
+        *,
+        status: int = 200,
+        headers: Header | dict[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> Any:
+        answer = await super().respond(response, status=status, headers=headers, content_type=content_type)
+        if isinstance(answer, BaseHTTPResponse) and not getattr(self.ctx, "finished", False):
+            self.ctx.finished = True
+            _finish(self, answer)
+        return answer

@@ -227,7 +227,7 @@ def _message_for(err: Mapping[str, Any]) -> str:
 
 
 def request_id_of(request: Request | None) -> str | None:
-    """The request's id; made here when an error came before the request middleware ran."""
+    """The request's id (api/app.py `YwtRequest` gives every request one); made here for any other."""
     if request is None:
         return None
     request_id = getattr(request.ctx, "request_id", None)

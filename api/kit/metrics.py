@@ -3,7 +3,7 @@
 Recording is a few module functions, each one `perf_counter` pair at its caller and one counter or histogram
 update here, on a label child looked up once and kept (no `labels()` call per event):
 
-- `observe_request(method, route, status, seconds)` — the response middleware (api/app.py); `route` is the
+- `observe_request(method, route, status, seconds)` — each answer (api/app.py `YwtRequest`); `route` is the
   router's template (`/api/v1/items/<code:str>`), `UNMATCHED` for a path no route has, so the number of
   series is bounded by the routes and the statuses the code answers, never by what callers send;
 - `observe_db(sql, seconds)` — every statement (api/kit/db.py), labelled by its kind (select, insert, update,
@@ -58,8 +58,7 @@ REQUESTS = Counter(
 )
 REQUEST_SECONDS = Histogram(
     "ywt_http_request_duration_seconds",
-    "Time from the request middleware to the response middleware, by route template and status "
-    "(a request refused before the request middleware ran is counted, not timed)",
+    "Time from the request's head being read to its answer being ready, by route template and status",
     ["method", "route", "status"],
     buckets=REQUEST_BUCKETS,
 )
@@ -91,8 +90,7 @@ _SQL_KINDS = {"SELECT": "select", "INSERT": "insert", "UPDATE": "update", "DELET
 
 def observe_request(method: str, route: str | None, status: int, seconds: float | None) -> None:
     """One answered request: `route` is the router's path of its route (`api/v1/items/<code:str>`, the
-    label gets a leading /), None when no route matched; `seconds` None when the request never reached the
-    request middleware."""
+    label gets a leading /), None when no route matched; `seconds` None when its start was not recorded."""
     key = (method, route, status)
     children = _request_children.get(key)
     if children is None:
