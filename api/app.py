@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import itertools
 import logging
 import re
-import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -42,12 +40,11 @@ from api.kit.config import ConfigError, Settings, load_settings
 from api.kit.container import Kernel, build_kernel
 from api.kit.db import close_database, instrument_database, open_database, ping_database
 from api.kit.docs import documented, serve_swagger_ui
-from api.kit.errors import problem, register_error_handlers, request_id_of
+from api.kit.errors import new_request_id, problem, register_error_handlers, request_id_of
 from api.kit.http import json_bytes
 from api.kit.ids import register_id_parameters
 from api.kit.kv import make_redis
 from api.kit.logs import AccessLog, setup_logging
-from api.kit.pii import Checked
 from api.kit.target import YwtSanic
 from api.routes import api_v1, root
 from integrations import Integrations, build_integrations
@@ -288,24 +285,13 @@ def _admin_or_allowed_address(handler: Handler) -> Handler:
     return gate
 
 
-# A request id we make: this process's 64 random bits, then a count (32 hex digits, as a random one was). Unique
-# across processes and restarts without a call to the system's random source per request; hex digits only,
-# so known clean (the log scrubbing need not look at it).
-_REQUEST_ID_PREFIX = secrets.token_hex(8)
-_request_numbers = itertools.count(1)
-
-
-def _new_request_id() -> Checked:
-    return Checked(f"{_REQUEST_ID_PREFIX}{next(_request_numbers):016x}")
-
-
 def _start(request: Request) -> None:
     """As a request is made (its head read): the account writes it makes copy their new versions to this
     worker's Redis once committed; its id (the caller's, if well formed); the moment, for its latency."""
     versions.publisher.set(request.app.ctx.services.kernel.versions)
     given = request.headers.get("x-request-id", "")
     ctx = request.ctx
-    ctx.request_id = given if _REQUEST_ID.match(given) else _new_request_id()
+    ctx.request_id = given if _REQUEST_ID.match(given) else new_request_id()
     ctx.started = time.perf_counter()
 
 
@@ -314,11 +300,9 @@ def _finish(request: Request, response: BaseHTTPResponse) -> None:
     request_id = request_id_of(request)
     response.headers["X-Request-ID"] = request_id
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    started = getattr(request.ctx, "started", None)
-    seconds = time.perf_counter() - started if started else None
+    seconds = time.perf_counter() - request.ctx.started  # set by `_start`, for every request
     route = request.route
     metrics.observe_request(request.method, route.path if route else None, response.status, seconds)
-    latency = round(seconds * 1000, 2) if seconds is not None else None
     # the path only: query strings may carry personal data
     access_log.write(
         {
@@ -326,7 +310,7 @@ def _finish(request: Request, response: BaseHTTPResponse) -> None:
             "method": request.method if request.method != "NONE" else None,
             "path": request.path,
             "status": response.status,
-            "latency_ms": latency,
+            "latency_ms": round(seconds * 1000, 2),
             "request_id": request_id,
         }
     )

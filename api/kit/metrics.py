@@ -88,9 +88,9 @@ _misses: dict[str, Any] = {}
 _SQL_KINDS = {"SELECT": "select", "INSERT": "insert", "UPDATE": "update", "DELETE": "delete"}
 
 
-def observe_request(method: str, route: str | None, status: int, seconds: float | None) -> None:
+def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
     """One answered request: `route` is the router's path of its route (`api/v1/items/<code:str>`, the
-    label gets a leading /), None when no route matched; `seconds` None when its start was not recorded."""
+    label gets a leading /), None when no route matched."""
     key = (method, route, status)
     children = _request_children.get(key)
     if children is None:
@@ -102,8 +102,7 @@ def observe_request(method: str, route: str | None, status: int, seconds: float 
         children = (REQUESTS.labels(*labels), REQUEST_SECONDS.labels(*labels))
         _request_children[key] = children
     children[0].inc()
-    if seconds is not None:
-        children[1].observe(seconds)
+    children[1].observe(seconds)
 
 
 def sql_kind(sql: str) -> str:

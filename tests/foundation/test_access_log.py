@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from api.kit.logs import AccessLog, JsonLines, LineStream
-from api.kit.pii import Checked, ScrubFilter
+from api.kit.pii import KnownClean, ScrubFilter
 
 ID_NUMBER = "360502198803152015"
 PHONE = "13800000001"
@@ -73,7 +73,7 @@ def test_personal_data_in_the_path_or_a_given_request_id_is_masked(stream, monke
 
 
 def test_a_request_id_marked_checked_is_written_as_it_is(stream, monkeypatch):
-    direct(monkeypatch).write(fields("/a", Checked("0f" * 16)))
+    direct(monkeypatch).write(fields("/a", KnownClean("0f" * 16)))
     assert lines(stream)[0]["request_id"] == "0f" * 16
 
 

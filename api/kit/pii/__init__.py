@@ -31,16 +31,16 @@ from api.kit.pii.keyring import (
     remove_key,
 )
 from api.kit.pii.masking import mask_address, mask_id_number, mask_name, mask_phone
-from api.kit.pii.scrub import Checked, ScrubFilter, clean_text, one_line, scrub
+from api.kit.pii.scrub import KnownClean, ScrubFilter, clean_text, one_line, scrub
 
 __all__ = [
     "PHONE_RE",
     "BlindIndex",
     "PiiCipher",
     "PiiDecryptError",
-    "Checked",
-    "clean_text",
+    "KnownClean",
     "ScrubFilter",
+    "clean_text",
     "add_key",
     "birth_date",
     "create_keyring",

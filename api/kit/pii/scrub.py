@@ -70,7 +70,7 @@ def one_line(text: str) -> str:
     return text.translate(_LINE_BREAKS)
 
 
-class Checked(str):
+class KnownClean(str):
     """A string its maker knows carries nothing scrubbing would change (a request id it generated from hex
     digits): log fields holding one are written as they are. Never wrap text that came from outside."""
 
@@ -87,7 +87,7 @@ _KNOWN_MAX = 4096
 
 def clean_text(text: str) -> str:
     """``one_line(scrub(text))``, with one quick look first for anything either would change."""
-    if text in _KNOWN_CLEAN or type(text) is Checked:
+    if text in _KNOWN_CLEAN or type(text) is KnownClean:
         return text
     if _SUSPECT_RE.search(text) is None:
         if len(text) <= _KNOWN_LENGTH:
@@ -103,10 +103,7 @@ _PLAIN = frozenset({int, float, bool, type(None)})
 
 
 def _clean(value: Any) -> Any:
-    kind = type(value)
-    if kind is str or kind is Checked:
-        return clean_text(value)
-    if kind in _PLAIN:
+    if type(value) in _PLAIN:
         return value
     if isinstance(value, str):
         return clean_text(value)
