@@ -14,12 +14,24 @@ import orjson
 
 from api.kit.pii import ScrubFilter, clean_text
 
+_stamp: tuple[int, str] = (-1, "")
+
+
+def utc_milliseconds(moment: float) -> str:
+    """`moment` (a `time.time()`) in UTC to the millisecond, as every line gives its time; formatted once per
+    millisecond: under load many lines share one, and the formatting cost more than the rest of a line."""
+    global _stamp
+    millisecond = int(moment * 1000)
+    if millisecond != _stamp[0]:
+        _stamp = (millisecond, datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds"))
+    return _stamp[1]
+
 
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
             # log lines stay in UTC on purpose (operations compare them across hosts); business time is kit.clock
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": utc_milliseconds(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
         }
@@ -106,19 +118,6 @@ class AccessLog:
         self.logger = logging.getLogger(name)
         self._parent = logging.getLogger(name.rpartition(".")[0])
         self._root = logging.getLogger()
-        self._stamp: tuple[int, str] = (-1, "")
-
-    def _now(self) -> str:
-        """The time as JsonLines writes it (UTC, milliseconds), formatted once per millisecond: under load
-        many lines share one, and the formatting cost more than the rest of the line."""
-        moment = time.time()
-        millisecond = int(moment * 1000)
-        if millisecond != self._stamp[0]:
-            self._stamp = (
-                millisecond,
-                datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds"),
-            )
-        return self._stamp[1]
 
     def _direct(self) -> LineStream | None:
         logger, parent = self.logger, self._parent
@@ -129,7 +128,7 @@ class AccessLog:
         handler = parent.handlers[0]
         if type(handler) is not LineStream or type(handler.formatter) is not JsonLines:
             return None
-        if handler.level > logging.INFO or len(handler.filters) != 1:
+        if handler.level > logging.INFO or [type(f) for f in handler.filters] != [ScrubFilter]:
             return None
         return handler
 
@@ -138,11 +137,11 @@ class AccessLog:
         if not self.logger.isEnabledFor(logging.INFO):
             return
         handler = self._direct()
-        if handler is None or not isinstance(handler.filters[0], ScrubFilter):
+        if handler is None:
             self.logger.info("", extra={"fields": fields})
             return
         line: dict[str, object] = {
-            "time": self._now(),
+            "time": utc_milliseconds(time.time()),
             "level": "info",
             "logger": self.logger.name,
         }
