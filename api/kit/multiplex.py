@@ -136,27 +136,35 @@ class Multiplexed:
             pipe = await self._ready()
             reply = pipe.send(_pack(args))
             try:
-                return await asyncio.wait_for(reply, self._timeout())
+                async with asyncio.timeout(self._timeout()):
+                    return await reply
             except TimeoutError:
                 pipe.close(RedisConnectionError("Redis connection dropped after a timeout"))
                 raise RedisTimeoutError("Timeout reading from Redis") from None
         finally:
             metrics.observe_redis(str(args[0]), time.perf_counter() - started)
 
-    async def _ready(self) -> _Pipe:
+    def _usable(self, pool: object, loop: asyncio.AbstractEventLoop) -> _Pipe | None:
+        """The connection, if open, made from the client's pool as it is now, on the running loop."""
         pipe = self._pipe
+        if pipe is not None and not pipe.closed and self._pool is pool and pipe.loop is loop:
+            return pipe
+        return None
+
+    async def _ready(self) -> _Pipe:
         pool = self.client.connection_pool
         loop = asyncio.get_running_loop()
-        if pipe is not None and not pipe.closed and self._pool is pool and pipe.loop is loop:
+        pipe = self._usable(pool, loop)
+        if pipe is not None:
             return pipe
         if self._connecting is None or self._connecting[0] is not loop:
             self._connecting = (loop, asyncio.Lock())
         async with self._connecting[1]:  # one connection attempt at a time; the others use its connection
-            pipe = self._pipe
-            if pipe is not None and not pipe.closed and self._pool is pool and pipe.loop is loop:
+            pipe = self._usable(pool, loop)
+            if pipe is not None:
                 return pipe
-            if pipe is not None and not pipe.closed:
-                pipe.close(RedisConnectionError("Redis connection replaced"))
+            if self._pipe is not None and not self._pipe.closed:
+                self._pipe.close(RedisConnectionError("Redis connection replaced"))
             self._pipe = pipe = await self._connect(loop, pool)
             self._pool = pool
             return pipe

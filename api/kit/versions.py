@@ -12,7 +12,6 @@ version and copies it here (`publish` from a reader is safe: what it read is com
 
 from __future__ import annotations
 
-import hashlib
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -69,10 +68,6 @@ class Claim:
     ttl: int
 
 
-# the name Redis gives the script (EVALSHA): SHA-1 is Redis's choice, not a protection of anything
-_CHECK_SHA = hashlib.sha1(_CHECK.encode(), usedforsecurity=False).hexdigest()
-
-
 class AccountVersions:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
@@ -92,7 +87,7 @@ class AccountVersions:
             reply: list[Any] = await self._check(keys=keys, args=args)
             return reply
         try:
-            reply = await shared.execute("EVALSHA", _CHECK_SHA, len(keys), *keys, *args)
+            reply = await shared.execute("EVALSHA", self._check.sha, len(keys), *keys, *args)
         except ResponseError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
