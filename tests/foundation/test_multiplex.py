@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import hiredis
@@ -91,22 +92,29 @@ async def client_of(port: int, **options: Any) -> Redis:
     return Redis(host="127.0.0.1", port=port, socket_timeout=0.5, socket_connect_timeout=0.5, **options)
 
 
-async def test_concurrent_calls_each_get_their_own_reply_on_one_connection():
-    fake = FakeRedis(echo)
-    shared = Multiplexed(await client_of(await fake.start()))
+@asynccontextmanager
+async def connected(
+    answer: Callable[[list[bytes]], Any], **options: Any
+) -> AsyncIterator[tuple[FakeRedis, Multiplexed]]:
+    """A fake Redis answering with `answer`, and a multiplexer on it; both closed afterwards."""
+    fake = FakeRedis(answer)
+    shared = Multiplexed(await client_of(await fake.start(), **options))
     try:
-        replies = await asyncio.gather(*(shared.execute("ECHO", f"call-{n}") for n in range(300)))
-        assert replies == [f"call-{n}".encode() for n in range(300)]
-        assert fake.connections == 1
+        yield fake, shared
     finally:
         await shared.close()
         await fake.stop()
 
 
+async def test_concurrent_calls_each_get_their_own_reply_on_one_connection():
+    async with connected(echo) as (fake, shared):
+        replies = await asyncio.gather(*(shared.execute("ECHO", f"call-{n}") for n in range(300)))
+        assert replies == [f"call-{n}".encode() for n in range(300)]
+        assert fake.connections == 1
+
+
 async def test_an_error_reply_fails_its_own_call_only():
-    fake = FakeRedis(echo)
-    shared = Multiplexed(await client_of(await fake.start()))
-    try:
+    async with connected(echo) as (fake, shared):
         before, failed, after = await asyncio.gather(
             shared.execute("ECHO", "a"),
             shared.execute("FAIL"),
@@ -115,15 +123,10 @@ async def test_an_error_reply_fails_its_own_call_only():
         )
         assert (before, after) == (b"a", b"b")
         assert isinstance(failed, ResponseError) and "asked to fail" in str(failed)
-    finally:
-        await shared.close()
-        await fake.stop()
 
 
 async def test_a_silent_redis_is_a_timeout_and_the_next_call_connects_afresh():
-    fake = FakeRedis(echo)
-    shared = Multiplexed(await client_of(await fake.start()))
-    try:
+    async with connected(echo) as (fake, shared):
         assert await shared.execute("ECHO", "first") == b"first"
         hung, behind = await asyncio.gather(
             shared.execute("HANG"), shared.execute("ECHO", "behind"), return_exceptions=True
@@ -133,15 +136,13 @@ async def test_a_silent_redis_is_a_timeout_and_the_next_call_connects_afresh():
         assert isinstance(behind, RedisConnectionError | RedisTimeoutError)
         assert await shared.execute("ECHO", "again") == b"again"
         assert fake.connections == 2
-    finally:
-        await shared.close()
-        await fake.stop()
 
 
 async def test_a_hang_up_fails_every_waiting_call_and_the_next_one_reconnects():
-    fake = FakeRedis(lambda command: FakeRedis.SILENT if command[0] == b"WAIT" else echo(command))
-    shared = Multiplexed(await client_of(await fake.start()))
-    try:
+    async with connected(lambda command: FakeRedis.SILENT if command[0] == b"WAIT" else echo(command)) as (
+        fake,
+        shared,
+    ):
         waiting = [asyncio.ensure_future(shared.execute("WAIT", str(n))) for n in range(5)]
         await asyncio.sleep(0.05)
         fake.hang_up()
@@ -149,9 +150,6 @@ async def test_a_hang_up_fails_every_waiting_call_and_the_next_one_reconnects():
         assert all(isinstance(r, RedisConnectionError) for r in results), results
         assert await shared.execute("ECHO", "back") == b"back"
         assert fake.connections == 2
-    finally:
-        await shared.close()
-        await fake.stop()
 
 
 async def test_nothing_listening_is_a_connection_error():
@@ -164,14 +162,9 @@ async def test_nothing_listening_is_a_connection_error():
 
 
 async def test_the_database_and_password_of_the_client_are_used():
-    fake = FakeRedis(echo)
-    shared = Multiplexed(await client_of(await fake.start(), db=7, password="secret"))
-    try:
+    async with connected(echo, db=7, password="secret") as (fake, shared):
         assert await shared.execute("ECHO", "x") == b"x"
         assert fake.commands[:2] == [[b"AUTH", b"secret"], [b"SELECT", b"7"]]
-    finally:
-        await shared.close()
-        await fake.stop()
 
 
 async def test_a_replaced_pool_means_a_connection_to_its_address():
