@@ -35,6 +35,7 @@ from api.identity.build import build_identity
 from api.identity.deps import Identity
 from api.identity.principals import AccountDirectory
 from api.kit import metrics, versions
+from api.kit.answer import Answer
 from api.kit.auth import Role, client_ip, require
 from api.kit.config import ConfigError, Settings, load_settings
 from api.kit.container import Kernel, build_kernel
@@ -263,7 +264,7 @@ def _register_metrics(app: Sanic) -> None:
     async def get_metrics(request: Request) -> HTTPResponse:
         """Request counts and latencies per route template and status, database and Redis call latencies,
         cache lookups, in the Prometheus text format, summed over every worker."""
-        return HTTPResponse(metrics.exposition(), content_type=metrics.CONTENT_TYPE)
+        return Answer(metrics.exposition(), content_type=metrics.CONTENT_TYPE)
 
 
 def _admin_or_allowed_address(handler: Handler) -> Handler:

@@ -21,6 +21,7 @@ from api.applications.schemas import (
     WithdrawIn,
     WorkApplicationsQuery,
 )
+from api.kit.answer import Answer
 from api.kit.auth import WORK_ROLES, Role, client_ip, require
 from api.kit.docs import content, documented
 from api.kit.errors import InvalidInput, UnsupportedMediaType
@@ -198,7 +199,7 @@ def _one(values: list[V] | None, field: str) -> V | None:
 
 
 def _attachment(download: materials.Download) -> HTTPResponse:
-    return HTTPResponse(
+    return Answer(
         download.body,
         status=200,
         content_type=download.content_type,

@@ -24,6 +24,7 @@ from sanic.exceptions import (
 from sanic.response import HTTPResponse
 from sanic_ext.exceptions import ValidationError as SanicExtValidationError
 
+from api.kit.answer import Answer
 from api.kit.db import DBConnectionError
 from api.kit.pii import KnownClean
 
@@ -271,9 +272,7 @@ def problem(
         body["errors"] = errors
     if extra:
         body.update(extra)
-    return HTTPResponse(
-        orjson.dumps(body), status=status, headers=headers, content_type="application/problem+json"
-    )
+    return Answer(orjson.dumps(body), status=status, headers=headers, content_type="application/problem+json")
 
 
 _SANIC_CODES: list[tuple[type[SanicException], str, str]] = [

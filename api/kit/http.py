@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sanic import Request
 from sanic.response import HTTPResponse
 
+from api.kit.answer import Answer
 from api.kit.errors import InvalidCursor, InvalidInput, InvalidJson, UnsupportedMediaType, field_errors
 from api.kit.ids import MAX_ID
 
@@ -76,7 +77,7 @@ def decode_cursor(cursor: str | None, expected_key: str) -> Any:
 
 
 def json_bytes(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
-    return HTTPResponse(body, status=status, headers=headers, content_type="application/json")
+    return Answer(body, status=status, headers=headers, content_type="application/json")
 
 
 def json_model(model: BaseModel, status: int = 200) -> HTTPResponse:

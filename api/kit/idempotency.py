@@ -14,6 +14,7 @@ import orjson
 from sanic import Request
 from sanic.response import HTTPResponse
 
+from api.kit.answer import Answer
 from api.kit.auth import Principal
 from api.kit.errors import (
     IdempotencyInProgress,
@@ -106,7 +107,7 @@ async def _replay(redis: Any, slot: str, fingerprint: str) -> HTTPResponse:
         if record["body"] != fingerprint:
             raise IdempotencyKeyReused()
         if record["state"] == "done":
-            return HTTPResponse(
+            return Answer(
                 record["response"].encode(),
                 status=record["status"],
                 content_type=record["content_type"],

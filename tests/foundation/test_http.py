@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 
 import orjson
 from fakeredis import FakeAsyncRedis, FakeServer
+from sanic.response import HTTPResponse
 
+from api.kit.answer import Answer
 from tests.support.catalog import load_catalog
 
 
@@ -28,6 +31,20 @@ async def test_a_caller_request_id_is_echoed_and_a_forged_one_replaced(client):
     assert r.headers["x-request-id"] == "abc12345-trace"
     r = await client.get("/healthz", headers={"X-Request-ID": "x\r\nSet-Cookie: a=b"})
     assert "\n" not in r.headers["x-request-id"] and r.headers["x-request-id"] != "x"
+
+
+def test_answers_send_the_header_bytes_sanic_would_cr_lf_and_nul_stripped():
+    rng = random.Random(9)
+    alphabet = 'aZ09-;= "中\r\n\x00\t'
+    values = ["nosniff", "a\r\nSet-Cookie: x=1", "nul\x00here", "\n", "", 'attachment; filename="a\rb.pdf"']
+    values += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(300)]
+    for value in values:
+        headers = {"X-Test": value, "X-\r\nName": "v"}
+        ours = list(Answer(b"", headers=headers).processed_headers)
+        assert ours == list(HTTPResponse(b"", headers=headers).processed_headers)
+        assert not any(c in part for c in (b"\r", b"\n", b"\x00") for pair in ours for part in pair)
+    sent = dict(Answer(b"", headers={"X-Test": "a\r\nb\x00c"}).processed_headers)
+    assert sent[b"X-Test"] == b"abc"
 
 
 async def test_unknown_route_is_404_problem(client):
