@@ -6,6 +6,7 @@ global), so every in-process test compares two scrapes: what its own requests ad
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import os
 import subprocess
@@ -17,10 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.kit import metrics
 from api.kit.config import PROJECT_ROOT, MetricsSection
-from api.kit.metrics import address_allowed, allowed_networks
+from api.kit.metrics import REQUEST_BUCKETS, Tally, address_allowed, allowed_networks
 from tests.conftest import make_settings
 from tests.foundation.test_two_workers import _children, _serving_pid
 from tests.support.server import free_port, started
@@ -258,6 +261,8 @@ def test_two_workers_report_one_sum_and_a_previous_runs_files_are_emptied(tmp_pa
                 assert _get(first, "/api/v1/points/none-such")[0] == 404
             for _ in range(4):
                 assert _get(second, "/api/v1/items/none-such")[0] == 404
+            # a worker hands its tally of requests to its file within Tally.EVERY seconds (its own, at once)
+            time.sleep(Tally.EVERY + 0.5)
             # each worker answers both workers' sums
             for conn in (first, second):
                 status, text = _get(conn, "/metrics")
@@ -273,3 +278,41 @@ def test_two_workers_report_one_sum_and_a_previous_runs_files_are_emptied(tmp_pa
             conn.close()
         with redis.Redis.from_url(REDIS_URL) as r:
             r.flushdb()
+
+
+def _samples_of(route: str) -> dict[tuple[str, str | None], float]:
+    """This route's request samples in an exposition, by (name, bucket bound)."""
+    return {
+        (name, dict(labels).get("le")): sample
+        for (name, labels), sample in parse(metrics.exposition().decode()).items()
+        if dict(labels).get("route") == route and not name.endswith("_created")
+    }
+
+
+def test_a_tally_hands_over_what_each_observation_would_have_made():
+    route = "tally/<exact:str>"
+    # on the bounds (a bound counts what equals it), between them, beyond the last
+    latencies = [*REQUEST_BUCKETS, 0.0001, 0.0007, 0.003, 0.3, 7.0, 42.0]
+    for seconds in latencies:
+        metrics.observe_request("GET", route, 200, seconds)
+    samples = _samples_of("/" + route)
+    bucket = "ywt_http_request_duration_seconds_bucket"
+    for bound in REQUEST_BUCKETS:
+        le = next(le for name, le in samples if name == bucket and le != "+Inf" and float(le) == bound)
+        assert samples[(bucket, le)] == sum(1 for seconds in latencies if seconds <= bound), bound
+    assert samples[(bucket, "+Inf")] == len(latencies)
+    assert samples[("ywt_http_requests_total", None)] == len(latencies)
+    assert samples[("ywt_http_request_duration_seconds_count", None)] == len(latencies)
+    assert samples[("ywt_http_request_duration_seconds_sum", None)] == pytest.approx(sum(latencies))
+
+
+async def test_a_tally_is_handed_over_by_its_timer_without_an_exposition(monkeypatch):
+    monkeypatch.setattr(Tally, "EVERY", 0.05)
+    labels = {"method": "GET", "route": "/tally/<timer:str>", "status": "200"}
+    metrics.observe_request("GET", "tally/<timer:str>", 200, 0.001)
+    metrics.observe_request("GET", "tally/<timer:str>", 200, 0.002)
+    metrics.cache_hit("tally")
+    assert REGISTRY.get_sample_value("ywt_http_requests_total", labels) is None  # tallied, not handed over
+    await asyncio.sleep(0.2)
+    assert REGISTRY.get_sample_value("ywt_http_requests_total", labels) == 2
+    assert REGISTRY.get_sample_value("ywt_cache_lookups_total", {"cache": "tally", "result": "hit"}) == 1
