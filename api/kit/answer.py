@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from sanic.response import HTTPResponse
-
-_UNSAFE = str.maketrans("", "", "\r\n\x00")  # what Sanic strips from header names and values
+from sanic.response.types import HEADER_TRANSLATION_TABLE  # what Sanic strips: CR, LF, NUL
 
 
 class Answer(HTTPResponse):
@@ -15,5 +14,5 @@ class Answer(HTTPResponse):
     @staticmethod
     def _sanitize_header_value(value: str) -> str:
         if "\r" in value or "\n" in value or "\x00" in value:
-            return value.translate(_UNSAFE)
+            return value.translate(HEADER_TRANSLATION_TABLE)
         return value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import sys
@@ -12,6 +11,7 @@ from typing import TextIO
 
 import orjson
 
+from api.kit.later import OnceLater
 from api.kit.pii import ScrubFilter, clean_text
 
 _stamp: tuple[int, str] = (-1, "")
@@ -65,26 +65,13 @@ class LineStream(logging.StreamHandler):
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream)
         self._held: list[str] = []
-        # the loop whose timer will write the held lines (a loop closed before its timer fired, as between
-        # two asyncio.run calls, is not waited for: the next line schedules on the loop running then)
-        self._write_due: asyncio.AbstractEventLoop | None = None
+        self._write_later = OnceLater(self.flush)
 
     def hold(self, line: str) -> None:
         """One access line (with its line end), written with the others held; call with the lock held."""
         self._held.append(line)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is None or len(self._held) >= self.HOLD_LINES:
+        if len(self._held) >= self.HOLD_LINES or not self._write_later.ask(self.WRITE_EVERY):
             self.flush()
-        elif self._write_due is not loop:
-            self._write_due = loop
-            loop.call_later(self.WRITE_EVERY, self._write_out)
-
-    def _write_out(self) -> None:
-        self._write_due = None
-        self.flush()
 
     def _write_held(self) -> None:
         if self._held:

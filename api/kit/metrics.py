@@ -27,7 +27,6 @@ behaves as `@require(Role.ADMIN)`: no or a bad token 401, a valid token without 
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 from bisect import bisect_left
@@ -47,6 +46,7 @@ from prometheus_client import (
 from sanic.constants import HTTP_METHODS
 
 from api.kit.config import Settings
+from api.kit.later import OnceLater
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -134,20 +134,18 @@ class Tally:
         # per (method, route, status): [count, sum of seconds, one count per bucket of REQUEST_BUCKETS, +Inf]
         self.requests: dict[tuple[str, str | None, int], list[Any]] = {}
         self.lookups: dict[tuple[str, str], int] = {}
-        self._due: asyncio.AbstractEventLoop | None = None
+        self._later = OnceLater(self.hand_over)
+
+    def lookup(self, cache: str, result: str) -> None:
+        key = (cache, result)
+        self.lookups[key] = self.lookups.get(key, 0) + 1
+        self.due()
 
     def due(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        if not self._later.ask(self.EVERY):
             self.hand_over()
-            return
-        if self._due is not loop:
-            self._due = loop
-            loop.call_later(self.EVERY, self.hand_over)
 
     def hand_over(self) -> None:
-        self._due = None
         requests, self.requests = self.requests, {}
         lookups, self.lookups = self.lookups, {}
         for key, counts in requests.items():
@@ -188,16 +186,12 @@ def observe_redis(command: str, seconds: float) -> None:
 
 def cache_hit(cache: str) -> None:
     """A lookup of cache `cache` ("catalog", "account", "token") answered from the cache. Tallied."""
-    key = (cache, "hit")
-    _tally.lookups[key] = _tally.lookups.get(key, 0) + 1
-    _tally.due()
+    _tally.lookup(cache, "hit")
 
 
 def cache_miss(cache: str) -> None:
     """A lookup of cache `cache` that had to go to the source. Tallied."""
-    key = (cache, "miss")
-    _tally.lookups[key] = _tally.lookups.get(key, 0) + 1
-    _tally.due()
+    _tally.lookup(cache, "miss")
 
 
 def _lookup_child(cache: str, result: str) -> Any:
