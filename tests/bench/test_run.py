@@ -38,14 +38,23 @@ def scenario(name: str) -> run.Scenario:
     return next(s for s in run.SCENARIOS if s.name == name)
 
 
-def test_a_ratio_is_taken_against_the_bare_run_of_the_same_round():
-    first = [row("bare", 1, 10_000), row("item", 1, 6_000)]
-    second = [row("bare", 2, 5_000), row("item", 2, 4_000)]
+def test_a_ratio_is_taken_against_the_bare_runs_beside_it_in_the_same_round():
+    first = [row("bare", 1, 10_000), row("item", 1, 6_000), row("bare", 1, 14_000), row("me", 1, 3_000)]
+    first.append(row("bare", 1, 6_000))
+    second = [row("bare", 2, 5_000), row("item", 2, 4_000), row("bare", 2, 5_000)]
     run.with_ratios(first)
     run.with_ratios(second)
-    assert first[1]["ratio_vs_bare"] == 0.6
+    assert first[1]["ratio_vs_bare"] == 0.5  # 6 000 over the mean of 10 000 and 14 000
+    assert first[3]["ratio_vs_bare"] == 0.3  # over 14 000 and 6 000: not the round's first bare run
     assert second[1]["ratio_vs_bare"] == 0.8
     assert first[0]["ratio_vs_bare"] is None  # bare itself
+
+
+def test_a_bare_run_that_failed_leaves_the_one_on_the_other_side():
+    failed = {"workers": 1, "round": 1, "scenario": "bare", "target": "bare", "error": "wrk exited 1"}
+    rows = [row("bare", 1, 10_000), row("item", 1, 6_000), failed]
+    run.with_ratios(rows)
+    assert rows[1]["ratio_vs_bare"] == 0.6
 
 
 def test_no_ratio_when_bare_could_not_run():
@@ -53,6 +62,12 @@ def test_no_ratio_when_bare_could_not_run():
     rows.append(row("item", 1, 6_000))
     run.with_ratios(rows)
     assert rows[1]["ratio_vs_bare"] is None
+
+
+def test_a_round_runs_bare_before_every_scenario_and_after_the_last():
+    chosen = [scenario("bare"), scenario("item"), scenario("me"), scenario("submit")]
+    names = [s.name for s in run.round_order(chosen)]
+    assert names == ["bare", "item", "bare", "me", "bare", "submit", "bare"]
 
 
 def test_summary_gives_medians_and_the_spread_across_rounds():
