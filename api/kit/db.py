@@ -13,6 +13,7 @@ from typing import Any
 
 import tortoise.backends.sqlite.executor  # noqa: F401 — registers its adapters first, ours below replace them
 from tortoise import Tortoise, connections
+from tortoise.backends.asyncpg.client import AsyncpgDBClient
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError, IntegrityError
 from tortoise.transactions import in_transaction as _tortoise_transaction
@@ -20,6 +21,7 @@ from tortoise.transactions import in_transaction as _tortoise_transaction
 from api.kit import metrics
 from api.kit.clock import CITY_TZ
 from api.kit.config import Settings
+from api.kit.fairpool import HandoffQueue
 
 
 def _sqlite_datetime(value: dt.datetime) -> str:
@@ -92,6 +94,21 @@ async def _reset_if_needed(connection: Any) -> None:
         await connection.reset()
 
 
+class FairAsyncpgClient(AsyncpgDBClient):
+    """tortoise's asyncpg client, its pool's idle connections in a `HandoffQueue` (api/kit/fairpool.py: a
+    connection given back goes to the request that has waited longest). tortoise takes it from this module's
+    `client_class`, this module being the `engine` of a PostgreSQL connection."""
+
+    async def create_pool(self, **kwargs: Any) -> Any:
+        pool = await super().create_pool(**kwargs)
+        # once the pool is set up, before anyone can wait on it
+        pool._queue = HandoffQueue.taking_over(pool._queue)
+        return pool
+
+
+client_class = FairAsyncpgClient
+
+
 def tortoise_config(settings: Settings) -> dict[str, Any]:
     url = settings.database_url
     connection: str | dict[str, Any] = url
@@ -101,6 +118,7 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         if "maxsize=" not in url:
             url += f"{sep}minsize=1&maxsize={settings.database.pool_max}"
         connection = expand_db_url(url)
+        connection["engine"] = __name__  # FairAsyncpgClient, below
         connection["credentials"]["reset"] = _reset_if_needed
     return {
         "connections": {"default": connection},
