@@ -305,15 +305,13 @@ def _finish(request: Request, response: BaseHTTPResponse) -> None:
     route = request.route
     metrics.observe_request(request.method, route.path if route else None, response.status, seconds)
     # the path only: query strings may carry personal data
-    access_log.write(
-        {
-            # "NONE": a request refused before Sanic read its method (see api/kit/target.py)
-            "method": request.method if request.method != "NONE" else None,
-            "path": request.path,
-            "status": response.status,
-            "latency_ms": round(seconds * 1000, 2),
-            "request_id": request_id,
-        }
+    access_log.request(
+        # "NONE": a request refused before Sanic read its method (see api/kit/target.py)
+        request.method if request.method != "NONE" else None,
+        request.path,
+        response.status,
+        round(seconds * 1000, 2),
+        request_id,
     )
 
 

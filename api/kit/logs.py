@@ -15,15 +15,21 @@ from api.kit.later import OnceLater
 from api.kit.pii import ScrubFilter, clean_text
 
 _stamp: tuple[int, str] = (-1, "")
+_second: tuple[int, str] = (-1, "")
 
 
 def utc_milliseconds(moment: float) -> str:
-    """`moment` (a `time.time()`) in UTC to the millisecond, as every line gives its time; formatted once per
-    millisecond: under load many lines share one, and the formatting cost more than the rest of a line."""
-    global _stamp
+    """`moment` (a `time.time()`) in UTC to the millisecond, as every line gives its time (as
+    `datetime.isoformat(timespec="milliseconds")` writes it). Made once per millisecond from the date and
+    time of its second, formatted once per second: under load many lines share one, and formatting a
+    datetime cost more than the rest of a line."""
+    global _stamp, _second
     millisecond = int(moment * 1000)
     if millisecond != _stamp[0]:
-        _stamp = (millisecond, datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds"))
+        second, part = divmod(millisecond, 1000)
+        if second != _second[0]:
+            _second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+        _stamp = (millisecond, f"{_second[1]}.{part:03d}+00:00")
     return _stamp[1]
 
 
@@ -101,10 +107,72 @@ class AccessLog:
     machinery around it (measured: most of the cost of a catalogue read was its access line). Otherwise
     (a test capturing records, an operator's handler) it is logged as any other record."""
 
+    # the JSON of method and path values seen clean, so the next line with one is a dict lookup (only text
+    # clean_text leaves as it is, up to that many characters: no personal data is held); emptied when full
+    QUOTED_LENGTH = 256
+    QUOTED_MAX = 4096
+
     def __init__(self, name: str = "ywt.access") -> None:
         self.logger = logging.getLogger(name)
         self._parent = logging.getLogger(name.rpartition(".")[0])
         self._root = logging.getLogger()
+        self._after_time = '","level":"info","logger":' + orjson.dumps(name).decode() + ',"method":'
+        self._quoted: dict[str, str] = {}
+
+    def request(
+        self, method: str | None, path: str, status: int, latency_ms: float, request_id: str | None
+    ) -> None:
+        """The line of one answered request: what `write` gives for these five fields, made as one string
+        (measured under callgrind: the dict, the scrubbing calls and the JSON encoding of `write` were 44k of
+        the 282k instructions of a catalogue read answered from memory)."""
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        handler = self._direct()
+        if handler is None or type(latency_ms) is not float or type(status) is not int:
+            self.write(
+                {
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "latency_ms": latency_ms,
+                    "request_id": request_id,
+                }
+            )
+            return
+        text = "".join(
+            (
+                '{"time":"',
+                utc_milliseconds(time.time()),
+                self._after_time,
+                "null" if method is None else self._quote(method),
+                ',"path":',
+                self._quote(path),
+                ',"status":',
+                str(status),
+                ',"latency_ms":',
+                # orjson writes a float as repr does, but below 1e-4 (no exponent) and NaN or infinity (null)
+                repr(latency_ms)
+                if 1e-4 <= abs(latency_ms) < 1e16 or latency_ms == 0
+                else orjson.dumps(latency_ms).decode(),
+                ',"request_id":',
+                "null" if request_id is None else orjson.dumps(clean_text(request_id)).decode(),
+                "}",
+                handler.terminator,
+            )
+        )
+        self._hold(handler, text)
+
+    def _quote(self, text: str) -> str:
+        """The JSON string of `clean_text(text)`."""
+        quoted = self._quoted.get(text)
+        if quoted is None:
+            clean = clean_text(text)
+            quoted = orjson.dumps(clean).decode()
+            if clean is text and len(text) <= self.QUOTED_LENGTH:
+                if len(self._quoted) >= self.QUOTED_MAX:
+                    self._quoted.clear()
+                self._quoted[text] = quoted
+        return quoted
 
     def _direct(self) -> LineStream | None:
         logger, parent = self.logger, self._parent
@@ -134,7 +202,10 @@ class AccessLog:
         }
         for name, value in fields.items():
             line[name] = clean_text(value) if isinstance(value, str) else value
-        text = orjson.dumps(line, default=str).decode() + handler.terminator
+        self._hold(handler, orjson.dumps(line, default=str).decode() + handler.terminator)
+
+    @staticmethod
+    def _hold(handler: LineStream, text: str) -> None:
         handler.acquire()
         try:
             handler.hold(text)

@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from api.kit.logs import AccessLog, JsonLines, LineStream
+from api.kit.logs import AccessLog, JsonLines, LineStream, utc_milliseconds
 from api.kit.pii import KnownClean, ScrubFilter
 
 ID_NUMBER = "360502198803152015"
@@ -143,3 +146,47 @@ def test_lines_held_when_a_loop_closed_are_written_in_the_next_one(stream, monke
 
     asyncio.run(second())
     assert [line["path"] for line in lines(stream)] == ["/first-loop", "/second-loop"]
+
+
+_TIME = re.compile(r'^\{"time":"[^"]*",')
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    method=st.none() | st.sampled_from(["GET", "POST", "DELETE"]) | st.text(max_size=8),
+    path=st.text(max_size=40) | st.sampled_from([f"/x/{PHONE}", f"/x/{ID_NUMBER}", '/a"b\\c', "/a\u2028b"]),
+    status=st.integers(100, 599),
+    latency=st.floats(allow_nan=True, allow_infinity=True) | st.floats(0, 10**9).map(lambda v: round(v, 2)),
+    request_id=st.none()
+    | st.text(max_size=40)
+    | st.just(f"id-{PHONE}")
+    | st.builds(KnownClean, st.just("0f" * 16)),
+)
+def test_a_request_s_line_is_byte_for_byte_the_line_write_gives(
+    stream, monkeypatch, method, path, status, latency, request_id
+):
+    access = direct(monkeypatch)
+    stream.seek(0)
+    stream.truncate()
+    access.request(method, path, status, latency, request_id)  # outside a loop: written at once
+    access.request(method, path, status, latency, request_id)  # the second time from what was kept
+    access.write(
+        {"method": method, "path": path, "status": status, "latency_ms": latency, "request_id": request_id}
+    )
+    first, again, written = (_TIME.sub("", line) for line in stream.getvalue().splitlines())
+    assert first == again == written
+
+
+def test_what_a_request_s_line_keeps_for_the_next_is_never_personal_data(stream, monkeypatch):
+    access = direct(monkeypatch)
+    access.request("GET", f"/x/{PHONE}", 200, 0.5, "request-kept")
+    access.request("GET", "/api/v1/items/360500-CL-001", 200, 0.5, "request-kept")
+    assert PHONE not in stream.getvalue()
+    assert list(access._quoted) == ["GET", "/api/v1/items/360500-CL-001"]
+
+
+@given(st.integers(0, 4_102_444_800_000), st.integers(10, 990))
+def test_every_line_s_time_is_the_datetime_of_its_millisecond_in_utc(millisecond, micro):
+    moment = millisecond / 1000 + micro / 1_000_000  # somewhere inside that millisecond
+    expected = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millisecond)
+    assert utc_milliseconds(moment) == expected.isoformat(timespec="milliseconds")
