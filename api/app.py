@@ -47,6 +47,7 @@ from api.kit.ids import register_id_parameters
 from api.kit.kv import make_redis
 from api.kit.logs import AccessLog, setup_logging
 from api.kit.target import YwtSanic
+from api.notifications.delivery import Senders, deliver_forever
 from api.routes import api_v1, root
 from integrations import Integrations, build_integrations
 
@@ -182,7 +183,8 @@ async def open_resources(app: Sanic) -> None:
 
 
 async def start_background(app: Sanic) -> None:
-    """Embedded mode runs the deadline watch in the server; production runs `python -m api.worker`."""
+    """Embedded mode runs the deadline watch and the delivery loop in the server; production runs them in
+    `python -m api.worker`."""
     settings: Settings = app.ctx.settings
     if settings.embedded:
         interval = settings.applications.deadline_watch_interval
@@ -190,6 +192,12 @@ async def start_background(app: Sanic) -> None:
         app.add_task(
             watch_forever(app.ctx.services.cases, interval, app.ctx.watch_stop, first_after=interval),
             name="deadline_watch",
+        )
+        integrations = app.ctx.services.integrations
+        senders = Senders(push=integrations.push, wechat=integrations.wechat, settings=settings.notifications)
+        app.add_task(
+            deliver_forever(senders, app.ctx.watch_stop, first_after=settings.notifications.interval),
+            name="delivery_loop",
         )
 
 
@@ -210,10 +218,11 @@ async def stop_background(app: Sanic) -> None:
     if stop is None:
         return
     stop.set()
-    task = app.get_task("deadline_watch", raise_exception=False)
-    if task is not None:
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=10)
+    for name in ("deadline_watch", "delivery_loop"):
+        task = app.get_task(name, raise_exception=False)
+        if task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=10)
 
 
 async def close_resources(app: Sanic) -> None:

@@ -1,15 +1,17 @@
 """python -m api.worker [--once] — background loops in a process of their own (production).
 
-Today it runs the deadline watch (电子监察, api.applications.deadlines); the outbox dispatcher joins it later.
-A composition root like api/app.py: it loads the settings, opens the database, builds what the watch needs
-(the working-day calendar, nothing else: no keys, no outside-system clients) and runs a pass every `applications.deadline_watch_interval`
-seconds until SIGTERM or SIGINT; `--once` runs one pass, prints its report as one JSON line and exits (0 on
-success, 1 when the pass failed, 2 on a configuration error).
+It runs the deadline watch (电子监察, api.applications.deadlines) and the delivery loop (the outbox, app
+push and WeChat messages: api.notifications.delivery). A composition root like api/app.py: it loads the
+settings, opens the database and Redis, builds what the two loops need (the working-day calendar; the push
+and WeChat clients, no keys) and runs them until SIGTERM or SIGINT, the watch every
+`applications.deadline_watch_interval` seconds, the deliveries as they come (`notifications.interval` when
+idle); `--once` runs one pass of each, prints their reports as one JSON line and exits (0 on success, 1
+when a pass failed, 2 on a configuration error).
 
 Any number of workers may run side by side, and beside servers running the watch in embedded mode: every
 change the watch makes is a conditional UPDATE on the status it read, so exactly one of them makes a given
-change and writes its notifications. Competing for outbox rows with `SELECT … FOR UPDATE SKIP LOCKED` is the
-outbox dispatcher's business, when it lands."""
+change and writes its notifications; the delivery loop claims its rows (`FOR UPDATE SKIP LOCKED` on
+PostgreSQL), so no two workers try one delivery at once."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import asyncio
 import logging
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import orjson
 
@@ -26,6 +28,7 @@ from api.applications.deadlines import watch_forever, watch_once
 from api.kit.config import ConfigError, Settings, load_settings
 from api.kit.logs import setup_logging
 from api.kit.workdays import WorkCalendar
+from api.notifications.delivery import Senders, deliver_forever, deliver_once
 
 log = logging.getLogger("ywt.worker")
 
@@ -39,30 +42,42 @@ class Watch:
 
 async def run(settings: Settings, *, once: bool) -> int:
     from api.kit.db import close_database, open_database
+    from api.kit.kv import make_redis
+    from integrations import build_integrations
 
     watch = Watch(calendar=WorkCalendar.from_settings(settings.calendar))
     await open_database(settings)
+    redis = make_redis(settings)
+    integrations = build_integrations(settings, redis)
+    senders = Senders(push=integrations.push, wechat=integrations.wechat, settings=settings.notifications)
     try:
-        return await _loop(watch, settings, once=once)
+        return await _loop(watch, senders, settings, once=once)
     finally:
+        await integrations.close()
+        await redis.aclose()
         await close_database()
 
 
-async def _loop(cases: Watch, settings: Settings, *, once: bool) -> int:
+async def _loop(cases: Watch, senders: Senders, settings: Settings, *, once: bool) -> int:
     if once:
         try:
             report = await watch_once(cases.calendar)
+            delivered = await deliver_once(senders)
         except Exception:
-            log.exception("deadline watch pass failed")
+            log.exception("worker pass failed")
             return 1
-        print(orjson.dumps({"deadline_watch": report.as_dict()}).decode(), flush=True)
+        line = {"deadline_watch": report.as_dict(), "deliveries": asdict(delivered)}
+        print(orjson.dumps(line).decode(), flush=True)
         return 0
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     log.info("worker started", extra={"fields": {"mode": settings.app.mode}})
-    await watch_forever(cases, settings.applications.deadline_watch_interval, stop)
+    await asyncio.gather(
+        watch_forever(cases, settings.applications.deadline_watch_interval, stop),
+        deliver_forever(senders, stop),
+    )
     log.info("worker stopped")
     return 0
 

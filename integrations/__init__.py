@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from api.kit.config import ConfigError, Settings
 from integrations.population import HttpPopulation, PopulationDatabase, SandboxPopulation
+from integrations.push import HttpPush, PushGateway, SandboxPush
 from integrations.sms import HttpSms, SandboxSms, SmsGateway
 from integrations.wechat import HttpWeChat, SandboxWeChat, WeChatApi
 
@@ -26,10 +27,11 @@ class Integrations:
     sms: SmsGateway
     population: PopulationDatabase
     wechat: WeChatApi
+    push: PushGateway
 
     async def close(self) -> None:
         """Close the HTTP clients (sandboxes hold none)."""
-        for part in (self.sms, self.population, self.wechat):
+        for part in (self.sms, self.population, self.wechat, self.push):
             await part.aclose()
 
 
@@ -50,6 +52,9 @@ def build_integrations(settings: Settings, redis: Redis) -> Integrations:
         _require(settings.population.api_key, "population.api_key")
     if settings.wechat.provider == "http":
         _require(settings.wechat.app_secret, "wechat.app_secret")
+    if settings.push.provider == "http":
+        _require(settings.push.app_key, "push.app_key")
+        _require(settings.push.master_secret, "push.master_secret")
 
     sms: SmsGateway
     if settings.sms.provider == "http":
@@ -69,8 +74,14 @@ def build_integrations(settings: Settings, redis: Redis) -> Integrations:
     else:
         wechat = SandboxWeChat(redis, settings.wechat.app_id)
 
+    push: PushGateway
+    if settings.push.provider == "http":
+        push = HttpPush(settings.push)
+    else:
+        push = SandboxPush(redis)
+
     if not settings.embedded:
-        for name in ("sms", "population", "wechat"):
+        for name in ("sms", "population", "wechat", "push"):
             if getattr(settings, name).provider == "sandbox":
                 log.warning("production mode with the %s sandbox: nothing reaches the real system", name)
-    return Integrations(sms=sms, population=population, wechat=wechat)
+    return Integrations(sms=sms, population=population, wechat=wechat, push=push)

@@ -200,10 +200,14 @@ async def _try_once(
                     raise UpstreamError(f"{name}返回了重定向（HTTP {status}），已拒绝跟随")
                 if not 200 <= status < 300:
                     log.warning("upstream %s %s answered HTTP %s", method, where, status)
-                    failure = UpstreamError(f"{name}返回了错误状态（HTTP {status}）")
+                    refused = UpstreamStatus(
+                        f"{name}返回了错误状态（HTTP {status}）",
+                        upstream_status=status,
+                        answer=await _error_answer(response, max_bytes),
+                    )
                     if status in RETRY_STATUSES:
-                        raise _Transient(failure)
-                    raise failure
+                        raise _Transient(refused)
+                    raise refused
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
                     log.warning("upstream %s %s declared %s bytes, over the cap", method, where, declared)
@@ -227,6 +231,29 @@ async def _try_once(
             raise _Transient(failure) from None
         raise failure from None
     return bytes(body)
+
+
+class UpstreamStatus(UpstreamError):
+    """A provider answered a status other than 2xx or 3xx: which one, and its body when that was JSON (some
+    providers say why in it, e.g. JPush's `{"error": {"code": 1011, ...}}`). Never put in a message."""
+
+    def __init__(self, detail: str, *, upstream_status: int, answer: Any) -> None:
+        super().__init__(detail)
+        self.upstream_status = upstream_status
+        self.answer = answer
+
+
+async def _error_answer(response: httpx.Response, max_bytes: int) -> Any:
+    """The JSON body of an error answer, or None (not JSON, too large, cut off)."""
+    body = bytearray()
+    try:
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > max_bytes:
+                return None
+        return orjson.loads(body) if body else None
+    except (httpx.HTTPError, orjson.JSONDecodeError):
+        return None
 
 
 def validate_answer(model: type[M], data: Any, *, name: str = "外部系统") -> M:

@@ -190,7 +190,7 @@ class Submitted:
 
 
 def case_written_in_one_statement() -> bool:
-    """Whether `submit_case` writes its three rows in one statement (PostgreSQL), atomic without a
+    """Whether `submit_case` writes its rows in one statement (PostgreSQL), atomic without a
     transaction around it; on SQLite it is three inserts, to be wrapped in one."""
     return connections.get("default").capabilities.dialect == "postgres"
 
@@ -212,8 +212,8 @@ async def submit_case(
     title: str,
     body: str,
 ) -> Submitted:
-    """A submitted case, its first event ("submit", → submitted) and the applicant's inbox entry, all dated
-    `at`. On PostgreSQL one statement writes the three rows (each insert feeding the next from RETURNING);
+    """A submitted case, its first event ("submit", → submitted), the applicant's inbox entry and its outbox
+    row, all dated `at`. On PostgreSQL one statement writes the four rows (each insert feeding the next from RETURNING);
     on SQLite, which cannot insert from a WITH, three inserts, inside the caller's transaction."""
     conn = connections.get("default")
     if conn.capabilities.dialect != "postgres":
@@ -277,6 +277,10 @@ WITH app AS (
 ), inbox AS (
     INSERT INTO "notification" ("account_id", "kind", "title", "body", "application_id", "created_at")
     SELECT $2::int, 'application_status', $13::varchar, $14::text, "id", $10::timestamptz FROM app
+    RETURNING "id"
+), outbox AS (
+    INSERT INTO "outbox" ("topic", "notification_id", "created_at")
+    SELECT 'notification', "id", $10::timestamptz FROM inbox
 )
 SELECT "id" FROM app
 """

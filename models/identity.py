@@ -15,6 +15,7 @@ from tortoise.models import Model
 from api.kit import versions
 from api.kit.auth import Role
 from api.kit.db import after_commit
+from models.notifications import Device
 
 if TYPE_CHECKING:
     from models.catalog import Department, ServicePoint
@@ -274,10 +275,11 @@ async def set_real_name_level(account_id: int, level: int) -> None:
 
 
 async def anonymise_account(account_id: int, at: datetime) -> None:
-    """Personal data gone (real name, bindings, phone, password); the row stays, marked deleted, so that
-    cases and audit entries keep pointing at something."""
+    """Personal data gone (real name, bindings, the devices that took its pushes, phone, password); the row
+    stays, marked deleted, so that cases and audit entries keep pointing at something."""
     await RealNameRecord.filter(account_id=account_id).delete()
     await ChannelBinding.filter(account_id=account_id).delete()
+    await Device.filter(account_id=account_id).delete()
     await changed(
         account_id,
         phone_index=None,

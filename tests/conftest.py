@@ -34,6 +34,8 @@ def make_settings(tmp: Path, **extra: str) -> Settings:
         "YWT_APP__LOG_LEVEL": "INFO",
         # the in-server deadline watch would act on the real clock in the middle of tests
         "YWT_APPLICATIONS__DEADLINE_WATCH_INTERVAL": "86400",
+        # and so would the delivery loop: tests run its passes themselves (api.notifications.delivery)
+        "YWT_NOTIFICATIONS__INTERVAL": "86400",
     }
     env.update(extra)
     return load_settings(environ=env)

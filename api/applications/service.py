@@ -404,7 +404,8 @@ async def _record(
     )
     await notifications_db.notify(
         app.applicant_id,
-        "application_status",
+        # "materials missing" has a category of its own: its inbox entry cannot be turned off
+        "application_returned" if to_status == "returned" else "application_status",
         title,
         f"办件编号 {app.number}：{title}",
         application_id=app.id,

@@ -198,6 +198,52 @@ class PaginationSection(_Section):
     max_limit: int = Field(100, ge=1)
 
 
+class PushSection(_Provider):
+    """App push over JPush (integrations/push/http.py)."""
+
+    base_url: str = "https://api.jpush.cn"
+    app_key: str = ""
+    master_secret: str = ""
+    apns_production: bool = True
+    # HarmonyOS message category of a service notice
+    hmos_category: str = "WORK"
+    # JPush `options.third_party_channel` per phone maker: service notices go as personal/system messages,
+    # announcements as operational ones (which the makers cap)
+    service_channels: dict[str, dict[str, str | int]] = {
+        "huawei": {"importance": "NORMAL", "category": "WORK"},
+        "honor": {"importance": "NORMAL"},
+        "vivo": {"classification": 1},
+    }
+    operational_channels: dict[str, dict[str, str | int]] = {
+        "huawei": {"importance": "LOW", "category": "MARKETING"},
+        "honor": {"importance": "LOW"},
+        "vivo": {"classification": 0},
+    }
+
+
+class NotificationsSection(_Section):
+    """The delivery workers (api/notifications/delivery.py)."""
+
+    # seconds between passes of the delivery loop when there was nothing to do
+    interval: float = Field(1.0, gt=0, le=86400)
+    # rows claimed per pass, and how long a worker holds them before another may take them over
+    batch: int = Field(100, ge=1, le=1000)
+    hold_seconds: float = Field(60.0, ge=5, le=3600)
+    # retries: exponential from `retry_first` seconds, doubled each time, at most `retry_max`, with jitter,
+    # until `retry_horizon` seconds after the delivery was created (then technical-failure)
+    retry_first: float = Field(30.0, gt=0)
+    retry_max: float = Field(1800.0, gt=0)
+    retry_horizon: float = Field(4 * 3600.0, gt=0)
+    # quiet hours (city time) for accounts that chose none: push and WeChat wait until they end, the inbox
+    # does not, nor do urgent categories
+    quiet_start: str = Field("22:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    quiet_end: str = Field("08:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    # WeChat template per category: {"template_id": ..., "fields": {"<template key>": "<our field>"}}
+    wechat_templates: dict[str, dict[str, Any]] = {}
+    # the H5 page a WeChat message opens ({id}: the notification id)
+    wechat_url: str = ""
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -215,6 +261,8 @@ class Settings(BaseModel):
     sms: SmsSection = SmsSection()
     population: PopulationSection = PopulationSection()
     wechat: WechatSection = WechatSection()
+    push: PushSection = PushSection()
+    notifications: NotificationsSection = NotificationsSection()
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

@@ -130,6 +130,9 @@ def _oas30(schema: Any) -> Any:
         if len(kinds) < len(out["type"]):
             out["nullable"] = True
         out["type"] = kinds[0]
+    if out.get("nullable") and isinstance(out.get("enum"), list) and None not in out["enum"]:
+        # OpenAPI 3.0.3: `nullable` does not widen an `enum`, null must be one of its values
+        out["enum"] = [*out["enum"], None]
     for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
         if isinstance(out.get(bound), int | float) and not isinstance(out.get(bound), bool):
             out[plain] = out.pop(bound)

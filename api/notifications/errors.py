@@ -8,3 +8,8 @@ from api.kit.errors import NotFoundError
 class NotificationNotFound(NotFoundError):
     code = "notification_not_found"
     title = "没有这条消息"
+
+
+class DeviceNotFound(NotFoundError):
+    code = "device_not_found"
+    title = "没有这台设备"

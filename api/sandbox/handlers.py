@@ -12,12 +12,19 @@ from api.kit.docs import documented
 from api.kit.errors import NotFoundError
 from api.kit.http import json_model, parse_body, parse_query
 from api.sandbox.schemas import (
+    SandboxPushList,
+    SandboxPushOut,
+    SandboxPushQuery,
     SandboxSmsList,
     SandboxSmsOut,
     SandboxSmsQuery,
     SandboxWeChatCodeIn,
     SandboxWeChatCodeOut,
+    SandboxWeChatMessageList,
+    SandboxWeChatMessageOut,
+    SandboxWeChatMessageQuery,
 )
+from integrations.push.sandbox import SandboxPush
 from integrations.sms.sandbox import SandboxSms
 from integrations.wechat.sandbox import SandboxWeChat
 
@@ -64,3 +71,36 @@ async def wechat_code(request: Request) -> HTTPResponse:
     body = parse_body(request, SandboxWeChatCodeIn)
     code, openid = await wechat.issue_oauth_code(body.openid, body.unionid)
     return json_model(SandboxWeChatCodeOut(code=code, openid=openid), status=201)
+
+
+@bp.get("/push")
+@documented(
+    "沙箱极光推送发到某台设备的推送(仅内嵌模式)",
+    tag="sandbox",
+    query=SandboxPushQuery,
+    ok=SandboxPushList,
+    errors=(404,),
+)
+@public
+async def sent_pushes(request: Request) -> HTTPResponse:
+    push = _sandbox(request, request.app.ctx.services.integrations.push, SandboxPush)
+    query = parse_query(request, SandboxPushQuery)
+    return json_model(
+        SandboxPushList(items=[SandboxPushOut(**m) for m in await push.sent_to(query.registration_id)])
+    )
+
+
+@bp.get("/wechat/messages")
+@documented(
+    "沙箱微信发给某 openid 的模板消息(仅内嵌模式)",
+    tag="sandbox",
+    query=SandboxWeChatMessageQuery,
+    ok=SandboxWeChatMessageList,
+    errors=(404,),
+)
+@public
+async def sent_wechat_messages(request: Request) -> HTTPResponse:
+    wechat = _sandbox(request, request.app.ctx.services.integrations.wechat, SandboxWeChat)
+    query = parse_query(request, SandboxWeChatMessageQuery)
+    messages = await wechat.messages_to(query.openid)
+    return json_model(SandboxWeChatMessageList(items=[SandboxWeChatMessageOut(**m) for m in messages]))

@@ -34,3 +34,39 @@ class SandboxWeChatCodeIn(BaseModel):
 class SandboxWeChatCodeOut(BaseModel):
     code: str
     openid: str
+
+
+class SandboxPushOut(BaseModel):
+    registration_id: str
+    title: str
+    body: str
+    extras: dict[str, str]
+    msg_id: str
+    cid: str
+    sent_at: str
+
+
+class SandboxPushList(BaseModel):
+    items: list[SandboxPushOut]
+
+
+class SandboxPushQuery(QueryModel):
+    registration_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+
+
+class SandboxWeChatMessageOut(BaseModel):
+    openid: str
+    template_id: str
+    data: dict[str, str]
+    url: str | None
+    msgid: str
+    client_msg_id: str | None = None
+    sent_at: str
+
+
+class SandboxWeChatMessageList(BaseModel):
+    items: list[SandboxWeChatMessageOut]
+
+
+class SandboxWeChatMessageQuery(QueryModel):
+    openid: str = Field(min_length=6, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")

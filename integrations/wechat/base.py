@@ -39,7 +39,15 @@ class WeChatApi(Protocol):
     async def oauth_identity(self, code: str) -> WeChatIdentity: ...
 
     async def send_template(
-        self, openid: str, template_id: str, data: dict[str, str], url: str | None = None
-    ) -> str: ...
+        self,
+        openid: str,
+        template_id: str,
+        data: dict[str, str],
+        url: str | None = None,
+        client_msg_id: str | None = None,
+    ) -> str:
+        """Send a template message; WeChat's msgid. WeChat sends one `client_msg_id` once within 10
+        minutes (a second call answers the first's msgid without sending)."""
+        ...
 
     async def aclose(self) -> None: ...

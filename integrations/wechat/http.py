@@ -241,7 +241,12 @@ class HttpWeChat:
     # ---- template messages ---------------------------------------------------------------------------
 
     async def send_template(
-        self, openid: str, template_id: str, data: dict[str, str], url: str | None = None
+        self,
+        openid: str,
+        template_id: str,
+        data: dict[str, str],
+        url: str | None = None,
+        client_msg_id: str | None = None,
     ) -> str:
         """Send a template message; returns WeChat's msgid. A refused token is replaced and the send retried once."""
         body: dict[str, Any] = {
@@ -251,6 +256,8 @@ class HttpWeChat:
         }
         if url:
             body["url"] = url
+        if client_msg_id:
+            body["client_msg_id"] = client_msg_id
         token = await self.access_token()
         answer = await self._post_template(token, body)
         errcode = _errcode(answer)

@@ -34,6 +34,7 @@ CODE_TTL_SECONDS = 300
 TOKEN_TTL_SECONDS = 7200 - 300
 KEEP = 50
 MESSAGES_TTL_SECONDS = 24 * 3600
+CLIENT_MSG_ID_SECONDS = 600  # WeChat de-duplicates a client_msg_id for 10 minutes
 _CODE = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 
 
@@ -90,17 +91,30 @@ class SandboxWeChat:
         return text(token) if token else fresh
 
     async def send_template(
-        self, openid: str, template_id: str, data: dict[str, str], url: str | None = None
+        self,
+        openid: str,
+        template_id: str,
+        data: dict[str, str],
+        url: str | None = None,
+        client_msg_id: str | None = None,
     ) -> str:
         if not openid or not template_id:
             raise ValueError("openid and template_id are required")
+        seen_key = f"sandbox:wechat:client_msg_id:{self._app_id}:{client_msg_id}"
+        if client_msg_id:
+            earlier = await self._redis.get(seen_key)
+            if earlier is not None:  # as WeChat: the same client_msg_id within 10 minutes is not sent again
+                return earlier.decode() if isinstance(earlier, bytes) else str(earlier)
         msgid = str(await self._redis.incr(f"sandbox:wechat:msgid_seq:{self._app_id}"))
+        if client_msg_id:
+            await self._redis.set(seen_key, msgid, ex=CLIENT_MSG_ID_SECONDS)
         record = {
             "openid": openid,
             "template_id": template_id,
             "data": dict(data),
             "url": url,
             "msgid": msgid,
+            "client_msg_id": client_msg_id,
             "sent_at": clock.now().isoformat(timespec="seconds"),
         }
         key = messages_key(openid)

@@ -91,6 +91,7 @@ CODES: dict[str, set[int]] = {
     "unknown_application": {422},
     "unknown_department": {422},
     "notification_not_found": {404},
+    "device_not_found": {404},
 }
 
 # codes more than one class answers with, and why

@@ -117,3 +117,14 @@ async def test_path_ids_are_documented_with_their_range_and_a_404(client):
                     assert parameter["schema"]["maximum"] in (MAX_ID, MAX_ID64), (method, path)
                     assert "404" in op["responses"], (method, path)
     assert seen >= 14
+
+
+async def test_a_nullable_enum_lists_null_among_its_values(client):
+    """OpenAPI 3.0.3: `nullable` does not widen an `enum`; a field that takes one of some values or null
+    (the inbox of a mandatory category: true or left out as null) lists null."""
+    spec = await _spec(client)
+    nullable_enums = [n for _, n in _walk(spec) if n.get("nullable") and isinstance(n.get("enum"), list)]
+    assert nullable_enums  # there are some: the check below is not empty
+    assert all(None in n["enum"] for n in nullable_enums)
+    inbox = spec["components"]["schemas"]["MandatoryChannelChoices"]["properties"]["inbox"]
+    assert inbox["enum"] == [True, None]

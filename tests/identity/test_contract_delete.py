@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from models import identity as db
+from models.notifications import Device
 from tests.support.people import (
     LI,
     SMS,
@@ -30,9 +31,13 @@ async def _alive(account_id: int) -> bool:
 
 async def test_with_a_fresh_delete_account_code(client, app):
     tokens = await sms_sign_in(client, ZHANG["phone"])
+    device = {"registration_id": "zhang-phone", "platform": "android", "app_version": "3.2.0"}
+    assert (await client.post(ME + "/devices", json=device, headers=bearer(tokens))).status_code == 201
     r = await delete_with_code(client, app, ZHANG["phone"], bearer(tokens))
     assert r.status_code == 204, r.text
     assert not await _alive(tokens["account"]["id"])
+    # the device that took its pushes is gone with the account's other personal data
+    assert not await Device.filter(registration_id="zhang-phone").exists()
     assert_problem(await client.get(ME, headers=bearer(tokens)), 401, "invalid_token")
 
 

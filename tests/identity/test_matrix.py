@@ -62,6 +62,12 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/api/v1/work/applications/<application_id:id>/actions"): Sample(params={"application_id": 1}),
     ("POST", "/api/v1/work/complaints/<complaint_id:id>/reply"): Sample(params={"complaint_id": 1}),
     ("POST", "/api/v1/notifications/<notification_id:id64>/read"): Sample(params={"notification_id": 1}),
+    ("GET", "/api/v1/notifications/<notification_id:id64>"): Sample(params={"notification_id": 1}),
+    ("DELETE", "/api/v1/me/devices/<registration:str>"): Sample(params={"registration": "nobody-s-device"}),
+    ("POST", "/api/v1/me/devices"): Sample(
+        json={"registration_id": "matrix-1", "platform": "android", "app_version": "1.0"}
+    ),
+    ("PUT", "/api/v1/me/notification-preferences"): Sample(json={"categories": {}}),
     ("POST", "/api/v1/applications/<application_id:id>/materials"): Sample(params={"application_id": 1}),
     ("GET", "/api/v1/applications/<application_id:id>/materials/<material_id:id>"): Sample(
         params={"application_id": 1, "material_id": 1}

@@ -383,6 +383,9 @@ async def test_send_template(fake: FakeServer, wx: FakeWeChat, wechat: HttpWeCha
     assert await wechat.send_template("oUser", "TPL_1", {"first": "x"}) == "200228334"
     assert "url" not in fake.hits(SEND_PATH)[1].json()
     assert len(fake.hits(TOKEN_PATH)) == 1  # the token was reused for the second message
+    # a delivery's key, which WeChat de-duplicates for 10 minutes
+    await wechat.send_template("oUser", "TPL_1", {"first": "x"}, client_msg_id="ywt-d42")
+    assert fake.hits(SEND_PATH)[2].json()["client_msg_id"] == "ywt-d42"
 
 
 @pytest.mark.parametrize("errcode", [40001, 42001, 40014])

@@ -95,3 +95,14 @@ async def test_template_messages_recorded(redis: FakeAsyncRedis) -> None:
     assert [m["openid"] for m in await wechat.messages_to("oBob")] == ["oBob"]
     assert await wechat.messages_to("oNobody") == []
     assert 0 < await redis.ttl("sandbox:wechat:messages:oAlice") <= 24 * 3600
+
+
+async def test_a_client_msg_id_is_sent_once_within_ten_minutes(redis: FakeAsyncRedis) -> None:
+    wechat = SandboxWeChat(redis, APP_ID)
+    first = await wechat.send_template("oAlice", "TPL_DONE", {"keyword1": "YWT1"}, client_msg_id="ywt-d1")
+    again = await wechat.send_template("oAlice", "TPL_DONE", {"keyword1": "YWT1"}, client_msg_id="ywt-d1")
+    assert again == first
+    assert len(await wechat.messages_to("oAlice")) == 1
+    assert 0 < await redis.ttl(f"sandbox:wechat:client_msg_id:{APP_ID}:ywt-d1") <= 600
+    other = await wechat.send_template("oAlice", "TPL_DONE", {"keyword1": "YWT1"}, client_msg_id="ywt-d2")
+    assert other != first and len(await wechat.messages_to("oAlice")) == 2
