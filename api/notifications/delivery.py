@@ -314,7 +314,8 @@ async def _push(senders: Senders, delivery: db.Delivery, notification: db.Notifi
 def template_data(fields: dict[str, str], notification: db.Notification) -> dict[str, str]:
     """A template's keys filled from the notification, each value cut to WeChat's 20 characters."""
     number = ""
-    if notification.application_id is not None:
+    if notification.application_id is not None and notification.body.startswith("办件编号 "):
+        # a case's notifications begin "办件编号 <number>：" (api/applications/service.py `_record`)
         number = notification.body.split("：", 1)[0].removeprefix("办件编号 ").strip()
     ours = {
         "title": notification.title,
