@@ -15,7 +15,7 @@ from tortoise.models import Model
 from api.kit import versions
 from api.kit.auth import Role
 from api.kit.db import after_commit
-from models.notifications import Device
+from models.notifications import Delivery, Device, Notification
 
 if TYPE_CHECKING:
     from models.catalog import Department, ServicePoint
@@ -280,6 +280,9 @@ async def anonymise_account(account_id: int, at: datetime) -> None:
     await RealNameRecord.filter(account_id=account_id).delete()
     await ChannelBinding.filter(account_id=account_id).delete()
     await Device.filter(account_id=account_id).delete()
+    # where its messages went (registration ids, openid), kept with each delivery
+    notified = await Notification.filter(account_id=account_id).values_list("id", flat=True)
+    await Delivery.filter(notification_id__in=list(notified)).update(target={})
     await changed(
         account_id,
         phone_index=None,

@@ -222,6 +222,8 @@ async def _send(senders: Senders, report: DeliveryReport, delivery_id: int, held
         else:
             ref = await _wechat(senders, delivery, notification)
         outcome = ("sent", None, ref)
+    except NoLongerThere as exc:
+        outcome = ("permanent-failure", str(exc), None)
     except PushRejected as exc:
         if exc.gone:
             removed = await db.remove_devices(exc.gone)
@@ -252,24 +254,34 @@ async def _mark(
     status, detail, ref = outcome
     now = clock.now()
     next_at: datetime | None = None
-    if status == "unknown":
+    first = _first_try(delivery) or now
+    uncertain = status == "unknown"
+    if uncertain:
         # the provider may have it: push again with the same cid (JPush sends it once); WeChat only while
         # its client_msg_id still de-duplicates
-        first = _first_try(delivery) or now
-        if delivery.channel == WECHAT and now - first > WECHAT_DEDUP_WINDOW:
-            status = "technical-failure"
-        else:
-            status = "retry"
+        status = (
+            "technical-failure"
+            if delivery.channel == WECHAT and now - first > WECHAT_DEDUP_WINDOW
+            else "retry"
+        )
     if status == "retry":
         config = senders.settings
         next_at = next_try(
             delivery.attempts,
             now,
-            delivery.created_at,
+            # the horizon runs from the first try, not from creation: quiet hours may have held it for hours
+            first,
             first=config.retry_first,
             longest=config.retry_max,
             horizon=config.retry_horizon,
         )
+        if (
+            uncertain
+            and delivery.channel == WECHAT
+            and next_at is not None
+            and next_at - first > WECHAT_DEDUP_WINDOW
+        ):
+            next_at = None  # the next try would come after WeChat stopped de-duplicating: it could go twice
         status = "temporary-failure" if next_at is not None else "technical-failure"
     marked = await db.mark_delivery(
         delivery.id,
@@ -292,8 +304,18 @@ async def _mark(
         report.failed += 1
 
 
+class NoLongerThere(Exception):
+    """The device or WeChat binding the delivery was made for is no longer the person's (logged out,
+    moved to another account, unbound, account deleted): it goes nowhere else."""
+
+
 async def _push(senders: Senders, delivery: db.Delivery, notification: db.Notification) -> str:
     target = dict(delivery.target)
+    # only devices that are still this person's: a phone that moved to another account gets nothing of his
+    current = {d.registration_id for d in await db.devices_of(notification.account_id)}
+    target["registration_ids"] = [r for r in target["registration_ids"] if r in current]
+    if not target["registration_ids"]:
+        raise NoLongerThere("no device of this account any more")
     if "cid" not in target:
         # the key of this delivery for good: kept before the first push, so every retry reuses it
         target["cid"] = await senders.push.new_cid()
@@ -329,6 +351,11 @@ def template_data(fields: dict[str, str], notification: db.Notification) -> dict
 async def _wechat(senders: Senders, delivery: db.Delivery, notification: db.Notification) -> str:
     template = senders.settings.wechat_templates[notification.kind]
     target = dict(delivery.target)
+    bound = {
+        b.external_id for b in await identity_db.bindings_of(notification.account_id) if b.channel == "wechat"
+    }
+    if target["openid"] not in bound:
+        raise NoLongerThere("this WeChat is no longer bound to the account")
     if "first_try_at" not in target:
         target["first_try_at"] = clock.now().isoformat()
         await db.set_target(delivery.id, target)

@@ -18,7 +18,9 @@ only ones that reach an app that is not running, and they cap operational messag
 as a personal/system message (`third_party_channel`, per maker as configured in `[push]`).
 
 Errors: 1011 (no device behind these registration ids) is a PushRejected with them as `gone`; 1000, 1030,
-2002, HTTP 429 and 5xx, timeouts and lost connections are PushRetryable; any other error is PushRejected.
+2002, HTTP 429 and 5xx, timeouts and lost connections are PushRetryable, and so are our configuration's
+refusals (1004, 1008, 2004, HTTP 401/403: fixing the configuration loses nothing); any other error is
+PushRejected.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from integrations.push.base import PushMessage, PushRejected, PushRetryable
 
 NAME = "极光推送"
 AUDIENCE_GONE = 1011
-RETRYABLE_CODES = frozenset({1000, 1030, 2002})
+# JPush busy (1000, 1030), rate limited (2002); and our own configuration refused (1004 authentication,
+# 1008 app key, 2004 address not allowed): retried until the horizon, so that fixing it loses nothing
+RETRYABLE_CODES = frozenset({1000, 1030, 2002, 1004, 1008, 2004})
 
 
 class _Pushed(BaseModel):
@@ -145,6 +149,6 @@ def _classified(exc: UpstreamStatus, message: PushMessage) -> Exception:
     text = f"JPush HTTP {exc.upstream_status}" + (f", error {code}" if code is not None else "")
     if code == AUDIENCE_GONE:
         return PushRejected(text, gone=message.registration_ids)
-    if code in RETRYABLE_CODES or exc.upstream_status == 429 or exc.upstream_status >= 500:
+    if code in RETRYABLE_CODES or exc.upstream_status in (401, 403, 429) or exc.upstream_status >= 500:
         return PushRetryable(text)
     return PushRejected(text)

@@ -132,6 +132,10 @@ async def test_devices_jpush_no_longer_knows_are_refused_as_gone(fake: FakeServe
         Reply(503, body=b"<html>busy</html>"),
         Reply(429, {"error": {"code": 2002, "message": "API rate limit"}}),
         Reply(400, {"error": {"code": 1030, "message": "internal service timeout"}}),
+        # our configuration refused: retried, so that fixing it loses nothing
+        Reply(401, {"error": {"code": 1004, "message": "basic auth failed"}}),
+        Reply(400, {"error": {"code": 1008, "message": "app_key is not a valid"}}),
+        Reply(400, {"error": {"code": 2004, "message": "IP not allowed"}}),
         Reply(200, body=b'{"msg_id": '),  # malformed JSON: JPush may have it; the same cid is safe
         Reply(200, {"sendno": "0"}),  # no msg_id
         Reply(200, {"msg_id": 1}, delay=1.0),  # slower than the timeout
@@ -145,7 +149,7 @@ async def test_failures_that_may_pass_are_retryable(fake: FakeServer, jpush: Htt
     assert len(fake.hits(PUSH)) == 1  # a POST is tried once here; the delivery worker schedules the retry
 
 
-@pytest.mark.parametrize("code, status", [(1003, 400), (1004, 401), (1008, 400)])
+@pytest.mark.parametrize("code, status", [(1003, 400), (1005, 400), (1009, 400)])
 async def test_other_jpush_errors_are_permanent(
     fake: FakeServer, jpush: HttpPush, code: int, status: int
 ) -> None:

@@ -360,3 +360,50 @@ def test_the_preferences_schema_names_every_category_and_channel():
     for kind, category in CATEGORIES.items():
         wanted = MandatoryChannelChoices if category.mandatory else ChannelChoices
         assert CategoryChoices.model_fields[kind].annotation == wanted | None, kind
+
+
+async def test_a_push_held_by_quiet_hours_still_gets_its_retries(app, client, monkeypatch):
+    """The retry horizon runs from the first try: a night's quiet hours (longer than the horizon) do not
+    use it up before the morning's first try."""
+    w = await make_world(app, client, second_resident=False)
+    await device(client, w.resident, "busy-morning")
+    local = clock.now().astimezone(CITY_TZ)
+    start, end = (
+        (local - timedelta(hours=1)).strftime("%H:%M"),
+        (local + timedelta(hours=5)).strftime("%H:%M"),
+    )
+    await client.put(PREFERENCES, json={"quiet_hours": {"start": start, "end": end}}, headers=w.resident)
+    await submitted(w)
+    workers = senders(app, retry_horizon=3600.0)  # one hour, shorter than the quiet hours
+    await deliver_once(workers)
+    held = await db.Delivery.get(channel="push")
+    morning = held.next_attempt_at
+    monkeypatch.setattr(clock, "now", lambda: morning + timedelta(seconds=1))  # the morning comes
+    assert (await deliver_once(workers, now=morning)).retrying == 1  # busy: tried again, not given up
+
+
+async def test_a_device_that_moved_after_expansion_gets_nothing_of_its_former_owner(app, client):
+    w = await make_world(app, client)
+    await device(client, w.resident, "handed-on")
+    await submitted(w)
+    from api.notifications.delivery import DeliveryReport, expand_once
+
+    await expand_once(senders(app), DeliveryReport(), clock.now())  # the delivery names "handed-on"
+    await device(client, w.other_resident, "handed-on")  # ... then the phone changes hands
+    report = await deliver_once(senders(app))
+    assert report.failed == 1
+    assert (await db.Delivery.get(channel="push")).status == "permanent-failure"
+    assert await app.ctx.services.integrations.push.sent_to("handed-on") == []
+
+
+async def test_a_deleted_account_s_deliveries_keep_no_device_or_openid(app, client):
+    w = await make_world(app, client, second_resident=False)
+    await device(client, w.resident)
+    await bind_wechat(client, w.resident)
+    await submitted(w)
+    await deliver_once(senders(app))
+    assert all(d.target for d in await db.Delivery.all())
+    from models import identity as identity_db
+
+    await identity_db.anonymise_account(w.resident_id, clock.now())
+    assert [d.target for d in await db.Delivery.all()] == [{}, {}]
