@@ -24,6 +24,7 @@ from api.applications import states
 from api.kit import clock
 from api.kit.clock import CITY_TZ
 from api.kit.db import in_transaction
+from api.kit.later import stopped_within
 from models import applications as db
 from models import identity as identity_db
 from models import notifications as notifications_db
@@ -148,7 +149,7 @@ async def watch_forever(
     the failed one did not finish. Setting `stop` lets a pass in flight finish; cancelling interrupts it,
     and its transaction of the case at hand rolls back whole."""
     log.info("deadline watch started", extra={"fields": {"interval": interval}})
-    if await _stopped(stop, first_after):
+    if await stopped_within(stop, first_after):
         log.info("deadline watch stopped")
         return
     while not stop.is_set():
@@ -158,17 +159,6 @@ async def watch_forever(
                 log.info("deadline watch pass", extra={"fields": report.as_dict()})
         except Exception:
             log.exception("deadline watch pass failed")
-        if await _stopped(stop, interval):
+        if await stopped_within(stop, interval):
             break
     log.info("deadline watch stopped")
-
-
-async def _stopped(stop: asyncio.Event, seconds: float) -> bool:
-    """Wait up to `seconds`; whether `stop` was set meanwhile."""
-    if seconds <= 0:
-        return stop.is_set()
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True

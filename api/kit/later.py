@@ -31,3 +31,14 @@ class OnceLater:
     def _run(self) -> None:
         self._due = None
         self._callback()
+
+
+async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds` for `stop`; whether it was set (the background loops' pause between passes)."""
+    if seconds <= 0:
+        return stop.is_set()
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True

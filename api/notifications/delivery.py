@@ -30,6 +30,7 @@ from api.kit.clock import CITY_TZ
 from api.kit.config import NotificationsSection
 from api.kit.db import in_transaction
 from api.kit.errors import UpstreamError, UpstreamTimeout
+from api.kit.later import stopped_within
 from api.notifications.categories import PUSH, SENT_CHANNELS, WECHAT, category_of, channels_for
 from api.notifications.retry import next_try
 from integrations.push import PushGateway, PushMessage, PushRejected, PushRetryable
@@ -76,7 +77,8 @@ class DeliveryReport:
 # ---- quiet hours ------------------------------------------------------------------------------------------
 
 
-def _minutes(text: str) -> int:
+def minutes_of(text: str) -> int:
+    """ "HH:MM" as minutes after midnight."""
     hours, minutes = text.split(":")
     return int(hours) * 60 + int(minutes)
 
@@ -103,7 +105,7 @@ def quiet_hours_of(
     """An account's quiet hours (start, end in minutes after midnight), None when it has none: what it
     chose, or the configured default when it chose nothing (a start equal to its end means none)."""
     if settings_row is None or settings_row.quiet_start is None or settings_row.quiet_end is None:
-        quiet = (_minutes(config.quiet_start), _minutes(config.quiet_end))
+        quiet = (minutes_of(config.quiet_start), minutes_of(config.quiet_end))
     else:
         quiet = (settings_row.quiet_start, settings_row.quiet_end)
     return None if quiet[0] == quiet[1] else quiet
@@ -387,7 +389,7 @@ async def deliver_forever(senders: Senders, stop: asyncio.Event, *, first_after:
     failing pass (database or Redis down) is logged and the loop goes on."""
     interval = senders.settings.interval
     log.info("delivery loop started", extra={"fields": {"interval": interval}})
-    if await _stopped(stop, first_after):
+    if await stopped_within(stop, first_after):
         return
     while not stop.is_set():
         work = 0
@@ -398,16 +400,6 @@ async def deliver_forever(senders: Senders, stop: asyncio.Event, *, first_after:
                 log.info("delivery pass", extra={"fields": {"expanded": report.expanded, **report.statuses}})
         except Exception:
             log.exception("delivery pass failed")
-        if not work and await _stopped(stop, interval):
+        if not work and await stopped_within(stop, interval):
             break
     log.info("delivery loop stopped")
-
-
-async def _stopped(stop: asyncio.Event, seconds: float) -> bool:
-    if seconds <= 0:
-        return stop.is_set()
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True

@@ -11,7 +11,7 @@ from api.kit.config import NotificationsSection
 from api.kit.http import decode_id_cursor, page
 from api.kit.ids import MAX_ID64
 from api.notifications.categories import CATEGORIES, CHANNELS, INBOX, channels_for
-from api.notifications.delivery import quiet_hours_of
+from api.notifications.delivery import minutes_of, quiet_hours_of
 from api.notifications.errors import DeviceNotFound, NotificationNotFound
 from api.notifications.schemas import (
     CategoryPreference,
@@ -144,11 +144,6 @@ def _hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def _to_minutes(text: str) -> int:
-    hours, minutes = text.split(":")
-    return int(hours) * 60 + int(minutes)
-
-
 async def preferences(principal: Principal, config: NotificationsSection) -> PreferencesOut:
     row = await db.settings_of(principal.account_id)
     choices = row.choices if row else {}
@@ -183,7 +178,7 @@ async def set_preferences(
     if "quiet_hours" in body.model_fields_set:
         hours = body.quiet_hours
         # none: stored as a start equal to its end
-        quiet = (_to_minutes(hours.start), _to_minutes(hours.end)) if hours else (0, 0)
+        quiet = (minutes_of(hours.start), minutes_of(hours.end)) if hours else (0, 0)
     elif row is not None and row.quiet_start is not None and row.quiet_end is not None:
         quiet = (row.quiet_start, row.quiet_end)
     await db.save_settings(principal.account_id, choices, quiet, clock.now())
