@@ -140,6 +140,8 @@ def _dumps(obj: object, **_: object) -> str:
 
 def _configure(app: Sanic, settings: Settings) -> None:
     app.config.REQUEST_MAX_SIZE = settings.server.max_body_bytes
+    # on SIGTERM requests in flight get the same grace as the delivery loop's pass (Sanic's default: 15 s)
+    app.config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.notifications.stop_grace
     app.config.ACCESS_LOG = False
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.DEBUG = settings.server.debug and settings.embedded
@@ -218,11 +220,13 @@ async def stop_background(app: Sanic) -> None:
     if stop is None:
         return
     stop.set()
+    # the delivery loop gives its pass `stop_grace` seconds, then gives back what it holds
+    grace = app.ctx.settings.notifications.stop_grace + 2
     for name in ("deadline_watch", "delivery_loop"):
         task = app.get_task(name, raise_exception=False)
         if task is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(task, timeout=10)
+                await asyncio.wait_for(task, timeout=grace)
 
 
 async def close_resources(app: Sanic) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 from api.kit.config import PROJECT_ROOT, ConfigError, Settings, load_settings
 
@@ -157,12 +160,34 @@ def cmd_init_keys(settings: Settings) -> int:
     return 0
 
 
+# SIGTERM before Sanic takes the signals over (migrating, seeding, building the app): noted, and the start
+# ends there, exit 0, instead of the process dying of the signal mid-way
+_stop_asked = threading.Event()
+
+
+def _ask_stop(signum: int, frame: object) -> None:
+    _stop_asked.set()
+
+
+def _take_the_signal(app: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """Once the server runs, SIGTERM stops it (Sanic in one process left it to the handler above, which only
+    takes note: seen here as a server that went on serving after SIGTERM). The handler first, then the note:
+    a SIGTERM in between is either noted or handled, never lost."""
+    loop.add_signal_handler(signal.SIGTERM, app.stop)
+    if _stop_asked.is_set():
+        app.stop()
+
+
 def cmd_serve(settings: Settings) -> int:
     from api.kit.db import migrate
 
+    signal.signal(signal.SIGTERM, _ask_stop)
     asyncio.run(migrate(settings))
-    if settings.embedded and settings.app.seed_demo:
+    if settings.embedded and settings.app.seed_demo and not _stop_asked.is_set():
         asyncio.run(_seed(settings))
+    if _stop_asked.is_set():
+        print("stopped before serving (SIGTERM)", flush=True)
+        return 0
     workers = 1 if settings.memory_redis else settings.server.workers
     if workers > 1:
         sanic = str(Path(sys.executable).with_name("sanic"))
@@ -184,6 +209,7 @@ def cmd_serve(settings: Settings) -> int:
     from api.app import create_app
 
     app = create_app(settings)
+    app.register_listener(_take_the_signal, "after_server_start")
     print(f"serving on http://{settings.server.host}:{settings.server.port} (docs at /docs)", flush=True)
     app.run(
         host=settings.server.host,
@@ -212,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         "init-keys", help="create the signing and personal-data key files in security.keys_dir if absent"
     )
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        signal.signal(signal.SIGTERM, _ask_stop)  # as early as our code runs: see cmd_serve
     if getattr(args, "file", None) is not None:
         args.file = args.file.resolve()  # relative to where the operator stands, before we move
     os.chdir(PROJECT_ROOT)

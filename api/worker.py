@@ -20,6 +20,7 @@ import asyncio
 import logging
 import signal
 import sys
+import threading
 from dataclasses import asdict, dataclass
 
 import orjson
@@ -31,6 +32,7 @@ from api.kit.workdays import WorkCalendar
 from api.notifications.delivery import Senders, deliver_forever, deliver_once
 
 log = logging.getLogger("ywt.worker")
+_stop_asked = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -73,12 +75,21 @@ async def _loop(cases: Watch, senders: Senders, settings: Settings, *, once: boo
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if _stop_asked.is_set():  # a SIGTERM while the database and Redis were being opened
+        stop.set()
     log.info("worker started", extra={"fields": {"mode": settings.app.mode}})
-    await asyncio.gather(
-        watch_forever(cases, settings.applications.deadline_watch_interval, stop),
-        deliver_forever(senders, stop),
-    )
-    log.info("worker stopped")
+    loops = [
+        asyncio.ensure_future(watch_forever(cases, settings.applications.deadline_watch_interval, stop)),
+        asyncio.ensure_future(deliver_forever(senders, stop)),
+    ]
+    await stop.wait()
+    # the delivery loop gives its pass `stop_grace` seconds and then gives back what it holds; a watch
+    # pass still running then is cancelled (its case in hand rolls back whole; the next pass looks again)
+    _, late = await asyncio.wait(loops, timeout=settings.notifications.stop_grace + 2)
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*loops, return_exceptions=True)
+    log.info("worker stopped", extra={"fields": {"cut_short": len(late)}})
     return 0
 
 
@@ -92,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     setup_logging(settings.app.log_level)
+    if not args.once:
+        # until the loop takes the signals over: noted, and the worker stops as soon as it can (exit 0)
+        signal.signal(signal.SIGTERM, lambda signum, frame: _stop_asked.set())
     return asyncio.run(run(settings, once=args.once))
 
 

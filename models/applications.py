@@ -153,6 +153,7 @@ from api.kit.scopes import WorkScope  # noqa: E402
 from models.identity import Account  # noqa: E402
 from models.notifications import notify  # noqa: E402
 from models.scopes import scope_filter  # noqa: E402
+from models.sql import Placeholders, as_db  # noqa: E402
 
 
 async def next_sequence(day: str) -> int:
@@ -241,14 +242,22 @@ async def submit_case(
             note={},
             at=at,
         )
-        await notify(applicant_id, "application_status", title, body, application_id=app.id, at=at)
+        await notify(
+            applicant_id,
+            "application_status",
+            title,
+            body,
+            application_id=app.id,
+            at=at,
+            topic="application_submitted",
+        )
         return Submitted(id=app.id, number=number, at=at)
-    when = _as_db(Application, "created_at", at)
+    when = as_db(Application, "created_at", at)
     rows = await conn.execute_query_dict(
         _SUBMIT_POSTGRES,
         [
             number, applicant_id, item_id, department_id, point_id, channel,
-            _as_db(Application, "form", form), delivery_mode, delivery_address_enc, when,
+            as_db(Application, "form", form), delivery_mode, delivery_address_enc, when,
             actor_role, event_channel, title, body,
         ],
     )  # fmt: skip
@@ -280,15 +289,10 @@ WITH app AS (
     RETURNING "id"
 ), outbox AS (
     INSERT INTO "outbox" ("topic", "notification_id", "created_at")
-    SELECT 'notification', "id", $10::timestamptz FROM inbox
+    SELECT 'application_submitted', "id", $10::timestamptz FROM inbox
 )
 SELECT "id" FROM app
 """
-
-
-def _as_db(model: type[Model], field: str, value: Any) -> Any:
-    """A value as tortoise would send it for this column (its JSON text, an aware datetime)."""
-    return model._meta.fields_map[field].to_db_value(value, model)
 
 
 async def add_event(
@@ -365,11 +369,11 @@ async def work_queue(
     rows: list[dict[str, Any]] = []
     in_undated = after is not None and after[0] is None
     if not in_undated:
-        rows = await filters.read(conn, _Placeholders(postgres), dated=True, after=after, limit=limit)
+        rows = await filters.read(conn, Placeholders(postgres), dated=True, after=after, limit=limit)
     if len(rows) < limit and due_before is None:
         rows += await filters.read(
             conn,
-            _Placeholders(postgres),
+            Placeholders(postgres),
             dated=False,
             after=after if in_undated else None,
             limit=limit - len(rows),
@@ -395,19 +399,6 @@ _QUEUE_REFS = (
 # to its planner)
 _QUEUE_ORDER = 'ORDER BY a."due_at", a."id"'
 _MERGED_POINTS = 16  # a grid worker with more points than this is read with one IN list
-
-
-class _Placeholders:
-    """The driver's placeholder for each value, in order ($1, $2 … on PostgreSQL, ? on SQLite): call it in
-    the order the placeholders appear in the text."""
-
-    def __init__(self, postgres: bool) -> None:
-        self.postgres = postgres
-        self.values: list[Any] = []
-
-    def __call__(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}" if self.postgres else "?"
 
 
 class _QueueFilters:
@@ -436,7 +427,7 @@ class _QueueFilters:
     async def read(
         self,
         conn: Any,
-        arg: _Placeholders,
+        arg: Placeholders,
         *,
         dated: bool,
         after: tuple[datetime | None, int] | None,
@@ -459,7 +450,7 @@ class _QueueFilters:
         return rows
 
     def _where(
-        self, arg: _Placeholders, lane: int | None, dated: bool, after: tuple[datetime | None, int] | None
+        self, arg: Placeholders, lane: int | None, dated: bool, after: tuple[datetime | None, int] | None
     ) -> str:
         scope, where = self.scope, []
         if lane is not None:
@@ -494,7 +485,7 @@ class _QueueFilters:
                 where.append(f'(a."due_at", a."id") > ({arg(due)}, {arg(last_id)})')
         return " AND ".join(where)
 
-    def _scope(self, arg: _Placeholders) -> str:
+    def _scope(self, arg: Placeholders) -> str:
         lanes = []
         if self.scope.point_ids:
             lanes.append(f'a."point_id" IN ({", ".join(arg(p) for p in sorted(self.scope.point_ids))})')

@@ -140,16 +140,22 @@ async def departments_ordered() -> list[Department]:
     return await Department.all().order_by("code")
 
 
+def _fits(model: type[Model], code: str) -> bool:
+    """Whether `code` can be one of the model's codes at all (tortoise refuses to filter on a longer value
+    with a ValidationError: such a code is simply not there)."""
+    return len(code) <= int(model._meta.fields_map["code"].max_length)  # type: ignore[attr-defined]
+
+
 async def department_by_code(code: str) -> Department | None:
-    return await Department.get_or_none(code=code)
+    return await Department.get_or_none(code=code) if _fits(Department, code) else None
 
 
 async def district_by_code(code: str) -> District | None:
-    return await District.get_or_none(code=code)
+    return await District.get_or_none(code=code) if _fits(District, code) else None
 
 
 async def community_by_code(code: str) -> Community | None:
-    return await Community.get_or_none(code=code)
+    return await Community.get_or_none(code=code) if _fits(Community, code) else None
 
 
 async def items_page(
@@ -178,6 +184,8 @@ async def items_page(
 
 async def item_by_code(code: str) -> ServiceItem | None:
     """The item with its department, without its guide's materials."""
+    if not _fits(ServiceItem, code):
+        return None
     return await ServiceItem.get_or_none(code=code).select_related("department")
 
 

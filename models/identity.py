@@ -334,6 +334,14 @@ async def bindings_of(account_id: int) -> list[ChannelBinding]:
     return await ChannelBinding.filter(account_id=account_id).order_by("channel")
 
 
+async def wechat_openids_of(account_ids: list[int]) -> dict[int, str]:
+    """The WeChat openid bound to each of these accounts (those with one)."""
+    rows = await ChannelBinding.filter(account_id__in=account_ids, channel="wechat").values(
+        "account_id", "external_id"
+    )
+    return {int(r["account_id"]): str(r["external_id"]) for r in rows}
+
+
 async def has_binding(account_id: int, channel: str) -> bool:
     return await ChannelBinding.filter(account_id=account_id, channel=channel).exists()
 

@@ -8,7 +8,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from tortoise import connections, fields
+from tortoise.expressions import F
+from tortoise.functions import Count
 from tortoise.models import Model
+
+from models.sql import Placeholders, as_db, is_postgres
 
 if TYPE_CHECKING:
     from models.applications import Application
@@ -27,16 +31,53 @@ class Notification(Model):
     application: fields.ForeignKeyNullableRelation[Application] = fields.ForeignKeyField(
         "models.Application", related_name="notifications", null=True, on_delete=fields.CASCADE
     )
+    # the announcement it is one copy of (kind "announcement")
+    announcement: fields.ForeignKeyNullableRelation[Announcement] = fields.ForeignKeyField(
+        "models.Announcement", related_name="notifications", null=True, on_delete=fields.CASCADE
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
     read_at = fields.DatetimeField(null=True)
 
     # the foreign-key columns tortoise adds, declared for the type checker
     account_id: int
     application_id: int | None
+    announcement_id: int | None
 
     class Meta:
         table = "notification"
-        indexes = (("account_id", "id"),)
+        indexes = (("account_id", "id"), ("announcement_id", "id"))
+
+
+class Announcement(Model):
+    """政务信息、公告: published by staff to an audience, fanned out by the workers in batches into one inbox
+    entry (and its deliveries) per person, never in the request. `scheduled` until its `send_at`, then
+    `sending` while the batches run (`cursor`: the last account id reached), then `sent`; `cancelled` when
+    withdrawn before its fan-out began."""
+
+    id = fields.IntField(primary_key=True)
+    title = fields.CharField(max_length=64)
+    body = fields.TextField()
+    # {"kind": "everyone"} or {"kind": "district" | "community" | "role" | "item", "code": "..."}
+    audience: fields.JSONField[dict[str, str]] = fields.JSONField()
+    channels: fields.JSONField[list[str]] = fields.JSONField()
+    send_at = fields.DatetimeField()
+    status = fields.CharField(max_length=16)
+    created_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.Account", related_name="announcements", null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField()
+    cancelled_at = fields.DatetimeField(null=True)
+    started_at = fields.DatetimeField(null=True)
+    finished_at = fields.DatetimeField(null=True)
+    cursor = fields.IntField(default=0)
+    recipients = fields.IntField(default=0)
+    claimed_until = fields.DatetimeField(null=True)  # a worker is fanning it out until then
+
+    created_by_id: int | None
+
+    class Meta:
+        table = "announcement"
+        indexes = (("status", "send_at"),)
 
 
 class Outbox(Model):
@@ -45,10 +86,13 @@ class Outbox(Model):
     takes) and marks it done."""
 
     id = fields.BigIntField(primary_key=True)
-    topic = fields.CharField(max_length=32)  # "notification": tell the account of `notification`
+    # "notification": tell the account of `notification`; "application_submitted": that, and tell the
+    # case's clerks it arrived; "complaint_routed": tell the clerks of complaint `subject_id`
+    topic = fields.CharField(max_length=32)
     notification: fields.ForeignKeyNullableRelation[Notification] = fields.ForeignKeyField(
         "models.Notification", related_name="outbox", null=True, on_delete=fields.CASCADE
     )
+    subject_id = fields.BigIntField(null=True)
     created_at = fields.DatetimeField()
     claimed_until = fields.DatetimeField(null=True)  # a worker is expanding it until then
     done_at = fields.DatetimeField(null=True)
@@ -87,7 +131,8 @@ class Delivery(Model):
     class Meta:
         table = "delivery"
         unique_together = (("notification", "channel"),)
-        indexes = (("status", "next_attempt_at"),)
+        # claims; receipts found by the provider's message id; the receipt timeout and the operators' list
+        indexes = (("status", "next_attempt_at"), ("provider_ref",), ("status", "updated_at"))
 
 
 class DeliveryEvent(Model):
@@ -106,6 +151,24 @@ class DeliveryEvent(Model):
     class Meta:
         table = "delivery_event"
         indexes = (("delivery_id", "id"),)
+
+
+class Receipt(Model):
+    """A provider's word on a message it took (delivered, or failed after all), kept as it arrived: applied to
+    its delivery at once, or, when it came before the delivery was marked with the provider's message id
+    (the provider answered the send, the receipt overtook our write), applied by a later pass."""
+
+    id = fields.BigIntField(primary_key=True)
+    channel = fields.CharField(max_length=16)
+    provider_ref = fields.CharField(max_length=128)
+    status = fields.CharField(max_length=24)  # delivered | permanent-failure | temporary-failure
+    detail = fields.CharField(max_length=200, null=True)
+    received_at = fields.DatetimeField()
+    applied_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "delivery_receipt"
+        indexes = (("applied_at", "id"), ("provider_ref",))
 
 
 class Device(Model):
@@ -159,15 +222,22 @@ async def notify(
     *,
     application_id: int | None = None,
     at: datetime | None = None,
+    topic: str = "notification",
 ) -> Notification:
     """One inbox entry and its outbox row (call it inside the transaction of the change it tells of); `at`
-    defaults to the moment of writing."""
+    defaults to the moment of writing. `topic` "application_submitted" also tells the case's clerks."""
     moment: dict[str, Any] = {"created_at": at} if at is not None else {}
     row = await Notification.create(
         account_id=account_id, kind=kind, title=title, body=body, application_id=application_id, **moment
     )
-    await Outbox.create(topic="notification", notification_id=row.id, created_at=row.created_at)
+    await Outbox.create(topic=topic, notification_id=row.id, created_at=row.created_at)
     return row
+
+
+async def enqueue(topic: str, subject_id: int, at: datetime) -> None:
+    """An outbox row about something other than an inbox entry (a complaint to route to its clerks), inside
+    the caller's transaction."""
+    await Outbox.create(topic=topic, subject_id=subject_id, created_at=at)
 
 
 async def notify_each(
@@ -218,7 +288,7 @@ _CLAIM_OUTBOX = """
 UPDATE "outbox" SET "claimed_until" = {p2} WHERE "id" IN (
     SELECT "id" FROM "outbox" WHERE "done_at" IS NULL AND ("claimed_until" IS NULL OR "claimed_until" < {p1})
     ORDER BY "id" LIMIT {p3}{lock}
-) RETURNING "id", "topic", "notification_id"
+) RETURNING "id", "topic", "notification_id", "subject_id"
 """
 
 _CLAIM_DELIVERIES = """
@@ -226,6 +296,7 @@ UPDATE "delivery" SET "status" = 'sending', "claimed_until" = {p2}, "attempts" =
     "updated_at" = {p1}
 WHERE "id" IN (
     SELECT "id" FROM "delivery" WHERE "status" IN ('created', 'temporary-failure') AND "next_attempt_at" <= {p1}
+        AND "provider_ref" IS NULL
     ORDER BY "next_attempt_at", "id" LIMIT {p3}{lock}
 ) RETURNING "id"
 """
@@ -241,16 +312,12 @@ def _claim_sql(template: str) -> tuple[str, bool]:
     return template.format(p1="?", p2="?", p3="?", lock=""), False
 
 
-def _as_db(model: type[Model], field: str, value: Any) -> Any:
-    return model._meta.fields_map[field].to_db_value(value, model)
-
-
 async def claim_outbox(now: datetime, until: datetime, limit: int) -> list[dict[str, Any]]:
     """Up to `limit` outbox rows not done and not held by another worker, now held by the caller until
     `until` (a worker that dies lets them go when that passes)."""
     sql, postgres = _claim_sql(_CLAIM_OUTBOX)
     conn = connections.get("default")
-    params = [_as_db(Outbox, "created_at", now), _as_db(Outbox, "created_at", until), limit]
+    params = [as_db(Outbox, "created_at", now), as_db(Outbox, "created_at", until), limit]
     if not postgres:
         params = [params[1], params[0], params[2]]  # SQLite's ? are positional: until comes first
     return list(await conn.execute_query_dict(sql, params))
@@ -261,7 +328,7 @@ async def claim_deliveries(now: datetime, until: datetime, limit: int) -> list[i
     with one more attempt counted."""
     sql, postgres = _claim_sql(_CLAIM_DELIVERIES)
     conn = connections.get("default")
-    moment, held = _as_db(Delivery, "updated_at", now), _as_db(Delivery, "updated_at", until)
+    moment, held = as_db(Delivery, "updated_at", now), as_db(Delivery, "updated_at", until)
     params = [moment, held, limit] if postgres else [held, moment, moment, limit]
     ids = [int(row["id"]) for row in await conn.execute_query_dict(sql, params)]
     if ids:
@@ -286,7 +353,14 @@ async def settings_of(account_id: int) -> NotificationSettings | None:
 
 
 async def create_delivery(
-    notification_id: int, channel: str, target: dict[str, Any], status: str, at: datetime, detail: str | None
+    notification_id: int,
+    channel: str,
+    target: dict[str, Any],
+    status: str,
+    at: datetime,
+    detail: str | None,
+    *,
+    due: datetime | None = None,
 ) -> Delivery | None:
     """The delivery of a notification on a channel, with its first event; None when it exists already (an
     outbox row expanded again after a worker died between writing deliveries and marking the row done)."""
@@ -297,7 +371,7 @@ async def create_delivery(
         channel=channel,
         status=status,
         target=target,
-        next_attempt_at=at,
+        next_attempt_at=due or at,
         created_at=at,
         updated_at=at,
         last_error=detail,
@@ -308,6 +382,11 @@ async def create_delivery(
 
 async def delivery_with_notification(delivery_id: int) -> Delivery | None:
     return await Delivery.filter(id=delivery_id).select_related("notification").first()
+
+
+async def deliveries_with_notifications(ids: list[int]) -> list[Delivery]:
+    """These deliveries with their notifications, in id order (a claimed batch)."""
+    return await Delivery.filter(id__in=ids).select_related("notification").order_by("id")
 
 
 async def mark_delivery(
@@ -339,11 +418,6 @@ async def mark_delivery(
         return False
     await DeliveryEvent.create(delivery_id=delivery_id, status=status, at=at, detail=detail)
     return True
-
-
-async def hold_delivery(delivery_id: int, until: datetime) -> None:
-    """Not tried before `until` (quiet hours)."""
-    await Delivery.filter(id=delivery_id).update(next_attempt_at=until)
 
 
 async def set_target(delivery_id: int, target: dict[str, Any]) -> None:
@@ -401,3 +475,324 @@ async def save_settings(
         await NotificationSettings.create(
             account_id=account_id, choices=choices, quiet_start=start, quiet_end=end, updated_at=at
         )
+
+
+async def devices_for(account_ids: list[int]) -> dict[int, list[Device]]:
+    """The devices of each of these accounts (an announcement's batch)."""
+    out: dict[int, list[Device]] = {}
+    for device in await Device.filter(account_id__in=account_ids).order_by("id"):
+        out.setdefault(device.account_id, []).append(device)
+    return out
+
+
+async def settings_for(account_ids: list[int]) -> dict[int, NotificationSettings]:
+    rows = await NotificationSettings.filter(account_id__in=account_ids)
+    return {row.account_id: row for row in rows}
+
+
+# ---- announcements ----------------------------------------------------------------------------------------
+
+
+async def create_announcement(
+    title: str,
+    body: str,
+    audience: dict[str, str],
+    channels: list[str],
+    send_at: datetime,
+    created_by: int | None,
+    at: datetime,
+) -> Announcement:
+    return await Announcement.create(
+        title=title,
+        body=body,
+        audience=audience,
+        channels=channels,
+        send_at=send_at,
+        status="scheduled",
+        created_by_id=created_by,
+        created_at=at,
+    )
+
+
+async def announcement_by_id(announcement_id: int) -> Announcement | None:
+    return await Announcement.get_or_none(id=announcement_id)
+
+
+async def announcements_page(status: str | None, before_id: int | None, limit: int) -> list[Announcement]:
+    qs = Announcement.all()
+    if status is not None:
+        qs = qs.filter(status=status)
+    if before_id is not None:
+        qs = qs.filter(id__lt=before_id)
+    return await qs.order_by("-id").limit(limit)
+
+
+async def cancel_announcement(announcement_id: int, at: datetime) -> bool:
+    """Withdrawn only while no worker has begun its fan-out (one UPDATE: a claim and a cancel at the same
+    moment cannot both win)."""
+    return bool(
+        await Announcement.filter(id=announcement_id, status="scheduled").update(
+            status="cancelled", cancelled_at=at
+        )
+    )
+
+
+async def claim_announcement(now: datetime, until: datetime) -> Announcement | None:
+    """One announcement due (its `send_at` passed) whose fan-out is not done and that no other worker holds,
+    now held by the caller until `until` and `sending`."""
+    postgres = is_postgres()
+    arg = Placeholders(postgres)
+    moment, held = as_db(Announcement, "send_at", now), as_db(Announcement, "send_at", until)
+    lock = " FOR UPDATE SKIP LOCKED" if postgres else ""
+    # the placeholders are numbered in the order they are called, as the text reads them
+    set_held, set_start = arg(held), arg(moment)
+    where_due, where_lapsed = arg(moment), arg(moment)
+    sql = (
+        f'UPDATE "announcement" SET "status" = \'sending\', "claimed_until" = {set_held}, '  # noqa: S608
+        f'"started_at" = COALESCE("started_at", {set_start}) WHERE "id" IN ('
+        f'SELECT "id" FROM "announcement" WHERE "status" IN (\'scheduled\', \'sending\') '
+        f'AND "send_at" <= {where_due} AND ("claimed_until" IS NULL OR "claimed_until" < {where_lapsed}) '
+        f'ORDER BY "send_at", "id" LIMIT 1{lock}) RETURNING "id"'
+    )
+    rows = await connections.get("default").execute_query_dict(sql, arg.values)
+    return await Announcement.get(id=rows[0]["id"]) if rows else None
+
+
+def _audience_where(audience: dict[str, str], arg: Placeholders) -> str:
+    """The accounts an audience names, as a condition on account `a`. Residents have no address of record:
+    a district or a community reaches the residents with a case at one of its points and the grid workers
+    serving one; an item, the residents with a case of it."""
+    kind = audience["kind"]
+    if kind == "everyone":
+        return "1 = 1"
+    if kind == "role":
+        return f"(',' || a.\"roles\" || ',') LIKE {arg('%,' + audience['code'] + ',%')}"
+    if kind == "item":
+        return (
+            'EXISTS (SELECT 1 FROM "application" ap JOIN "service_item" i ON i."id" = ap."item_id" '  # noqa: S608
+            f'WHERE ap."applicant_id" = a."id" AND i."code" = {arg(audience["code"])})'
+        )
+    if kind in ("district", "community"):
+        table = "district" if kind == "district" else "community"
+        code = audience["code"]
+        return (
+            '(EXISTS (SELECT 1 FROM "application" ap JOIN "service_point" p ON p."id" = ap."point_id" '  # noqa: S608
+            f'JOIN "{table}" t ON t."id" = p."{table}_id" WHERE ap."applicant_id" = a."id" '
+            f'AND t."code" = {arg(code)}) '
+            'OR EXISTS (SELECT 1 FROM "account_point" ak JOIN "service_point" p ON p."id" = ak."point_id" '
+            f'JOIN "{table}" t ON t."id" = p."{table}_id" WHERE ak."account_id" = a."id" '
+            f'AND t."code" = {arg(code)}))'
+        )
+    raise ValueError(f"unknown audience {kind!r}")
+
+
+async def audience_size(audience: dict[str, str]) -> int:
+    arg = Placeholders(is_postgres())
+    where = _audience_where(audience, arg)
+    sql = f'SELECT COUNT(*) AS "n" FROM "account" a WHERE a."status" = \'active\' AND {where}'  # noqa: S608
+    rows = await connections.get("default").execute_query_dict(sql, arg.values)
+    return int(rows[0]["n"])
+
+
+async def fan_out_batch(
+    announcement: Announcement, kind: str, at: datetime, limit: int
+) -> list[tuple[int, int]]:
+    """The next `limit` accounts of the announcement's audience after its cursor each get their inbox copy
+    (inside the caller's transaction); (notification id, account id) of each, in account order."""
+    postgres = is_postgres()
+    arg = Placeholders(postgres)
+    head = (
+        'INSERT INTO "notification" ("account_id", "kind", "title", "body", "announcement_id", "created_at") '  # noqa: S608
+        f'SELECT a."id", {arg(kind)}, {arg(announcement.title)}, {arg(announcement.body)}, '
+        f'{arg(announcement.id)}, {arg(as_db(Notification, "created_at", at))} FROM "account" a '
+    )
+    where = (
+        f'WHERE a."status" = \'active\' AND a."id" > {arg(announcement.cursor)} '
+        f"AND {_audience_where(announcement.audience, arg)} "
+    )
+    sql = head + where + f'ORDER BY a."id" LIMIT {arg(limit)} RETURNING "id", "account_id"'
+    rows = await connections.get("default").execute_query_dict(sql, arg.values)
+    return sorted(((int(r["id"]), int(r["account_id"])) for r in rows), key=lambda pair: pair[1])
+
+
+async def advance_announcement(
+    announcement_id: int, held_until: datetime, cursor: int, added: int, until: datetime
+) -> bool:
+    """Move the fan-out's cursor past a batch (and hold it for another `hold`), only while the caller's
+    claim holds; False when another worker took it over (the caller rolls the batch back)."""
+    rows = await Announcement.filter(id=announcement_id, status="sending", claimed_until=held_until).update(
+        cursor=cursor, recipients=F("recipients") + added, claimed_until=until
+    )
+    return bool(rows)
+
+
+async def finish_announcement(announcement_id: int, held_until: datetime, at: datetime) -> bool:
+    return bool(
+        await Announcement.filter(id=announcement_id, status="sending", claimed_until=held_until).update(
+            status="sent", finished_at=at, claimed_until=None
+        )
+    )
+
+
+async def create_deliveries(rows: list[tuple[int, str, dict[str, Any], datetime]], at: datetime) -> int:
+    """Many deliveries at once (notification id, channel, target, first try), each with its `created`
+    event: an announcement's batch, in the caller's transaction."""
+    if not rows:
+        return 0
+    postgres = is_postgres()
+    arg = Placeholders(postgres)
+    when = as_db(Delivery, "created_at", at)
+    values = ", ".join(
+        f"({arg(n)}, {arg(channel)}, 'created', {arg(as_db(Delivery, 'target', target))}, 0, "
+        f"{arg(as_db(Delivery, 'next_attempt_at', due))}, {arg(when)}, {arg(when)})"
+        for n, channel, target, due in rows
+    )
+    sql = (
+        'INSERT INTO "delivery" ("notification_id", "channel", "status", "target", "attempts", '  # noqa: S608
+        f'"next_attempt_at", "created_at", "updated_at") VALUES {values} RETURNING "id"'
+    )
+    ids = [int(r["id"]) for r in await connections.get("default").execute_query_dict(sql, arg.values)]
+    await DeliveryEvent.bulk_create([DeliveryEvent(delivery_id=i, status="created", at=at) for i in ids])
+    return len(ids)
+
+
+async def announcement_counts(announcement_id: int) -> tuple[int, dict[str, dict[str, int]]]:
+    """How many inbox copies an announcement has, and its deliveries per channel and status."""
+    copies = await Notification.filter(announcement_id=announcement_id).count()
+    arg = Placeholders(is_postgres())
+    sql = (
+        'SELECT d."channel" AS "channel", d."status" AS "status", COUNT(*) AS "n" FROM "delivery" d '  # noqa: S608
+        'JOIN "notification" n ON n."id" = d."notification_id" '
+        f'WHERE n."announcement_id" = {arg(announcement_id)} GROUP BY d."channel", d."status"'
+    )
+    out: dict[str, dict[str, int]] = {}
+    for row in await connections.get("default").execute_query_dict(sql, arg.values):
+        out.setdefault(str(row["channel"]), {})[str(row["status"])] = int(row["n"])
+    return copies, out
+
+
+# ---- receipts and the operators' view --------------------------------------------------------------------
+
+
+async def sent_awaiting_receipt(channel: str, since: datetime, after_id: int, limit: int) -> list[Delivery]:
+    """Deliveries on `channel` the provider took since `since` and of which no receipt came yet, in id
+    order after `after_id`."""
+    return (
+        await Delivery.filter(
+            channel=channel, status="sent", updated_at__gte=since, id__gt=after_id, provider_ref__isnull=False
+        )
+        .order_by("id")
+        .limit(limit)
+    )
+
+
+async def keep_receipt(channel: str, provider_ref: str, status: str, detail: str | None, at: datetime) -> int:
+    row = await Receipt.create(
+        channel=channel, provider_ref=provider_ref, status=status, detail=detail, received_at=at
+    )
+    return int(row.id)
+
+
+async def pending_receipts(limit: int) -> list[Receipt]:
+    return await Receipt.filter(applied_at__isnull=True).order_by("id").limit(limit)
+
+
+async def receipt_applied(receipt_id: int, at: datetime) -> None:
+    await Receipt.filter(id=receipt_id).update(applied_at=at)
+
+
+async def delivery_by_ref(channel: str, provider_ref: str) -> Delivery | None:
+    return await Delivery.get_or_none(channel=channel, provider_ref=provider_ref)
+
+
+async def settle_delivery(
+    delivery_id: int, from_status: str, status: str, at: datetime, detail: str | None
+) -> bool:
+    """A receipt's status on a delivery that is still `from_status` (one UPDATE: a duplicate receipt, or
+    the receipt timeout at the same moment, changes nothing the second time), and its event."""
+    changed = await Delivery.filter(id=delivery_id, status=from_status).update(
+        status=status, updated_at=at, last_error=detail if status != "delivered" else None
+    )
+    if not changed:
+        return False
+    await DeliveryEvent.create(delivery_id=delivery_id, status=status, at=at, detail=detail)
+    return True
+
+
+async def unreceipted_before(before: datetime, limit: int) -> list[tuple[int, str]]:
+    """Deliveries `sent` before `before` with no receipt since (id, channel): the receipt timeout's."""
+    rows = (
+        await Delivery.filter(status="sent", updated_at__lt=before)
+        .order_by("updated_at")
+        .limit(limit)
+        .values("id", "channel")
+    )
+    return [(int(r["id"]), str(r["channel"])) for r in rows]
+
+
+async def deliveries_page(
+    status: str | None,
+    channel: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    before_id: int | None,
+    limit: int,
+) -> list[Delivery]:
+    """Deliveries for the operators, newest first, filtered by status, channel and time of creation."""
+    qs = Delivery.all()
+    if status is not None:
+        qs = qs.filter(status=status)
+    if channel is not None:
+        qs = qs.filter(channel=channel)
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    if until is not None:
+        qs = qs.filter(created_at__lt=until)
+    if before_id is not None:
+        qs = qs.filter(id__lt=before_id)
+    return await qs.order_by("-id").limit(limit).select_related("notification")
+
+
+async def delivery_summary(
+    channel: str | None, since: datetime | None, until: datetime | None
+) -> dict[str, dict[str, int]]:
+    """How many deliveries there are per channel and status."""
+    qs = Delivery.all()
+    if channel is not None:
+        qs = qs.filter(channel=channel)
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    if until is not None:
+        qs = qs.filter(created_at__lt=until)
+    rows = await qs.annotate(n=Count("id")).group_by("channel", "status").values("channel", "status", "n")
+    out: dict[str, dict[str, int]] = {}
+    for row in rows:
+        out.setdefault(str(row["channel"]), {})[str(row["status"])] = int(row["n"])
+    return out
+
+
+async def release_claims(moments: list[datetime], now: datetime) -> int:
+    """Claims given back by a worker that stops mid-pass (each claim is known by the `claimed_until` it
+    set): deliveries still `sending` become due at once as a temporary failure, outbox rows and an
+    announcement claimable at once. Inside one transaction of the caller's or its own."""
+    given = 0
+    sending = await Delivery.filter(status="sending", claimed_until__in=moments).values_list("id", flat=True)
+    if sending:
+        given += await Delivery.filter(id__in=list(sending), status="sending").update(
+            status="temporary-failure",
+            claimed_until=None,
+            next_attempt_at=now,
+            updated_at=now,
+            last_error="the worker stopped mid-send; tried again",
+        )
+        await DeliveryEvent.bulk_create(
+            [
+                DeliveryEvent(
+                    delivery_id=i, status="temporary-failure", at=now, detail="the worker stopped mid-send"
+                )
+                for i in sending
+            ]
+        )
+    given += await Outbox.filter(done_at__isnull=True, claimed_until__in=moments).update(claimed_until=None)
+    given += await Announcement.filter(status="sending", claimed_until__in=moments).update(claimed_until=None)
+    return int(given)

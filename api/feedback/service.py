@@ -122,9 +122,12 @@ async def file_complaint(
     moment = clock.now()
     days = settings.applications.complaint_answer_days
     due_at = calendar.end_of(calendar.add_workdays(local_date(moment), days))
-    row = await db.file_complaint(
-        principal.account_id, body.kind, body.content, app=app, point_id=point_id, due_at=due_at
-    )
+    async with in_transaction():
+        row = await db.file_complaint(
+            principal.account_id, body.kind, body.content, app=app, point_id=point_id, due_at=due_at
+        )
+        # the workers tell its clerks (the request fans out to no one)
+        await notifications_db.enqueue("complaint_routed", row.id, moment)
     return view(await db.complaint(row.id), moment)
 
 

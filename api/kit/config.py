@@ -202,6 +202,8 @@ class PushSection(_Provider):
     """App push over JPush (integrations/push/http.py)."""
 
     base_url: str = "https://api.jpush.cn"
+    # JPush's report API (what became of each message)
+    report_url: str = "https://report.jpush.cn"
     app_key: str = ""
     master_secret: str = ""
     apns_production: bool = True
@@ -242,6 +244,17 @@ class NotificationsSection(_Section):
     wechat_templates: dict[str, dict[str, Any]] = {}
     # the H5 page a WeChat message opens ({id}: the notification id)
     wechat_url: str = ""
+    # seconds a pass in flight may take to finish once the server or worker is told to stop (SIGTERM);
+    # then it is cut short and what it holds is given back to the other workers at once
+    stop_grace: float = Field(10.0, gt=0, le=300)
+    # accounts an announcement reaches per batch (one transaction each: their inbox copies and deliveries)
+    fanout_batch: int = Field(2000, ge=1, le=5000)
+    # a delivery `sent` with no receipt this long after is given up as temporary-failure (Notify: 72 h)
+    receipt_timeout: float = Field(72 * 3600.0, gt=0)
+    # how often (seconds) the providers are asked what became of what they took (JPush's report API),
+    # and for how long after a send (JPush keeps its counts for about a month)
+    receipt_poll: float = Field(300.0, gt=0)
+    receipt_window: float = Field(72 * 3600.0, gt=0)
 
 
 class Settings(BaseModel):

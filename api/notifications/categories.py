@@ -34,6 +34,9 @@ CATEGORIES: dict[str, Category] = {
     "deadline_overdue": Category(
         "办件已超期(工作人员)", frozenset({INBOX, PUSH}), mandatory=True, urgent=True
     ),
+    "case_arrived": Category("新办件到达(工作人员)", frozenset({INBOX, PUSH})),
+    "complaint_routed": Category("咨询投诉转办(工作人员)", frozenset({INBOX, PUSH})),
+    "announcement": Category("政务信息与公告", frozenset(CHANNELS), service_notice=False),
 }
 
 # a kind not listed (a later issue's, before it adds itself) goes to the inbox only

@@ -20,6 +20,7 @@ Quiet hours hold push and WeChat (never the inbox, never an urgent category) unt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -36,6 +37,8 @@ from api.notifications.retry import next_try
 from integrations.push import PushGateway, PushMessage, PushRejected, PushRetryable
 from integrations.wechat import WeChatApi
 from integrations.wechat.base import WeChatError
+from models import applications as applications_db
+from models import feedback as feedback_db
 from models import identity as identity_db
 from models import notifications as db
 
@@ -47,6 +50,20 @@ WECHAT_DEDUP_WINDOW = timedelta(minutes=10)
 WECHAT_PERMANENT = frozenset({40003, 43004, 43101, 40037, 47003, 47001})
 # values over 20 characters are cut by WeChat without a word; we cut them ourselves (the inbox keeps all)
 WECHAT_VALUE_MAX = 20
+# a push shows the start of a long text (an announcement's); the inbox keeps all of it
+PUSH_BODY_MAX = 200
+
+
+@dataclass
+class Holds:
+    """The claims of this process's pass in flight (the `claimed_until` each was given): what stopping gives
+    back when the pass cannot finish within the grace period. Cleared after each pass."""
+
+    moments: set[datetime] = field(default_factory=set)
+
+    def add(self, moment: datetime) -> datetime:
+        self.moments.add(moment)
+        return moment
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,7 @@ class Senders:
     push: PushGateway
     wechat: WeChatApi
     settings: NotificationsSection
+    holds: Holds = field(default_factory=Holds)
 
 
 @dataclass
@@ -67,11 +85,15 @@ class DeliveryReport:
     retrying: int = 0
     failed: int = 0  # permanent-failure or technical-failure
     swept: int = 0  # lapsed `sending` rows taken back
+    told: int = 0  # clerks told of a case or a complaint
+    announced: int = 0  # inbox copies of announcements
+    receipts: int = 0  # receipts applied
+    timed_out: int = 0  # `sent` with no receipt in time
     statuses: dict[str, int] = field(default_factory=dict)
 
     @property
     def work(self) -> int:
-        return self.expanded + self.tried + self.swept
+        return self.expanded + self.tried + self.swept + self.announced + self.receipts + self.timed_out
 
 
 # ---- quiet hours ------------------------------------------------------------------------------------------
@@ -113,10 +135,49 @@ def quiet_hours_of(
 
 # ---- 1. expand ---------------------------------------------------------------------------------------------
 
+# what a case arriving and a complaint routed tell the clerks (api/notifications/categories.py)
+CASE_ARRIVED, COMPLAINT_ROUTED, ANNOUNCEMENT = "case_arrived", "complaint_routed", "announcement"
+
+
+def plan(
+    kind: str,
+    settings_row: db.NotificationSettings | None,
+    config: NotificationsSection,
+    now: datetime,
+    reach: dict[str, dict[str, Any] | None],
+    allowed: frozenset[str] | None = None,
+) -> list[tuple[str, dict[str, Any], datetime]]:
+    """The deliveries a notification of `kind` gets for one person: (channel, target, first try) for each
+    channel other than the inbox that he takes for the category (and `allowed`, an announcement's channels)
+    and that reaches him (`reach`: where each channel gets to him now, None: it does not); held to the end
+    of his quiet hours unless the category is urgent."""
+    category = category_of(kind)
+    channels = channels_for(kind, settings_row.choices if settings_row else {})
+    if allowed is not None:
+        channels &= allowed
+    due = now
+    if not category.urgent:
+        due = quiet_until(now, quiet_hours_of(settings_row, config)) or now
+    return [
+        (channel, target, due)
+        for channel in SENT_CHANNELS
+        if channel in channels and (target := reach.get(channel)) is not None
+    ]
+
+
+def push_reach(devices: list[db.Device]) -> dict[str, Any] | None:
+    if not devices:
+        return None
+    return {
+        "registration_ids": [d.registration_id for d in devices],
+        "platforms": sorted({d.platform for d in devices}),
+    }
+
 
 async def expand_once(senders: Senders, report: DeliveryReport, now: datetime) -> None:
     config = senders.settings
-    rows = await db.claim_outbox(now, now + timedelta(seconds=config.hold_seconds), config.batch)
+    until = senders.holds.add(now + timedelta(seconds=config.hold_seconds))
+    rows = await db.claim_outbox(now, until, config.batch)
     for row in rows:
         async with in_transaction():
             notification = (
@@ -124,43 +185,74 @@ async def expand_once(senders: Senders, report: DeliveryReport, now: datetime) -
             )
             if notification is not None:
                 report.created += await _expand(senders, notification, now)
+            if row["topic"] == "application_submitted" and notification is not None:
+                report.told += await _tell_case_arrived(notification)
+            elif row["topic"] == "complaint_routed" and row["subject_id"] is not None:
+                report.told += await _tell_complaint_routed(int(row["subject_id"]))
             await db.outbox_done(int(row["id"]), now)
         report.expanded += 1
 
 
 async def _expand(senders: Senders, notification: db.Notification, now: datetime) -> int:
-    config = senders.settings
-    category = category_of(notification.kind)
     settings_row = await db.settings_of(notification.account_id)
-    channels = channels_for(notification.kind, settings_row.choices if settings_row else {})
-    due = now
-    if not category.urgent:
-        due = quiet_until(now, quiet_hours_of(settings_row, config)) or now
+    reach = {channel: await _target(senders, channel, notification) for channel in SENT_CHANNELS}
     created = 0
-    for channel in SENT_CHANNELS:
-        if channel not in channels:
-            continue
-        target = await _target(senders, channel, notification)
-        if target is None:
-            continue
-        row = await db.create_delivery(notification.id, channel, target, "created", now, None)
-        if row is not None:
-            if due > now:
-                await db.hold_delivery(row.id, due)
+    for channel, target, due in plan(notification.kind, settings_row, senders.settings, now, reach):
+        if await db.create_delivery(notification.id, channel, target, "created", now, None, due=due):
             created += 1
     return created
+
+
+async def _tell_case_arrived(notification: db.Notification) -> int:
+    """A case submitted at a point: its grid workers are told; one with no point (online): the staff of
+    its department. Their inbox entries and outbox rows, in the expansion's transaction."""
+    if notification.application_id is None:
+        return 0
+    case = await applications_db.application_with_refs(notification.application_id)
+    if case.point is not None:
+        clerks = await identity_db.active_grid_workers_of(case.point.id)
+        where = case.point.name
+    else:
+        clerks = await identity_db.active_staff_of(case.department_id)
+        where = case.department.name
+    if clerks:
+        await db.notify_each(
+            clerks,
+            CASE_ARRIVED,
+            f"新办件：{case.item.name}"[:64],
+            f"办件编号 {case.number}：{case.item.name}，已提交至{where}，请及时受理",
+            application_id=case.id,
+        )
+    return len(clerks)
+
+
+async def _tell_complaint_routed(complaint_id: int) -> int:
+    """A complaint filed: the staff of its department and the grid workers of its point are told (one with
+    neither is the admins', who read the whole list)."""
+    complaint = await feedback_db.complaint(complaint_id)
+    clerks: list[int] = []
+    if complaint.department_id is not None:
+        clerks.extend(await identity_db.active_staff_of(complaint.department_id))
+    if complaint.point_id is not None:
+        clerks.extend(
+            i for i in await identity_db.active_grid_workers_of(complaint.point_id) if i not in clerks
+        )
+    if clerks:
+        due = complaint.due_at.astimezone(CITY_TZ).strftime("%Y-%m-%d")
+        await db.notify_each(
+            clerks,
+            COMPLAINT_ROUTED,
+            "新的咨询投诉待答复",
+            f"咨询投诉编号 {complaint.id} 已转至你处，请于 {due} 前答复",
+            application_id=complaint.application_id,
+        )
+    return len(clerks)
 
 
 async def _target(senders: Senders, channel: str, notification: db.Notification) -> dict[str, Any] | None:
     """Where a channel reaches this person now; None when it does not (no device, no WeChat, no template)."""
     if channel == PUSH:
-        devices = await db.devices_of(notification.account_id)
-        if not devices:
-            return None
-        return {
-            "registration_ids": [d.registration_id for d in devices],
-            "platforms": sorted({d.platform for d in devices}),
-        }
+        return push_reach(await db.devices_of(notification.account_id))
     if channel == WECHAT:
         if notification.kind not in senders.settings.wechat_templates:
             return None
@@ -171,6 +263,64 @@ async def _target(senders: Senders, channel: str, notification: db.Notification)
             return None
         return {"openid": binding.external_id}
     return None
+
+
+# ---- announcements -----------------------------------------------------------------------------------------
+
+
+class _TakenOver(Exception):
+    """Another worker took the announcement over (this one's hold lapsed): the batch in hand rolls back."""
+
+
+async def announce_once(senders: Senders, report: DeliveryReport, now: datetime) -> None:
+    """One announcement due is fanned out, a batch of its audience per transaction: each account gets its
+    inbox copy and the deliveries it takes, and the announcement's cursor moves past them in the same
+    transaction, so a worker that dies mid-way leaves whole batches behind it and the next one goes on
+    from there without a second copy to anyone."""
+    config = senders.settings
+    hold = timedelta(seconds=config.hold_seconds)
+    held = senders.holds.add(now + hold)
+    announcement = await db.claim_announcement(now, held)
+    if announcement is None:
+        return
+    allowed = frozenset(announcement.channels)
+    started = clock.now()
+    try:
+        while True:
+            # the pass's time moved on by what the batches took (a test's `now` may be any moment)
+            moment = now + (clock.now() - started)
+            until = senders.holds.add(moment + hold)
+            async with in_transaction():
+                pairs = await db.fan_out_batch(announcement, ANNOUNCEMENT, moment, config.fanout_batch)
+                accounts = [account for _, account in pairs]
+                settings_rows = await db.settings_for(accounts)
+                devices = await db.devices_for(accounts) if PUSH in allowed else {}
+                rows = [
+                    (notification_id, channel, target, due)
+                    for notification_id, account in pairs
+                    for channel, target, due in plan(
+                        ANNOUNCEMENT,
+                        settings_rows.get(account),
+                        config,
+                        now,  # due from the pass's start: the sending step of this pass takes them
+                        {PUSH: push_reach(devices.get(account, []))},
+                        allowed,
+                    )
+                ]
+                report.created += await db.create_deliveries(rows, moment)
+                cursor = accounts[-1] if accounts else announcement.cursor
+                if not await db.advance_announcement(announcement.id, held, cursor, len(pairs), until):
+                    raise _TakenOver()
+                if len(pairs) < config.fanout_batch and not await db.finish_announcement(
+                    announcement.id, until, moment
+                ):
+                    raise _TakenOver()
+            held, announcement.cursor = until, cursor
+            report.announced += len(pairs)
+            if len(pairs) < config.fanout_batch:
+                break
+    except _TakenOver:
+        log.warning("announcement %s was taken over by another worker", announcement.id)
 
 
 # ---- 2. sweep ----------------------------------------------------------------------------------------------
@@ -205,45 +355,102 @@ def _first_try(delivery: db.Delivery) -> datetime | None:
 
 
 async def send_once(senders: Senders, report: DeliveryReport, now: datetime) -> None:
+    """Claim what is due and send it: the batch is read at once (its deliveries with their notifications,
+    the devices and WeChat bindings of their people, one query each), new JPush cids are fetched in one
+    call and kept with their deliveries in one transaction before any push, the sends run side by side,
+    and their marks are written in one transaction after them (a worker that dies before it leaves them
+    `sending`, taken back by the sweep: push with the same cid, WeChat within its 10 minutes)."""
     config = senders.settings
-    held_until = now + timedelta(seconds=config.hold_seconds)
+    held_until = senders.holds.add(now + timedelta(seconds=config.hold_seconds))
     ids = await db.claim_deliveries(now, held_until, config.batch)
-    await asyncio.gather(*(_send(senders, report, i, held_until) for i in ids))
-
-
-async def _send(senders: Senders, report: DeliveryReport, delivery_id: int, held_until: datetime) -> None:
-    delivery = await db.delivery_with_notification(delivery_id)
-    if delivery is None:
+    if not ids:
         return
-    report.tried += 1
+    deliveries = await db.deliveries_with_notifications(ids)
+    accounts = sorted({d.notification.account_id for d in deliveries})
+    pushes = [d for d in deliveries if d.channel == PUSH]
+    devices = await db.devices_for(accounts) if pushes else {}
+    wechats = (
+        await identity_db.wechat_openids_of(accounts) if any(d.channel == WECHAT for d in deliveries) else {}
+    )
+    await _first_tries(senders, pushes, deliveries, devices)
+    outcomes = await asyncio.gather(
+        *(_send(senders, d, devices.get(d.notification.account_id, []), wechats) for d in deliveries)
+    )
+    report.tried += len(deliveries)
+    async with in_transaction():
+        for delivery, outcome in zip(deliveries, outcomes, strict=True):
+            await _mark(senders, report, delivery, outcome, held_until)
+
+
+async def _first_tries(
+    senders: Senders,
+    pushes: list[db.Delivery],
+    deliveries: list[db.Delivery],
+    devices: dict[int, list[db.Device]],
+) -> None:
+    """The key of each push for good, and the time of each first try, kept before anything is sent so
+    that every retry reuses them (a push that goes nowhere any more needs no cid)."""
+    moment = clock.now().isoformat()
+    fresh = [
+        d
+        for d in pushes
+        if "cid" not in d.target and _still_theirs(d, devices.get(d.notification.account_id, []))
+    ]
+    cids: list[str] = []
+    if fresh:
+        try:
+            cids = await senders.push.new_cids(len(fresh))
+        except PushRetryable as exc:
+            log.info("push: no cids now", extra={"fields": {"error": str(exc)}})
+    changed: dict[int, dict[str, Any]] = {}
+    for delivery, cid in zip(fresh, cids, strict=False):
+        delivery.target = {**delivery.target, "cid": cid, "first_try_at": moment}
+        changed[delivery.id] = delivery.target
+    for delivery in deliveries:
+        if delivery.channel == WECHAT and "first_try_at" not in delivery.target:
+            delivery.target = {**delivery.target, "first_try_at": moment}
+            changed[delivery.id] = delivery.target
+    if changed:
+        async with in_transaction():
+            for delivery_id, target in changed.items():
+                await db.set_target(delivery_id, target)
+
+
+def _still_theirs(delivery: db.Delivery, devices: list[db.Device]) -> bool:
+    current = {d.registration_id for d in devices}
+    return any(r in current for r in delivery.target["registration_ids"])
+
+
+async def _send(
+    senders: Senders, delivery: db.Delivery, devices: list[db.Device], wechats: dict[int, str]
+) -> tuple[str, str | None, str | None]:
+    """One try; its outcome (status, detail, provider ref), marked by the caller."""
     notification = delivery.notification
-    outcome: tuple[str, str | None, str | None]  # status, detail, provider ref
     try:
         if delivery.channel == PUSH:
-            ref = await _push(senders, delivery, notification)
+            ref = await _push(senders, delivery, notification, devices)
         else:
-            ref = await _wechat(senders, delivery, notification)
-        outcome = ("sent", None, ref)
+            ref = await _wechat(senders, delivery, notification, wechats.get(notification.account_id))
+        return ("sent", None, ref)
     except NoLongerThere as exc:
-        outcome = ("permanent-failure", str(exc), None)
+        return ("permanent-failure", str(exc), None)
     except PushRejected as exc:
         if exc.gone:
             removed = await db.remove_devices(exc.gone)
             log.info("push: devices gone", extra={"fields": {"delivery_id": delivery.id, "removed": removed}})
-        outcome = ("permanent-failure", str(exc)[:200], None)
+        return ("permanent-failure", str(exc)[:200], None)
     except PushRetryable as exc:
-        outcome = ("retry", str(exc)[:200], None)
+        return ("retry", str(exc)[:200], None)
     except WeChatError as exc:
         kind = "permanent-failure" if exc.errcode in WECHAT_PERMANENT else "retry"
-        outcome = (kind, f"WeChat errcode {exc.errcode}", None)
+        return (kind, f"WeChat errcode {exc.errcode}", None)
     except UpstreamTimeout:
-        outcome = ("unknown", "timed out", None)
+        return ("unknown", "timed out", None)
     except UpstreamError as exc:
-        outcome = ("unknown", str(exc.detail)[:200], None)
+        return ("unknown", str(exc.detail)[:200], None)
     except Exception:  # a bug must not stop the loop, nor retry for ever: the horizon bounds it
         log.exception("delivery %s failed", delivery.id)
-        outcome = ("retry", "internal error", None)
-    await _mark(senders, report, delivery, outcome, held_until)
+        return ("retry", "internal error", None)
 
 
 async def _mark(
@@ -311,23 +518,22 @@ class NoLongerThere(Exception):
     moved to another account, unbound, account deleted): it goes nowhere else."""
 
 
-async def _push(senders: Senders, delivery: db.Delivery, notification: db.Notification) -> str:
+async def _push(
+    senders: Senders, delivery: db.Delivery, notification: db.Notification, devices: list[db.Device]
+) -> str:
     target = dict(delivery.target)
     # only devices that are still this person's: a phone that moved to another account gets nothing of his
-    current = {d.registration_id for d in await db.devices_of(notification.account_id)}
+    current = {d.registration_id for d in devices}
     target["registration_ids"] = [r for r in target["registration_ids"] if r in current]
     if not target["registration_ids"]:
         raise NoLongerThere("no device of this account any more")
     if "cid" not in target:
-        # the key of this delivery for good: kept before the first push, so every retry reuses it
-        target["cid"] = await senders.push.new_cid()
-        target["first_try_at"] = clock.now().isoformat()
-        await db.set_target(delivery.id, target)
+        raise PushRetryable("JPush gave no cid for this try")  # kept before any push: see _first_tries
     message = PushMessage(
         registration_ids=tuple(target["registration_ids"]),
         platforms=tuple(target["platforms"]),
         title=notification.title,
-        body=notification.body,
+        body=notification.body[:PUSH_BODY_MAX],
         extras={"notification_id": str(notification.id)}
         | ({"application_id": str(notification.application_id)} if notification.application_id else {}),
         service_notice=category_of(notification.kind).service_notice,
@@ -350,20 +556,16 @@ def template_data(fields: dict[str, str], notification: db.Notification) -> dict
     return {key: ours.get(source, "")[:WECHAT_VALUE_MAX] for key, source in fields.items()}
 
 
-async def _wechat(senders: Senders, delivery: db.Delivery, notification: db.Notification) -> str:
+async def _wechat(
+    senders: Senders, delivery: db.Delivery, notification: db.Notification, bound: str | None
+) -> str:
     template = senders.settings.wechat_templates[notification.kind]
-    target = dict(delivery.target)
-    bound = {
-        b.external_id for b in await identity_db.bindings_of(notification.account_id) if b.channel == "wechat"
-    }
-    if target["openid"] not in bound:
+    openid = delivery.target["openid"]
+    if openid != bound:
         raise NoLongerThere("this WeChat is no longer bound to the account")
-    if "first_try_at" not in target:
-        target["first_try_at"] = clock.now().isoformat()
-        await db.set_target(delivery.id, target)
     url = senders.settings.wechat_url.replace("{id}", str(notification.id)) or None
     return await senders.wechat.send_template(
-        target["openid"],
+        openid,
         str(template["template_id"]),
         template_data(dict(template.get("fields", {})), notification),
         url,
@@ -371,35 +573,172 @@ async def _wechat(senders: Senders, delivery: db.Delivery, notification: db.Noti
     )
 
 
+# ---- 4. receipts and their timeout ----------------------------------------------------------------------
+
+# the channels whose provider tells us what became of a message: JPush's report API. WeChat's
+# TEMPLATESENDJOBFINISH event arrives at the official account's callback (the WeChat issue adds it here)
+RECEIPTED = frozenset({PUSH})
+RECEIPT_STATUSES = frozenset({"delivered", "permanent-failure", "temporary-failure"})
+# a receipt for a message we have not marked yet (it overtook our write) is tried again this long
+RECEIPT_PATIENCE = timedelta(days=1)
+
+
+async def apply_receipt(
+    channel: str, provider_ref: str, status: str, detail: str | None, at: datetime
+) -> str:
+    """A provider's receipt, kept as it came and applied as GOV.UK Notify applies one: to a delivery that
+    is `sent` (or was given up for want of one) it sets `status`; a second receipt for the same message
+    changes nothing; one for a message not marked yet waits for a later pass. "applied", "duplicate" or
+    "pending"."""
+    if status not in RECEIPT_STATUSES:
+        raise ValueError(f"not a receipt status: {status!r}")
+    async with in_transaction():
+        receipt_id = await db.keep_receipt(channel, provider_ref, status, detail, at)
+        outcome = await _apply(channel, provider_ref, status, detail, at)
+        if outcome != "pending":
+            await db.receipt_applied(receipt_id, at)
+    return outcome
+
+
+async def _apply(channel: str, provider_ref: str, status: str, detail: str | None, at: datetime) -> str:
+    delivery = await db.delivery_by_ref(channel, provider_ref)
+    if delivery is None:
+        return "pending"
+    # a delivery given up with no receipt (temporary-failure, the provider's id kept) takes a late one
+    settles = delivery.status == "sent" or (delivery.status == "temporary-failure" and status == "delivered")
+    if settles and await db.settle_delivery(delivery.id, delivery.status, status, at, detail):
+        return "applied"
+    return "duplicate"
+
+
+async def receipts_once(senders: Senders, report: DeliveryReport, now: datetime) -> None:
+    """Receipts that came early, applied now that their delivery is marked; JPush asked what became of the
+    pushes it took (the report API counts devices per message: one or more received is `delivered`)."""
+    for receipt in await db.pending_receipts(senders.settings.batch):
+        if now - receipt.received_at > RECEIPT_PATIENCE:
+            await db.receipt_applied(receipt.id, now)  # no delivery of ours ever had this message id
+            continue
+        async with in_transaction():
+            outcome = await _apply(receipt.channel, receipt.provider_ref, receipt.status, receipt.detail, now)
+            if outcome != "pending":
+                await db.receipt_applied(receipt.id, now)
+                report.receipts += outcome == "applied"
+    since = now - timedelta(seconds=senders.settings.receipt_window)
+    after = 0
+    while True:
+        waiting = await db.sent_awaiting_receipt(PUSH, since, after, 100)
+        if not waiting:
+            break
+        after = waiting[-1].id
+        try:
+            counts = await senders.push.received([str(d.provider_ref) for d in waiting])
+        except PushRetryable as exc:
+            log.info("push receipts: JPush cannot be asked now", extra={"fields": {"error": str(exc)}})
+            break
+        for delivery in waiting:
+            if counts.get(str(delivery.provider_ref), 0) > 0:
+                outcome = await apply_receipt(PUSH, str(delivery.provider_ref), "delivered", None, now)
+                report.receipts += outcome == "applied"
+        if len(waiting) < 100:
+            break
+
+
+async def timeout_once(senders: Senders, report: DeliveryReport, now: datetime) -> None:
+    """A delivery `sent` on a channel with receipts that got none within `receipt_timeout` is given up:
+    temporary-failure (Notify's timeout-sending-notifications), never sent again (the provider took it)."""
+    before = now - timedelta(seconds=senders.settings.receipt_timeout)
+    for delivery_id, channel in await db.unreceipted_before(before, senders.settings.batch):
+        if channel in RECEIPTED and await db.settle_delivery(
+            delivery_id, "sent", "temporary-failure", now, "no receipt from the provider in time"
+        ):
+            report.timed_out += 1
+
+
 # ---- the loop ----------------------------------------------------------------------------------------------
 
 
-async def deliver_once(senders: Senders, now: datetime | None = None) -> DeliveryReport:
-    """One pass: expand the outbox, take back lapsed tries, send what is due."""
+async def deliver_once(
+    senders: Senders, now: datetime | None = None, *, receipts: bool = True
+) -> DeliveryReport:
+    """One pass: expand the outbox, fan out an announcement due, take back lapsed tries, send what is due;
+    with `receipts`, apply the providers' receipts and time out what got none."""
     report = DeliveryReport()
     moment = now or clock.now()
     await expand_once(senders, report, moment)
+    await announce_once(senders, report, moment)
     await sweep_once(report, moment)
     await send_once(senders, report, moment)
+    if receipts:
+        await receipts_once(senders, report, moment)
+        await timeout_once(senders, report, moment)
+    senders.holds.moments.clear()  # everything claimed was marked, done or left by its own rules
     return report
+
+
+async def release(senders: Senders) -> int:
+    """Give back what the pass in flight holds (it was cancelled at the end of the grace period): its
+    deliveries `sending` become due at once (push goes again with the same cid, WeChat within its 10
+    minutes), its outbox rows and announcement claimable by another worker at once. How many rows."""
+    moments = sorted(senders.holds.moments)
+    senders.holds.moments.clear()
+    if not moments:
+        return 0
+    return await db.release_claims(moments, clock.now())
 
 
 async def deliver_forever(senders: Senders, stop: asyncio.Event, *, first_after: float = 0.0) -> None:
     """Passes until `stop` is set: the next at once while there was work, else after `interval` seconds. A
-    failing pass (database or Redis down) is logged and the loop goes on."""
+    failing pass (database or Redis down) is logged and the loop goes on. Once `stop` is set, the pass in
+    flight has `stop_grace` seconds to finish; then it is cancelled and what it held is given back."""
     interval = senders.settings.interval
     log.info("delivery loop started", extra={"fields": {"interval": interval}})
     if await stopped_within(stop, first_after):
+        log.info("delivery loop stopped")
         return
+    loop = asyncio.get_running_loop()
+    last_receipts = -senders.settings.receipt_poll
     while not stop.is_set():
         work = 0
+        receipts = loop.time() - last_receipts >= senders.settings.receipt_poll
+        if receipts:
+            last_receipts = loop.time()
+        one_pass = asyncio.ensure_future(deliver_once(senders, receipts=receipts))
+        stopping = asyncio.ensure_future(stop.wait())
         try:
-            report = await deliver_once(senders)
+            await asyncio.wait({one_pass, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not one_pass.done():
+                # asked to stop mid-pass: it may finish within the grace period
+                await asyncio.wait({one_pass}, timeout=senders.settings.stop_grace)
+            if not one_pass.done():
+                one_pass.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await one_pass
+                given = await release(senders)
+                log.warning("delivery pass cut short by the stop", extra={"fields": {"released": given}})
+                break
+            report = one_pass.result()
             work = report.work
             if work:
-                log.info("delivery pass", extra={"fields": {"expanded": report.expanded, **report.statuses}})
+                fields = {
+                    "expanded": report.expanded,
+                    "announced": report.announced,
+                    "receipts": report.receipts,
+                    "timed_out": report.timed_out,
+                    **report.statuses,
+                }
+                log.info("delivery pass", extra={"fields": fields})
+        except asyncio.CancelledError:
+            # cancelled from outside (the server's shutdown cancels its tasks): what the pass held goes back
+            one_pass.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await one_pass
+            given = await release(senders)
+            log.warning("delivery loop cancelled mid-pass", extra={"fields": {"released": given}})
+            raise
         except Exception:
             log.exception("delivery pass failed")
+        finally:
+            stopping.cancel()
         if not work and await stopped_within(stop, interval):
             break
     log.info("delivery loop stopped")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.kit.errors import NotFoundError
+from api.kit.errors import Conflict, NotFoundError
 
 
 class NotificationNotFound(NotFoundError):
@@ -13,3 +13,13 @@ class NotificationNotFound(NotFoundError):
 class DeviceNotFound(NotFoundError):
     code = "device_not_found"
     title = "没有这台设备"
+
+
+class AnnouncementNotFound(NotFoundError):
+    code = "announcement_not_found"
+    title = "没有这条公告"
+
+
+class AnnouncementStarted(Conflict):
+    code = "announcement_started"
+    title = "公告已开始发送或已撤回，不能再撤回"

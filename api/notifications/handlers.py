@@ -5,11 +5,19 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from api.kit.auth import require
+from api.kit.auth import ADMINS, CLERKS, require
 from api.kit.docs import documented
 from api.kit.http import json_model, no_content, page_limit, parse_body, parse_query
-from api.notifications import service
+from api.notifications import announcements, service
 from api.notifications.schemas import (
+    AnnouncementIn,
+    AnnouncementList,
+    AnnouncementOut,
+    AnnouncementQuery,
+    DeliveryList,
+    DeliveryQuery,
+    DeliverySummary,
+    DeliverySummaryQuery,
     DeviceIn,
     DeviceList,
     DeviceOut,
@@ -115,3 +123,74 @@ async def set_preferences(request: Request) -> HTTPResponse:
     body = parse_body(request, PreferencesIn)
     settings = request.app.ctx.settings.notifications
     return json_model(await service.set_preferences(request.ctx.principal, body, settings))
+
+
+# ---- announcements (staff) and the operators' view (admins) -----------------------------------------------
+
+
+@bp.post("/admin/announcements")
+@documented(
+    "发布公告(政务信息)：发送范围、渠道、定时 send_at；由后台分批发送，不在请求中群发",
+    tag="admin",
+    body=AnnouncementIn,
+    ok=AnnouncementOut,
+    status=201,
+)
+@require(*CLERKS)
+async def publish(request: Request) -> HTTPResponse:
+    body = parse_body(request, AnnouncementIn)
+    row = await announcements.publish(request.ctx.principal, body)
+    response = json_model(row, status=201)
+    response.headers["Location"] = f"/api/v1/admin/announcements/{row.id}"
+    return response
+
+
+@bp.get("/admin/announcements")
+@documented(
+    "公告列表(最新在前)，含各渠道各状态的发送数", tag="admin", query=AnnouncementQuery, ok=AnnouncementList
+)
+@require(*CLERKS)
+async def announcement_list(request: Request) -> HTTPResponse:
+    query = parse_query(request, AnnouncementQuery)
+    return json_model(
+        await announcements.announcements(query.status, query.cursor, page_limit(request, query.limit))
+    )
+
+
+@bp.get("/admin/announcements/<announcement_id:id>")
+@documented("一条公告及其发送情况", tag="admin", ok=AnnouncementOut, errors=(404,))
+@require(*CLERKS)
+async def announcement(request: Request, announcement_id: int) -> HTTPResponse:
+    return json_model(await announcements.announcement(announcement_id))
+
+
+@bp.post("/admin/announcements/<announcement_id:id>/cancel")
+@documented("撤回尚未开始发送的公告", tag="admin", ok=AnnouncementOut, errors=(404, 409))
+@require(*CLERKS)
+async def cancel_announcement(request: Request, announcement_id: int) -> HTTPResponse:
+    return json_model(await announcements.cancel(announcement_id))
+
+
+@bp.get("/admin/deliveries")
+@documented(
+    "各渠道发送记录(最新在前)：status=、channel=、from/to 创建时间",
+    tag="admin",
+    query=DeliveryQuery,
+    ok=DeliveryList,
+)
+@require(*ADMINS)
+async def delivery_list(request: Request) -> HTTPResponse:
+    query = parse_query(request, DeliveryQuery)
+    return json_model(
+        await announcements.deliveries(
+            query.status, query.channel, query.from_, query.to, query.cursor, page_limit(request, query.limit)
+        )
+    )
+
+
+@bp.get("/admin/deliveries/summary")
+@documented("发送记录按渠道与状态汇总", tag="admin", query=DeliverySummaryQuery, ok=DeliverySummary)
+@require(*ADMINS)
+async def delivery_summary(request: Request) -> HTTPResponse:
+    query = parse_query(request, DeliverySummaryQuery)
+    return json_model(await announcements.summary(query.channel, query.from_, query.to))

@@ -46,8 +46,18 @@ class PushGateway(Protocol):
         """A fresh idempotency key for one push (JPush `cid`: a second push with it sends nothing again)."""
         ...
 
+    async def new_cids(self, count: int) -> list[str]:
+        """`count` fresh keys at once (JPush gives up to 1000 a call). PushRetryable when it cannot now."""
+        ...
+
     async def push(self, message: PushMessage, cid: str) -> str:
         """Send; the provider's message id. PushRetryable or PushRejected when it does not take it."""
+        ...
+
+    async def received(self, msg_ids: list[str]) -> dict[str, int]:
+        """How many devices got each of these messages so far (JPush's report API counts per message, not
+        per device; at most 100 ids a call). A message it has no count for is left out. PushRetryable
+        when it cannot be asked now."""
         ...
 
     async def aclose(self) -> None:

@@ -8,7 +8,13 @@
     200 {"sendno": "0", "msg_id": "18100000000001"}
     4xx/5xx {"error": {"code": 1011, "message": "cannot find user by this audience"}}
 
-    GET {base_url}/v3/push/cid?count=1&type=push  200 {"cidlist": ["<cid>"]}
+    GET {base_url}/v3/push/cid?count=N&type=push  200 {"cidlist": ["<cid>", ...]}   (N ≤ 1000)
+
+    GET {report_url}/v3/received/detail?msg_ids=1613113584,1229760629   (at most 100 ids)
+    200 [{"msg_id": "1613113584", "jpush_received": 62, "android_pns_sent": 12, "android_pns_received": 12,
+          "ios_apns_sent": 11, "ios_apns_received": 5, "ios_msg_received": 3, "hmos_hmpns_received": 1,
+          "quickapp_jpush_received": 1, "quickapp_pns_received": 0, ...}, ...]
+    (counts are null where JPush has none yet; a message is received when any `*_received` count is > 0)
 
 A push with a `cid` JPush has seen is not sent again: the delivery worker takes one cid per delivery and
 keeps it, so a retry after a crash between the push and its mark sends nothing twice (`sendno` is only
@@ -48,6 +54,26 @@ class _Pushed(BaseModel):
 
     msg_id: str | int
     sendno: str | int | None = None
+
+
+class _Received(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    msg_id: str | int
+
+
+# JPush's own channel, the phone makers', APNs, HarmonyOS and quick apps: each a count of devices reached
+RECEIVED_COUNTS = (
+    "jpush_received",
+    "android_pns_received",
+    "ios_apns_received",
+    "ios_msg_received",
+    "hmos_hmpns_received",
+    "quickapp_jpush_received",
+    "quickapp_pns_received",
+)
+REPORT_MAX = 100
+CIDS_MAX = 1000
 
 
 class _Cids(BaseModel):
@@ -92,26 +118,44 @@ def jpush_body(message: PushMessage, cid: str, settings: PushSection) -> dict[st
 class HttpPush:
     """A PushGateway talking to JPush at `settings.base_url`."""
 
-    def __init__(self, settings: PushSection, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: PushSection,
+        client: httpx.AsyncClient | None = None,
+        report_client: httpx.AsyncClient | None = None,
+    ) -> None:
         self._settings = settings
         secret = base64.b64encode(f"{settings.app_key}:{settings.master_secret}".encode()).decode()
         self._headers = {"Authorization": f"Basic {secret}"}
         self._owns_client = client is None
         self._client = client or make_client(settings.base_url, settings.timeout)
+        self._report = report_client or make_client(settings.report_url, settings.timeout)
+        self._owns_report = report_client is None
 
     async def new_cid(self) -> str:
+        return (await self.new_cids(1))[0]
+
+    async def new_cids(self, count: int) -> list[str]:
+        if not 1 <= count <= CIDS_MAX:
+            raise ValueError(f"JPush gives 1 to {CIDS_MAX} cids a call")
         try:
             data = await call_json(
                 self._client,
                 "GET",
                 "/v3/push/cid",
                 name=NAME,
-                params={"count": "1", "type": "push"},
+                params={"count": str(count), "type": "push"},
                 headers=self._headers,
             )
         except (UpstreamError, UpstreamTimeout) as exc:
             raise PushRetryable(f"JPush cid: {exc.detail}") from None
-        return validate_answer(_Cids, data, name=NAME).cidlist[0]
+        try:
+            cids = validate_answer(_Cids, data, name=NAME).cidlist
+        except UpstreamError:
+            raise PushRetryable("JPush cid: an answer without cidlist") from None
+        if len(cids) < count:
+            raise PushRetryable(f"JPush cid: {len(cids)} of {count} asked")
+        return cids[:count]
 
     async def push(self, message: PushMessage, cid: str) -> str:
         if not message.registration_ids:
@@ -137,9 +181,40 @@ class HttpPush:
         except UpstreamError:
             raise PushRetryable("JPush: an answer without msg_id") from None
 
+    async def received(self, msg_ids: list[str]) -> dict[str, int]:
+        if len(msg_ids) > REPORT_MAX:
+            raise ValueError(f"at most {REPORT_MAX} msg_ids a call")
+        if not msg_ids:
+            return {}
+        try:
+            data = await call_json(
+                self._report,
+                "GET",
+                "/v3/received/detail",
+                name=NAME,
+                params={"msg_ids": ",".join(msg_ids)},
+                headers=self._headers,
+            )
+        except (UpstreamError, UpstreamTimeout) as exc:
+            raise PushRetryable(f"JPush report: {exc.detail}") from None
+        if not isinstance(data, list):
+            raise PushRetryable("JPush report: not a list")
+        out: dict[str, int] = {}
+        for item in data:
+            try:
+                row = _Received.model_validate(item)
+            except ValueError:
+                continue  # one entry we cannot read says nothing of the others
+            extra = row.model_extra or {}
+            counts = [extra.get(name) for name in RECEIVED_COUNTS]
+            out[str(row.msg_id)] = sum(c for c in counts if isinstance(c, int) and not isinstance(c, bool))
+        return out
+
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.aclose()
+        if self._owns_report:
+            await self._report.aclose()
 
 
 def _classified(exc: UpstreamStatus, message: PushMessage) -> Exception:

@@ -3,7 +3,9 @@
 It behaves as JPush does where our code depends on it: a `cid` already used answers the first push's
 message id and sends nothing again; a registration id it does not know is refused as JPush refuses one
 (error 1011, "cannot find user by this audience"). Every id is known but those starting with `gone-`
-(an uninstalled app). Ids starting with `busy-` answer as an overloaded JPush does (a retryable error) the
+(an uninstalled app). A device whose id starts with `offline-` takes the message but never reports it
+received (a phone switched off for good); every other device reports it received at once. Ids starting
+with `busy-` answer as an overloaded JPush does (a retryable error) the
 first two times they are pushed to, then take the message: what a retry test needs, deterministic.
 
 Redis (so every worker and the test client see the same): list `sandbox:push:{registration_id}` of JSON
@@ -28,6 +30,8 @@ TTL_SECONDS = 24 * 3600
 GONE_PREFIX = "gone-"
 BUSY_PREFIX = "busy-"
 BUSY_TIMES = 2
+OFFLINE_PREFIX = "offline-"
+REPORT_MAX = 100
 
 
 def sandbox_key(registration_id: str) -> str:
@@ -42,6 +46,9 @@ class SandboxPush:
 
     async def new_cid(self) -> str:
         return f"sandbox-{secrets.token_hex(8)}"
+
+    async def new_cids(self, count: int) -> list[str]:
+        return [await self.new_cid() for _ in range(count)]
 
     async def push(self, message: PushMessage, cid: str) -> str:
         if not message.registration_ids:
@@ -76,8 +83,18 @@ class SandboxPush:
                 pipe.ltrim(key, -KEEP, -1)
                 pipe.expire(key, TTL_SECONDS)
             pipe.set(f"sandbox:push:cid:{cid}", msg_id, ex=TTL_SECONDS)
+            received = sum(1 for r in live if not r.startswith(OFFLINE_PREFIX))
+            pipe.set(f"sandbox:push:received:{msg_id}", received, ex=TTL_SECONDS)
             await pipe.execute()
         return msg_id
+
+    async def received(self, msg_ids: list[str]) -> dict[str, int]:
+        if len(msg_ids) > REPORT_MAX:
+            raise ValueError(f"at most {REPORT_MAX} msg_ids a call")
+        if not msg_ids:
+            return {}
+        counts = await self._redis.mget([f"sandbox:push:received:{m}" for m in msg_ids])
+        return {m: int(c) for m, c in zip(msg_ids, counts, strict=True) if c is not None}
 
     async def sent_to(self, registration_id: str) -> list[dict]:
         """Pushes recorded for a device, oldest first."""

@@ -92,6 +92,8 @@ CODES: dict[str, set[int]] = {
     "unknown_department": {422},
     "notification_not_found": {404},
     "device_not_found": {404},
+    "announcement_not_found": {404},
+    "announcement_started": {409},
 }
 
 # codes more than one class answers with, and why

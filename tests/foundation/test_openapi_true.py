@@ -27,6 +27,12 @@ BEYOND_THE_SCHEMA = {
     ("POST /api/v1/admin/accounts", "points"): "a grid worker has at least one point, each one that exists",
     ("POST /api/v1/admin/accounts", "department"): "a clerk belongs to a department that exists",
     ("POST /api/v1/applications/{application_id}/evaluation", "level"): "a level or the pad's key",
+    (
+        "POST /api/v1/admin/announcements",
+        "audience.code",
+    ): "a code of the catalogue for its kind, none for everyone",
+    ("POST /api/v1/admin/announcements", "audience"): "an audience that reaches somebody now",
+    ("POST /api/v1/admin/announcements", "send_at"): "not before now",
 }
 
 

@@ -64,6 +64,10 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/api/v1/notifications/<notification_id:id64>/read"): Sample(params={"notification_id": 1}),
     ("GET", "/api/v1/notifications/<notification_id:id64>"): Sample(params={"notification_id": 1}),
     ("DELETE", "/api/v1/me/devices/<registration:str>"): Sample(params={"registration": "nobody-s-device"}),
+    ("GET", "/api/v1/admin/announcements/<announcement_id:id>"): Sample(params={"announcement_id": 1}),
+    ("POST", "/api/v1/admin/announcements/<announcement_id:id>/cancel"): Sample(
+        params={"announcement_id": 1}
+    ),
     ("POST", "/api/v1/me/devices"): Sample(
         json={"registration_id": "matrix-1", "platform": "android", "app_version": "1.0"}
     ),

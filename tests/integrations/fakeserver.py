@@ -136,7 +136,11 @@ class FakeServer:
                 except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
                     pass  # the client gave up (size cap, timeout): that is what some tests want
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # many clients at once (two delivery workers) wait in the backlog instead of being reset
+            request_queue_size = 512
+
+        server = Server(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         if ssl_context is not None:
             server.socket = ssl_context.wrap_socket(server.socket, server_side=True)

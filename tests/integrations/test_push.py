@@ -65,6 +65,7 @@ async def jpush(fake: FakeServer) -> AsyncIterator[HttpPush]:
     settings = settings_for(
         PUSH__PROVIDER="http",
         PUSH__BASE_URL=fake.url,
+        PUSH__REPORT_URL=fake.url,
         PUSH__APP_KEY=APP_KEY,
         PUSH__MASTER_SECRET=SECRET,
         PUSH__TIMEOUT="0.3",
@@ -164,3 +165,65 @@ async def test_a_cid_that_cannot_be_had_is_retryable(fake: FakeServer, jpush: Ht
     fake.route("GET", CID, Reply(500, {"error": {"code": 1000, "message": "x"}}))
     with pytest.raises(PushRetryable):
         await jpush.new_cid()
+
+
+# ---- JPush's report API: what became of each message -----------------------------------------------------
+
+RECEIVED = "/v3/received/detail"
+
+
+async def test_receipts_are_the_report_apis_counts_per_message(fake: FakeServer, jpush: HttpPush) -> None:
+    fake.route(
+        "GET",
+        RECEIVED,
+        Reply(
+            200,
+            [
+                # got by two phones over the makers' channels and one iPhone
+                {"msg_id": "18100000000001", "jpush_received": 0, "android_pns_sent": 2,
+                 "android_pns_received": 2, "ios_apns_sent": 1, "ios_apns_received": 1,
+                 "ios_msg_received": None, "wp_mpns_sent": None, "hmos_hmpns_received": None},
+                # sent, not received yet: counts of nothing, and nulls
+                {"msg_id": 18100000000002, "jpush_received": None, "android_pns_sent": 1,
+                 "android_pns_received": 0, "ios_apns_received": None},
+                "not an entry",  # one entry we cannot read says nothing of the others
+            ],
+        ),
+    )  # fmt: skip
+    counts = await jpush.received(["18100000000001", "18100000000002", "18100000000003"])
+    assert counts == {"18100000000001": 3, "18100000000002": 0}  # the third: no count at all
+    [asked] = fake.hits(RECEIVED)
+    assert asked.query == {"msg_ids": "18100000000001,18100000000002,18100000000003"}
+    assert asked.headers["authorization"].startswith("Basic ")
+    with pytest.raises(ValueError):
+        await jpush.received([str(i) for i in range(101)])  # JPush takes at most 100 a call
+    assert await jpush.received([]) == {}
+
+
+@pytest.mark.parametrize("reply", [Reply(500, {"error": {"code": 1000}}), Reply(200, {"not": "a list"})])
+async def test_a_report_that_cannot_be_read_is_asked_again_later(
+    fake: FakeServer, jpush: HttpPush, reply: Reply
+) -> None:
+    fake.route("GET", RECEIVED, reply)
+    with pytest.raises(PushRetryable):
+        await jpush.received(["18100000000001"])
+
+
+async def test_the_sandbox_reports_every_device_received_but_an_offline_one(redis: FakeAsyncRedis) -> None:
+    push = SandboxPush(redis)
+    online = await push.push(MESSAGE, await push.new_cid())
+    offline = await push.push(
+        PushMessage(registration_ids=("offline-1",), platforms=("android",), title="t", body="b"), "c-off"
+    )
+    assert await push.received([online, offline, "999999"]) == {online: 2, offline: 0}
+
+
+async def test_cids_for_a_whole_batch_come_in_one_call(fake: FakeServer, jpush: HttpPush) -> None:
+    fake.route("GET", CID, Reply(200, {"cidlist": ["c1", "c2", "c3"]}))
+    assert await jpush.new_cids(3) == ["c1", "c2", "c3"]
+    [asked] = fake.hits(CID)
+    assert asked.query == {"count": "3", "type": "push"}
+    with pytest.raises(PushRetryable):
+        await jpush.new_cids(4)  # JPush gave fewer than asked: none is used
+    with pytest.raises(ValueError):
+        await jpush.new_cids(1001)
