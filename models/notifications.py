@@ -11,6 +11,7 @@ from tortoise import connections, fields
 from tortoise.expressions import F
 from tortoise.functions import Count
 from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
 from models.sql import Placeholders, as_db, is_postgres
 
@@ -730,6 +731,17 @@ async def unreceipted_before(before: datetime, limit: int) -> list[tuple[int, st
     return [(int(r["id"]), str(r["channel"])) for r in rows]
 
 
+def _deliveries(channel: str | None, since: datetime | None, until: datetime | None) -> QuerySet[Delivery]:
+    qs = Delivery.all()
+    if channel is not None:
+        qs = qs.filter(channel=channel)
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    if until is not None:
+        qs = qs.filter(created_at__lt=until)
+    return qs
+
+
 async def deliveries_page(
     status: str | None,
     channel: str | None,
@@ -739,15 +751,9 @@ async def deliveries_page(
     limit: int,
 ) -> list[Delivery]:
     """Deliveries for the operators, newest first, filtered by status, channel and time of creation."""
-    qs = Delivery.all()
+    qs = _deliveries(channel, since, until)
     if status is not None:
         qs = qs.filter(status=status)
-    if channel is not None:
-        qs = qs.filter(channel=channel)
-    if since is not None:
-        qs = qs.filter(created_at__gte=since)
-    if until is not None:
-        qs = qs.filter(created_at__lt=until)
     if before_id is not None:
         qs = qs.filter(id__lt=before_id)
     return await qs.order_by("-id").limit(limit).select_related("notification")
@@ -757,14 +763,12 @@ async def delivery_summary(
     channel: str | None, since: datetime | None, until: datetime | None
 ) -> dict[str, dict[str, int]]:
     """How many deliveries there are per channel and status."""
-    qs = Delivery.all()
-    if channel is not None:
-        qs = qs.filter(channel=channel)
-    if since is not None:
-        qs = qs.filter(created_at__gte=since)
-    if until is not None:
-        qs = qs.filter(created_at__lt=until)
-    rows = await qs.annotate(n=Count("id")).group_by("channel", "status").values("channel", "status", "n")
+    rows = (
+        await _deliveries(channel, since, until)
+        .annotate(n=Count("id"))
+        .group_by("channel", "status")
+        .values("channel", "status", "n")
+    )
     out: dict[str, dict[str, int]] = {}
     for row in rows:
         out.setdefault(str(row["channel"]), {})[str(row["status"])] = int(row["n"])

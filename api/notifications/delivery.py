@@ -686,6 +686,14 @@ async def release(senders: Senders) -> int:
     return await db.release_claims(moments, clock.now())
 
 
+async def _cut_short(senders: Senders, one_pass: asyncio.Future[DeliveryReport]) -> int:
+    """Cancel the pass in flight, wait for it to unwind, give back what it held; how many rows."""
+    one_pass.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await one_pass
+    return await release(senders)
+
+
 async def deliver_forever(senders: Senders, stop: asyncio.Event, *, first_after: float = 0.0) -> None:
     """Passes until `stop` is set: the next at once while there was work, else after `interval` seconds. A
     failing pass (database or Redis down) is logged and the loop goes on. Once `stop` is set, the pass in
@@ -710,10 +718,7 @@ async def deliver_forever(senders: Senders, stop: asyncio.Event, *, first_after:
                 # asked to stop mid-pass: it may finish within the grace period
                 await asyncio.wait({one_pass}, timeout=senders.settings.stop_grace)
             if not one_pass.done():
-                one_pass.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await one_pass
-                given = await release(senders)
+                given = await _cut_short(senders, one_pass)
                 log.warning("delivery pass cut short by the stop", extra={"fields": {"released": given}})
                 break
             report = one_pass.result()
@@ -729,10 +734,7 @@ async def deliver_forever(senders: Senders, stop: asyncio.Event, *, first_after:
                 log.info("delivery pass", extra={"fields": fields})
         except asyncio.CancelledError:
             # cancelled from outside (the server's shutdown cancels its tasks): what the pass held goes back
-            one_pass.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await one_pass
-            given = await release(senders)
+            given = await _cut_short(senders, one_pass)
             log.warning("delivery loop cancelled mid-pass", extra={"fields": {"released": given}})
             raise
         except Exception:

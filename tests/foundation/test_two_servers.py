@@ -8,7 +8,6 @@ the machine's at 127.0.0.1:6379 (database 10). The test starts and stops both se
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -20,10 +19,10 @@ import httpx
 import pytest
 import redis
 
+from tests.support.databases import own_database
 from tests.support.server import free_port, serving
 
 REDIS_URL = os.environ.get("YWT_TEST_REDIS_URL") or "redis://127.0.0.1:6379/10"
-PG_URL = os.environ.get("YWT_TEST_DATABASE_URL")
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_PHONE = "13700000201"  # a demo grid worker (api/sandbox/people.py), password Xinyu2026
 RESIDENT = {"name": "张三", "id_number": "360502198803152015", "phone": "13800000001"}
@@ -36,29 +35,10 @@ def _flush_redis() -> None:
         client.flushdb()
 
 
-async def _pg(statement: str) -> None:
-    import asyncpg
-
-    assert PG_URL is not None
-    conn = await asyncpg.connect(PG_URL.replace("postgres://", "postgresql://", 1))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def database(tmp_path) -> Iterator[str]:
-    if not PG_URL:
-        yield f"sqlite://{tmp_path}/shared.sqlite3"
-        return
-    name = f"ywt_two_servers_{os.getpid()}"
-    asyncio.run(_pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    asyncio.run(_pg(f"CREATE DATABASE {name}"))
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        asyncio.run(_pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with own_database(tmp_path, "ywt_two_servers") as url:
+        yield url
 
 
 def _env(tmp_path: Path, database: str, *, seed: bool) -> dict[str, str]:

@@ -80,10 +80,14 @@ class FakeServer:
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
-    def start(self, ssl_context: ssl.SSLContext | None = None) -> FakeServer:
+    def start(self, ssl_context: ssl.SSLContext | None = None, *, keep_alive: bool = False) -> FakeServer:
+        """Serve on a free port. `keep_alive`: HTTP/1.1 connections kept open between requests (many
+        requests from one client, quickly); otherwise each answer closes its connection."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def do_GET(self) -> None:
                 self._answer()
 
@@ -123,7 +127,8 @@ class FakeServer:
                         headers["Content-Length"] = str(len(payload))
                     for name, value in headers.items():
                         self.send_header(name, value)
-                    self.send_header("Connection", "close")
+                    if not keep_alive:
+                        self.send_header("Connection", "close")
                     self.end_headers()
                     if reply.trickle:
                         for i in range(len(payload)):

@@ -9,13 +9,17 @@ never claim one delivery twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,8 +33,9 @@ from api.kit.db import in_transaction
 from models import notifications as db
 from models.identity import Account
 from tests.integrations.fakeserver import FakeServer, Reply, Seen
-from tests.notifications.test_delivery import device, submitted
+from tests.notifications.test_delivery import bind_wechat, device, submitted
 from tests.support.cases import make_world
+from tests.support.server import free_port
 
 SETTLED = ("sent", "delivered")
 
@@ -41,7 +46,7 @@ class FakeJPush:
     when it is a late or unreadable answer (what JPush may have done)."""
 
     def __init__(self) -> None:
-        self.server = FakeServer().start()
+        self.server = FakeServer().start(keep_alive=True)
         self.lock = threading.Lock()
         self.msg_ids = itertools.count(18_100_000_000_001)
         self.by_cid: dict[str, str] = {}
@@ -112,7 +117,7 @@ def jpush() -> Iterator[FakeJPush]:
     fake.stop()
 
 
-def worker_env(app, jpush: FakeJPush, tmp: Path) -> dict[str, str]:
+def worker_env(app, jpush: FakeJPush | FakeJPushUrl, tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("YWT_")}
     return env | {
         "YWT_APP__MODE": "embedded",
@@ -268,7 +273,11 @@ async def test_two_workers_never_claim_one_delivery_twice(app, client, jpush, tm
         None,
         now,
     )
-    env = worker_env(app, jpush, tmp_path) | {"YWT_PUSH__TIMEOUT": "10"}  # the fake is slow under load
+    # receipts (each applied in a transaction of its own) are another test's: here, the claims
+    env = worker_env(app, jpush, tmp_path) | {
+        "YWT_PUSH__TIMEOUT": "10",
+        "YWT_NOTIFICATIONS__RECEIPT_POLL": "86400",
+    }
     expected = await db.Device.all().count()
     log = tmp_path / "workers.log"
     with worker(env, log), worker(env, log):
@@ -291,3 +300,202 @@ async def test_two_workers_never_claim_one_delivery_twice(app, client, jpush, tm
     print(
         f"pushes {len(jpush.pushes)} for {expected} deliveries; cids pushed twice: {jpush.cids_pushed_twice()}"
     )
+
+
+# ---- Redis restarted, the database connection cut --------------------------------------------------------
+
+
+class FakeWeChatApi:
+    """WeChat's token and template-message calls; a client_msg_id seen before sends nothing again."""
+
+    def __init__(self) -> None:
+        self.server = FakeServer().start()
+        self.lock = threading.Lock()
+        self.msgids = itertools.count(200228332)
+        self.by_client_msg_id: dict[str, int] = {}
+        self.to_openid: dict[str, list[str]] = {}
+        self.server.route("GET", "/cgi-bin/token", self._token)
+        self.server.route("POST", "/cgi-bin/message/template/send", self._send)
+
+    def _token(self, seen: Seen) -> Reply:
+        return Reply(200, {"access_token": "ACCESS_TOKEN_fault_test", "expires_in": 7200})
+
+    def _send(self, seen: Seen) -> Reply:
+        body = seen.json()
+        key = body["client_msg_id"]
+        with self.lock:
+            if key not in self.by_client_msg_id:
+                self.by_client_msg_id[key] = next(self.msgids)
+                self.to_openid.setdefault(body["touser"], []).append(key)
+            return Reply(200, {"errcode": 0, "errmsg": "ok", "msgid": self.by_client_msg_id[key]})
+
+
+@contextmanager
+def redis_server(port: int, log: Path) -> Iterator[subprocess.Popen]:
+    """A Redis of the test's own on 127.0.0.1:`port`, nothing saved; killed by its pid when the block ends."""
+    with open(log, "a", encoding="utf-8") as out:
+        proc = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                        sock.sendall(b"PING\r\n")
+                        if sock.recv(16).startswith(b"+PONG"):
+                            break
+                except OSError:
+                    time.sleep(0.05)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(5)
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server to start one")
+async def test_a_redis_restart_under_a_worker_delays_wechat_messages_and_loses_none(app, client, tmp_path):
+    w = await make_world(app, client, second_resident=False)
+    openid = await bind_wechat(client, w.resident)
+    wx = FakeWeChatApi()
+    port = free_port()
+    env = {
+        k: v
+        for k, v in worker_env(app, FakeJPushUrl(wx.server.url), tmp_path).items()
+        if not k.startswith("YWT_PUSH__")
+    } | {
+        "YWT_REDIS__URL": f"redis://127.0.0.1:{port}/0",
+        "YWT_REDIS__TIMEOUT": "0.5",
+        "YWT_WECHAT__PROVIDER": "http",
+        "YWT_WECHAT__BASE_URL": wx.server.url,
+        "YWT_WECHAT__APP_SECRET": "fault-test-secret",
+        "YWT_WECHAT__TIMEOUT": "1",
+    }
+    log = tmp_path / "worker.log"
+    try:
+        with redis_server(port, tmp_path / "redis.log") as redis_proc:
+            await submitted(w)
+            with worker(env, log):
+                await until("the first WeChat message", lambda: _wechat_sent(1), log=log)
+                os.kill(redis_proc.pid, signal.SIGKILL)  # our Redis, by its pid
+                redis_proc.wait(5)
+                await submitted(w)
+                await submitted(w)
+                await until(
+                    "a try failing while Redis is down",
+                    lambda: _failed_tries("wechat"),
+                    timeout=30,
+                    log=log,
+                )
+                with redis_server(port, tmp_path / "redis.log"):  # the same port again, empty
+                    await until("all three WeChat messages", lambda: _wechat_sent(3), timeout=60, log=log)
+    finally:
+        wx.server.stop()
+    assert len(wx.to_openid[openid]) == 3  # each once
+
+
+class FakeJPushUrl:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+async def _wechat_sent(n: int) -> bool:
+    return await db.Delivery.filter(channel="wechat", status__in=SETTLED).count() == n
+
+
+async def _failed_tries(channel: str) -> bool:
+    return await db.DeliveryEvent.filter(status="temporary-failure", delivery__channel=channel).exists()
+
+
+class Proxy:
+    """A TCP proxy on 127.0.0.1 in front of PostgreSQL that the test can cut: every connection through it
+    closed, and new ones refused, until it is restored."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open = threading.Event()
+        self.open.set()
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.1)
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not self.open.is_set():
+                conn.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.sockets += [conn, upstream]
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.open.clear()
+        with self.lock:
+            for s in self.sockets:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+            self.sockets = []
+
+    def restore(self) -> None:
+        self.open.set()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.cut()
+        self.listener.close()
+
+
+async def test_a_cut_database_connection_fails_passes_and_the_worker_goes_on(app, client, jpush, tmp_path):
+    url = app.ctx.settings.database_url
+    if not url.startswith("postgres"):
+        pytest.skip("the database is a file here: there is no connection to cut (the PostgreSQL run cuts it)")
+    parts = urllib.parse.urlsplit(url)
+    proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    through = urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    w = await make_world(app, client, second_resident=False)
+    await device(client, w.resident, "rid-zhang-1")
+    env = worker_env(app, jpush, tmp_path) | {"YWT_DATABASE__URL": through}
+    log = tmp_path / "worker.log"
+    try:
+        await submitted(w)
+        with worker(env, log) as proc:
+            await until("the first push", lambda: all_settled(1), log=log)
+            proxy.cut()
+            await submitted(w)  # committed through the test's own connection while the worker's is cut
+            await submitted(w)
+            await asyncio.sleep(2)  # passes fail meanwhile: logged, and the loop goes on
+            assert proc.poll() is None
+            proxy.restore()
+            await until("the three pushes", lambda: all_settled(3), timeout=60, log=log)
+    finally:
+        proxy.stop()
+    assert len(jpush.to_device["rid-zhang-1"]) == 3
+    assert "delivery pass failed" in log.read_text(encoding="utf-8")

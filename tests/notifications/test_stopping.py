@@ -26,44 +26,26 @@ import pytest
 
 from api.kit.config import PROJECT_ROOT
 from api.sandbox.people import ADMIN_PHONE, DEMO_PASSWORD
+from tests.support.databases import own_database, pg_execute
 from tests.support.server import free_port
 
-PG_URL = os.environ.get("YWT_TEST_DATABASE_URL")
 GRACE = 1.5
 MOMENTS = 20
 SEED = 20261204
 ANNOUNCE = "/api/v1/admin/announcements"
 
 
-async def _pg(statement: str, url: str | None = None) -> list:
-    import asyncpg
-
-    conn = await asyncpg.connect((url or PG_URL or "").replace("postgres://", "postgresql://", 1))
-    try:
-        return list(await conn.fetch(statement))
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def database(tmp_path) -> Iterator[str]:
-    if not PG_URL:
-        yield f"sqlite://{tmp_path}/ywt.sqlite3"
-        return
-    name = f"ywt_stopping_{os.getpid()}"
-    asyncio.run(_pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    asyncio.run(_pg(f"CREATE DATABASE {name}"))
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        asyncio.run(_pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with own_database(tmp_path, "ywt_stopping") as url:
+        yield url
 
 
 def query(database: str, sql: str) -> list[tuple]:
     if database.startswith("sqlite://"):
         with sqlite3.connect(database.removeprefix("sqlite://"), timeout=30) as conn:
             return list(conn.execute(sql).fetchall())
-    return [tuple(r) for r in asyncio.run(_pg(sql, database))]
+    return [tuple(r) for r in asyncio.run(pg_execute(sql, database))]
 
 
 def env_for(tmp_path: Path, database: str) -> dict[str, str]:
