@@ -576,6 +576,10 @@ async def application_with_refs(application_id: int) -> Application:
     return await _with_refs(Application.filter(id=application_id)).get()
 
 
+async def application_with_refs_or_none(application_id: int) -> Application | None:
+    return await _with_refs(Application.filter(id=application_id)).first()
+
+
 async def running_cases_near_due(
     running: list[str], horizon: datetime, after_id: int, limit: int
 ) -> list[dict[str, Any]]:

@@ -173,6 +173,10 @@ async def complaint(complaint_id: int) -> Complaint:
     return await _with_refs(Complaint.filter(id=complaint_id)).get()
 
 
+async def complaint_or_none(complaint_id: int) -> Complaint | None:
+    return await _with_refs(Complaint.filter(id=complaint_id)).first()
+
+
 async def complaint_in_scope(complaint_id: int, scope: WorkScope) -> Complaint | None:
     return await _with_refs(Complaint.filter(_complaint_filter(scope), id=complaint_id)).first()
 

@@ -635,9 +635,20 @@ async def finish_announcement(announcement_id: int, held_until: datetime, at: da
     )
 
 
+# rows per INSERT: six values a row stays far below the drivers' limits (asyncpg 32 767, SQLite 32 766)
+_ROWS_PER_INSERT = 1000
+
+
 async def create_deliveries(rows: list[tuple[int, str, dict[str, Any], datetime]], at: datetime) -> int:
     """Many deliveries at once (notification id, channel, target, first try), each with its `created`
     event: an announcement's batch, in the caller's transaction."""
+    made = 0
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        made += await _insert_deliveries(rows[start : start + _ROWS_PER_INSERT], at)
+    return made
+
+
+async def _insert_deliveries(rows: list[tuple[int, str, dict[str, Any], datetime]], at: datetime) -> int:
     if not rows:
         return 0
     postgres = is_postgres()

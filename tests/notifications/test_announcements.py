@@ -11,6 +11,7 @@ import pytest
 from api.kit import clock
 from api.notifications.delivery import apply_receipt, deliver_once
 from models import notifications as db
+from models.feedback import Complaint
 from models.identity import Account
 from tests.notifications.test_delivery import channel, device, newest_notification, senders, submitted
 from tests.support.cases import ITEM, SAME_DAY_ITEM, make_world, new_case, problem_code
@@ -331,3 +332,72 @@ async def test_a_second_resident_in_the_same_batch_gets_his_own_copy(app, client
         detail = await newest_notification(client, headers)
         [pushed] = await app.ctx.services.integrations.push.sent_to(rid)
         assert pushed["extras"]["notification_id"] == str(detail["id"])
+
+
+async def test_a_batch_larger_than_one_insert_gets_every_delivery_once(app, client):
+    """A batch of 1 200 people with a device is written in more than one INSERT (the drivers cap the values
+    of one statement): each gets one copy and one delivery."""
+    w = await make_world(app, client, second_resident=False)
+    now = clock.now()
+    last = await Account.all().order_by("-id").first()
+    await Account.bulk_create(
+        [Account(phone_index=None, roles="resident", real_name_level=2) for _ in range(1200)], batch_size=600
+    )
+    ids = await Account.filter(id__gt=last.id if last else 0).values_list("id", flat=True)
+    await db.Device.bulk_create(
+        [
+            db.Device(
+                account_id=i,
+                registration_id=f"many-{i}",
+                platform="android",
+                app_version="3",
+                created_at=now,
+                updated_at=now,
+            )
+            for i in ids
+        ],
+        batch_size=600,
+    )
+    published = await publish(w, audience={"kind": "role", "code": "resident"})
+    report = await deliver_once(senders(app), receipts=False)
+    assert report.announced == 1201  # 张三 and the 1 200
+    assert await db.Delivery.filter(channel="push").count() == 1200
+    assert await db.DeliveryEvent.filter(status="created").count() == 1200
+    shown_now = await shown(w, published["id"])
+    assert shown_now["recipients"] == 1201 and sum(shown_now["deliveries"]["push"].values()) == 1200
+
+
+async def test_an_outbox_row_that_cannot_be_expanded_holds_up_no_other(app, client, monkeypatch):
+    from api.notifications import delivery
+
+    w = await make_world(app, client, second_resident=False)
+    first = await new_case(w)
+    # a complaint whose row goes before the workers come to it (its account deleted)
+    r = await client.post(
+        "/api/v1/complaints", json={"kind": "complaint", "content": "等了很久没有人受理"}, headers=w.resident
+    )
+    assert r.status_code == 201, r.text
+    await Complaint.filter(id=r.json()["id"]).delete()
+    second = await new_case(w)
+    real = delivery._tell_case_arrived
+
+    async def breaks_on_the_first(notification):
+        if notification.application_id == first["id"]:
+            raise RuntimeError("a bug on one row")
+        return await real(notification)
+
+    monkeypatch.setattr(delivery, "_tell_case_arrived", breaks_on_the_first)
+    report = await deliver_once(senders(app))
+    assert report.expanded == 2  # the complaint's row (nothing to tell now) and the second case
+    told = [n["application_id"] for n in (await client.get(INBOX, headers=w.grid)).json()["items"]]
+    assert told == [second["id"]]
+    first_row = db.Outbox.filter(
+        done_at__isnull=True,
+        notification__application_id=first["id"],
+        notification__kind="application_status",
+    )
+    assert await first_row.count() == 1  # the first case's row: rolled back whole, tried again later
+    monkeypatch.setattr(delivery, "_tell_case_arrived", real)
+    later = clock.now() + timedelta(seconds=senders(app).settings.hold_seconds + 1)
+    assert (await deliver_once(senders(app), now=later)).expanded >= 1
+    assert await first_row.count() == 0
