@@ -66,22 +66,13 @@ def test_a_database_with_accounts_upgrades_and_old_inserts_still_work(tmp_path):
     import sys
     from pathlib import Path
 
-    from tests.foundation.test_two_servers import _pg
+    from tests.support.databases import own_database
 
-    pg = os.environ.get("YWT_TEST_DATABASE_URL")
-    name = f"ywt_upgrade_{os.getpid()}"
-    url = f"sqlite://{tmp_path}/old.sqlite3"
-    if pg:
-        import asyncio
-
-        asyncio.run(_pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        asyncio.run(_pg(f"CREATE DATABASE {name}"))
-        url = pg.rsplit("/", 1)[0] + "/" + name
-    env = {k: v for k, v in os.environ.items() if not k.startswith("YWT_")} | {
-        "YWT_DATABASE__URL": url,
-        "YWT_APP__DATA_DIR": str(tmp_path),
-    }
-    try:
+    with own_database(tmp_path, "ywt_upgrade") as url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("YWT_")} | {
+            "YWT_DATABASE__URL": url,
+            "YWT_APP__DATA_DIR": str(tmp_path),
+        }
         done = subprocess.run(
             [sys.executable, "-c", UPGRADE],
             env=env,
@@ -90,8 +81,5 @@ def test_a_database_with_accounts_upgrades_and_old_inserts_still_work(tmp_path):
             text=True,
             timeout=120,
         )
-    finally:
-        if pg:
-            asyncio.run(_pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[1, 1]"
