@@ -587,12 +587,12 @@ def _audience_where(audience: dict[str, str], arg: Placeholders) -> str:
     raise ValueError(f"unknown audience {kind!r}")
 
 
-async def audience_size(audience: dict[str, str]) -> int:
+async def audience_reaches_anyone(audience: dict[str, str]) -> bool:
+    """Whether the audience names at least one active account now (the first found, not a count)."""
     arg = Placeholders(is_postgres())
     where = _audience_where(audience, arg)
-    sql = f'SELECT COUNT(*) AS "n" FROM "account" a WHERE a."status" = \'active\' AND {where}'  # noqa: S608
-    rows = await connections.get("default").execute_query_dict(sql, arg.values)
-    return int(rows[0]["n"])
+    sql = f'SELECT 1 AS "one" FROM "account" a WHERE a."status" = \'active\' AND {where} LIMIT 1'  # noqa: S608
+    return bool(await connections.get("default").execute_query_dict(sql, arg.values))
 
 
 async def fan_out_batch(

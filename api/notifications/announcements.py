@@ -80,7 +80,7 @@ async def publish(principal: Principal, body: AnnouncementIn) -> AnnouncementOut
     if (moment - send_at).total_seconds() > LEEWAY_SECONDS:
         raise invalid("send_at", "发送时间不能早于现在")
     audience = await _check_audience(body.audience)
-    if await db.audience_size(audience) == 0:
+    if not await db.audience_reaches_anyone(audience):
         raise invalid("audience", "该发送范围目前没有任何人")
     channels = sorted(set(body.channels) | {"inbox"})
     row = await db.create_announcement(

@@ -15,6 +15,7 @@ from models.feedback import Complaint
 from models.identity import Account
 from tests.notifications.test_delivery import channel, device, newest_notification, senders, submitted
 from tests.support.cases import ITEM, SAME_DAY_ITEM, make_world, new_case, problem_code
+from tests.support.rows import residents_with_devices
 
 ANNOUNCEMENTS = "/api/v1/admin/announcements"
 DELIVERIES = "/api/v1/admin/deliveries"
@@ -338,26 +339,7 @@ async def test_a_batch_larger_than_one_insert_gets_every_delivery_once(app, clie
     """A batch of 1 200 people with a device is written in more than one INSERT (the drivers cap the values
     of one statement): each gets one copy and one delivery."""
     w = await make_world(app, client, second_resident=False)
-    now = clock.now()
-    last = await Account.all().order_by("-id").first()
-    await Account.bulk_create(
-        [Account(phone_index=None, roles="resident", real_name_level=2) for _ in range(1200)], batch_size=600
-    )
-    ids = await Account.filter(id__gt=last.id if last else 0).values_list("id", flat=True)
-    await db.Device.bulk_create(
-        [
-            db.Device(
-                account_id=i,
-                registration_id=f"many-{i}",
-                platform="android",
-                app_version="3",
-                created_at=now,
-                updated_at=now,
-            )
-            for i in ids
-        ],
-        batch_size=600,
-    )
+    await residents_with_devices(1200, "many")
     published = await publish(w, audience={"kind": "role", "code": "resident"})
     report = await deliver_once(senders(app), receipts=False)
     assert report.announced == 1201  # 张三 and the 1 200

@@ -31,10 +31,10 @@ from api.kit import clock
 from api.kit.config import PROJECT_ROOT
 from api.kit.db import in_transaction
 from models import notifications as db
-from models.identity import Account
 from tests.integrations.fakeserver import FakeServer, Reply, Seen
 from tests.notifications.test_delivery import bind_wechat, device, submitted
 from tests.support.cases import make_world
+from tests.support.rows import residents_with_devices
 from tests.support.server import free_port
 
 SETTLED = ("sent", "delivered")
@@ -242,28 +242,8 @@ async def test_two_workers_never_claim_one_delivery_twice(app, client, jpush, tm
     postgres = app.ctx.settings.database_url.startswith("postgres")
     residents = 10_000 if postgres else 1_000
     await make_world(app, client, second_resident=False)
+    await residents_with_devices(residents, "bulk")
     now = clock.now()
-    last = await Account.all().order_by("-id").first()
-    before = last.id if last else 0  # ids go on from earlier tests' (SQLite keeps its sequence)
-    await Account.bulk_create(
-        [Account(phone_index=None, roles="resident", real_name_level=2) for _ in range(residents)],
-        batch_size=2000,
-    )
-    ids = await Account.filter(id__gt=before).order_by("id").values_list("id", flat=True)
-    await db.Device.bulk_create(
-        [
-            db.Device(
-                account_id=i,
-                registration_id=f"bulk-{i}",
-                platform="android",
-                app_version="3.2.0",
-                created_at=now,
-                updated_at=now,
-            )
-            for i in ids
-        ],
-        batch_size=2000,
-    )
     await db.create_announcement(
         "停水通知",
         "12月6日城北片区停水",

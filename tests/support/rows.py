@@ -109,3 +109,33 @@ async def make_notification(
 
 async def complaint_row(complaint_id: int) -> Complaint:
     return await Complaint.get(id=complaint_id)
+
+
+async def residents_with_devices(count: int, prefix: str) -> list[int]:
+    """`count` resident accounts, each with one app install (registration id `<prefix>-<account id>`),
+    bulk-inserted; their ids (SQLite keeps its id sequence across the tests' emptied tables)."""
+    from models.identity import Account
+    from models.notifications import Device
+
+    now = datetime.now(SHANGHAI)
+    last = await Account.all().order_by("-id").first()
+    await Account.bulk_create(
+        [Account(phone_index=None, roles="resident", real_name_level=2) for _ in range(count)],
+        batch_size=2000,
+    )
+    ids = await Account.filter(id__gt=last.id if last else 0).order_by("id").values_list("id", flat=True)
+    await Device.bulk_create(
+        [
+            Device(
+                account_id=i,
+                registration_id=f"{prefix}-{i}",
+                platform="android",
+                app_version="3.2.0",
+                created_at=now,
+                updated_at=now,
+            )
+            for i in ids
+        ],
+        batch_size=2000,
+    )
+    return list(ids)
