@@ -49,6 +49,8 @@ from api.kit.logs import AccessLog, setup_logging
 from api.kit.target import YwtSanic
 from api.notifications.delivery import Senders, deliver_forever
 from api.routes import api_v1, root
+from api.wechat.deps import Official
+from api.wechat.service import replies_forever
 from integrations import Integrations, build_integrations
 
 access_log = AccessLog("ywt.access")
@@ -68,6 +70,7 @@ class Services:
     catalog: CatalogCache
     identity: Identity
     cases: Cases
+    official: Official
     jwks_body: bytes
 
     async def close(self) -> None:
@@ -90,14 +93,16 @@ def build_services(settings: Settings, redis: Redis | None = None) -> Services:
     # account writes made in this context (the CLI's, the worker's) copy their versions to this Redis; each
     # request sets it again in its own context (`_start`)
     versions.publisher.set(kernel.versions)
+    identity = build_identity(kernel, integrations)
     return Services(
         kernel=kernel,
         integrations=integrations,
         principals=directory,
         scopes=directory,
         catalog=catalog,
-        identity=build_identity(kernel, integrations),
+        identity=identity,
         cases=Cases(kernel=kernel, files=FileStore(settings.uploads_dir), catalog=catalog),
+        official=Official(kernel=kernel, identity=identity, catalog=catalog, wechat=integrations.wechat),
         jwks_body=orjson.dumps(kernel.tokens.keys.jwks()),
     )
 
@@ -201,6 +206,7 @@ async def start_background(app: Sanic) -> None:
             deliver_forever(senders, app.ctx.watch_stop, first_after=settings.notifications.interval),
             name="delivery_loop",
         )
+        app.add_task(replies_forever(app.ctx.services.official, app.ctx.watch_stop), name="wechat_replies")
 
 
 async def freeze_start_up_objects(app: Sanic) -> None:
@@ -222,7 +228,7 @@ async def stop_background(app: Sanic) -> None:
     stop.set()
     # the delivery loop gives its pass `stop_grace` seconds, then gives back what it holds
     grace = app.ctx.settings.notifications.stop_grace + 2
-    for name in ("deadline_watch", "delivery_loop"):
+    for name in ("deadline_watch", "delivery_loop", "wechat_replies"):
         task = app.get_task(name, raise_exception=False)
         if task is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):

@@ -1,4 +1,5 @@
-"""python -m api.cli COMMAND — migrate, seed, load-catalog, create-admin, serve (and more as areas arrive)."""
+"""python -m api.cli COMMAND — migrate, seed, load-catalog, create-admin, init-keys, serve, wechat-menu,
+wechat-qr."""
 
 from __future__ import annotations
 
@@ -221,6 +222,72 @@ def cmd_serve(settings: Settings) -> int:
     return 0
 
 
+async def _with_wechat(settings: Settings, work):  # noqa: ANN001, ANN202
+    """`work(wechat)` with the configured WeChat client (its access token shared through the configured Redis)."""
+    from api.kit.kv import make_redis
+    from integrations import build_integrations
+
+    redis = make_redis(settings)
+    integrations = build_integrations(settings, redis)
+    try:
+        return await work(integrations.wechat)
+    finally:
+        await integrations.close()
+        await redis.aclose()
+
+
+def cmd_wechat_menu(settings: Settings, action: str) -> int:
+    """The menu of config.toml ([wechat.menu], checked against WeChat's limits when the settings load):
+    `show` prints the body `menu/create` gets, `push` sends it."""
+    import orjson
+
+    from api.kit.errors import UpstreamError
+
+    menu = settings.wechat.menu.as_wechat()
+    if not menu["button"]:
+        print("wechat.menu has no buttons", file=sys.stderr)
+        return 1
+    if action == "show":
+        print(orjson.dumps(menu, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    try:
+        asyncio.run(_with_wechat(settings, lambda wechat: wechat.create_menu(menu)))
+    except UpstreamError as exc:
+        print(f"menu NOT pushed: {exc.detail}", file=sys.stderr)
+        return 1
+    subs = sum(len(b.get("sub_button", [])) for b in menu["button"])
+    print(f"menu pushed: {len(menu['button'])} buttons, {subs} sub-buttons")
+    return 0
+
+
+async def _wechat_qr(settings: Settings, point_code: str) -> int:
+    from models import catalog as catalog_db
+
+    point = await _with_db(settings, lambda: catalog_db.point_by_code(point_code))
+    if point is None:
+        print(f"no service point {point_code!r}", file=sys.stderr)
+        return 1
+    qr = await _with_wechat(settings, lambda wechat: wechat.create_qr(point.code))
+    print(f"{point.code} {point.name}")
+    print(f"image:  {qr.image_url}")
+    print(f"ticket: {qr.ticket}")
+    print(f"scans to: {qr.url}")
+    return 0
+
+
+def cmd_wechat_qr(settings: Settings, point_code: str) -> int:
+    """A permanent parameterised QR code (QR_LIMIT_STR_SCENE, scene = the point's code) to print and put up at
+    a service point: a scan follows the account (subscribe with qrscene_CODE) or, for a follower, sends SCAN;
+    either way the point is remembered for his next application and the reply links to its page."""
+    from api.kit.errors import UpstreamError
+
+    try:
+        return asyncio.run(_wechat_qr(settings, point_code))
+    except UpstreamError as exc:
+        print(f"QR code NOT made: {exc.detail}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api.cli", description="Yiwangtong command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -237,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "init-keys", help="create the signing and personal-data key files in security.keys_dir if absent"
     )
+    menu = sub.add_parser("wechat-menu", help="show or push the official account's menu ([wechat.menu])")
+    menu.add_argument("action", choices=["show", "push"])
+    qr = sub.add_parser("wechat-qr", help="make a service point's permanent QR code (QR_LIMIT_STR_SCENE)")
+    qr.add_argument("point_code")
     args = parser.parse_args(argv)
     if args.command == "serve":
         signal.signal(signal.SIGTERM, _ask_stop)  # as early as our code runs: see cmd_serve
@@ -257,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_init_keys(settings)
     if args.command == "serve":
         return cmd_serve(settings)
+    if args.command == "wechat-menu":
+        return cmd_wechat_menu(settings, args.action)
+    if args.command == "wechat-qr":
+        return cmd_wechat_qr(settings, args.point_code.strip())
     return 2
 
 

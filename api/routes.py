@@ -15,10 +15,21 @@ from api.identity.handlers import wellknown
 from api.notifications.handlers import bp as notifications
 from api.sandbox.handlers import bp as sandbox
 from api.stats.handlers import bp as stats
+from api.wechat.handlers import bp as wechat
 
 
 def api_v1(*, embedded: bool) -> BlueprintGroup:
-    parts = [catalog, identity, identity_staff, applications, materials, feedback, stats, notifications]
+    parts = [
+        catalog,
+        identity,
+        identity_staff,
+        applications,
+        materials,
+        feedback,
+        stats,
+        notifications,
+        wechat,
+    ]
     if embedded:
         parts.append(sandbox)
     return Blueprint.group(*parts, url_prefix="/api/v1")

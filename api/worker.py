@@ -1,9 +1,11 @@
 """python -m api.worker [--once] — background loops in a process of their own (production).
 
-It runs the deadline watch (电子监察, api.applications.deadlines) and the delivery loop (the outbox, app
-push and WeChat messages: api.notifications.delivery). A composition root like api/app.py: it loads the
-settings, opens the database and Redis, builds what the two loops need (the working-day calendar; the push
-and WeChat clients, no keys) and runs them until SIGTERM or SIGINT, the watch every
+It runs the deadline watch (电子监察, api.applications.deadlines), the delivery loop (the outbox, app
+push and WeChat messages: api.notifications.delivery) and the official account's deferred replies (the
+callback's messages it could not answer within WeChat's 5 s: api.wechat.service). A composition root like
+api/app.py: it loads the settings, opens the database and Redis, builds the same services a server's worker
+builds (`build_services`: the signing and personal-data keys too, as the servers have them) and runs the
+loops until SIGTERM or SIGINT, the watch every
 `applications.deadline_watch_interval` seconds, the deliveries as they come (`notifications.interval` when
 idle); `--once` runs one pass of each, prints their reports as one JSON line and exits (0 on success, 1
 when a pass failed, 2 on a configuration error).
@@ -30,6 +32,8 @@ from api.kit.config import ConfigError, Settings, load_settings
 from api.kit.logs import setup_logging
 from api.kit.workdays import WorkCalendar
 from api.notifications.delivery import Senders, deliver_forever, deliver_once
+from api.wechat.deps import Official
+from api.wechat.service import consumer_name, replies_forever, replies_once
 
 log = logging.getLogger("ywt.worker")
 _stop_asked = threading.Event()
@@ -43,32 +47,35 @@ class Watch:
 
 
 async def run(settings: Settings, *, once: bool) -> int:
+    from api.app import build_services
     from api.kit.db import close_database, open_database
-    from api.kit.kv import make_redis
-    from integrations import build_integrations
 
     watch = Watch(calendar=WorkCalendar.from_settings(settings.calendar))
     await open_database(settings)
-    redis = make_redis(settings)
-    integrations = build_integrations(settings, redis)
+    services = build_services(settings)
+    integrations = services.integrations
     senders = Senders(push=integrations.push, wechat=integrations.wechat, settings=settings.notifications)
     try:
-        return await _loop(watch, senders, settings, once=once)
+        return await _loop(watch, senders, services.official, settings, once=once)
     finally:
-        await integrations.close()
-        await redis.aclose()
+        await services.close()
         await close_database()
 
 
-async def _loop(cases: Watch, senders: Senders, settings: Settings, *, once: bool) -> int:
+async def _loop(cases: Watch, senders: Senders, official: Official, settings: Settings, *, once: bool) -> int:
     if once:
         try:
             report = await watch_once(cases.calendar)
             delivered = await deliver_once(senders)
+            replied = await replies_once(official, consumer_name())
         except Exception:
             log.exception("worker pass failed")
             return 1
-        line = {"deadline_watch": report.as_dict(), "deliveries": asdict(delivered)}
+        line = {
+            "deadline_watch": report.as_dict(),
+            "deliveries": asdict(delivered),
+            "wechat": asdict(replied),
+        }
         print(orjson.dumps(line).decode(), flush=True)
         return 0
     stop = asyncio.Event()
@@ -81,6 +88,7 @@ async def _loop(cases: Watch, senders: Senders, settings: Settings, *, once: boo
     loops = [
         asyncio.ensure_future(watch_forever(cases, settings.applications.deadline_watch_interval, stop)),
         asyncio.ensure_future(deliver_forever(senders, stop)),
+        asyncio.ensure_future(replies_forever(official, stop)),
     ]
     await stop.wait()
     # the delivery loop gives its pass `stop_grace` seconds and then gives back what it holds; a watch

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -39,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCH_DIR.parent
@@ -99,9 +102,11 @@ class Prepared:
     values: dict[str, str] = field(default_factory=dict)
 
 
-# A setup hook receives the target's base URL (http://127.0.0.1:PORT) and returns Prepared, e.g. signs in
-# and returns {"Authorization": "Bearer …"}. It runs once, after the service is ready, before the warm-up.
-SetupHook = Callable[[str], Prepared]
+# A setup hook receives the target's base URL (http://127.0.0.1:PORT) and the seconds of the measured run
+# (the warm-up, WARMUP_SECONDS, comes before it) and returns Prepared, e.g. signs in and returns
+# {"Authorization": "Bearer …"}, or writes the requests of the run to a file. It runs once per scenario and
+# round, after the service is ready, before the warm-up.
+SetupHook = Callable[[str, int], Prepared]
 
 
 @dataclass(frozen=True)
@@ -111,14 +116,21 @@ class Scenario:
     target: str = "service"  # "service" or "bare"
     headers: dict[str, str] = field(default_factory=dict)  # sent with every request (wrk -H)
     script: str | None = None  # a wrk Lua script, relative to bench/ (POST bodies, per-request headers)
-    script_args: tuple[str, ...] = ()  # passed to the script's init(args); {placeholders} are filled in
+    # passed to the script's init(args); {placeholders} are filled in, and {phase}: "warmup" for the warm-up,
+    # "run" for the measured run (wechat_callback: a file of requests for each, no MsgId sent twice)
+    script_args: tuple[str, ...] = ()
     setup: SetupHook | None = None
     goal_ratio: float | None = None  # req/s at least this × the bare app's req/s (of the same round)
     goal_p99_ms: float | None = None  # 99th percentile latency at most this
     # req/s at least this; a mapping {"postgres": 600, "sqlite": 300} gives one goal per database kind
     # (a kind missing from it is reported, not judged)
     goal_rps: float | dict[str, float] | None = None
-    writes: bool = False  # changes the database: measured after the read-only scenarios of each round
+    # changes the database or keeps something in Redis: measured after the read-only scenarios of each round
+    writes: bool = False
+    # how the 2 s warm-up runs: "wrk", the scenario's own wrk command; "waiting", Python clients that each
+    # wait for their answer (post_warmup: values["body"] POSTed as JSON with a fresh Idempotency-Key): a
+    # transaction cancelled by wrk's closing can leave an SQLite worker stuck (README, "Known problem")
+    warmup: Literal["wrk", "waiting"] = "wrk"
 
     def rps_goal(self, dialect: str) -> float | None:
         if isinstance(self.goal_rps, dict):
@@ -200,13 +212,13 @@ def bearer(tokens: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
-def signed_in_resident(base: str) -> Prepared:
+def signed_in_resident(base: str, seconds: int) -> Prepared:
     tokens = sms_sign_in(base, ME_PHONE)
     expect("GET /api/v1/me", *http_json("GET", base + "/api/v1/me", headers=bearer(tokens)), 200)
     return Prepared(headers=bearer(tokens))
 
 
-def queue_grid_worker(base: str) -> Prepared:
+def queue_grid_worker(base: str, seconds: int) -> Prepared:
     grant = {
         "grant_type": "password",
         "phone": GRID_WORKER_PHONE,
@@ -224,7 +236,7 @@ def queue_grid_worker(base: str) -> Prepared:
     return Prepared(headers=bearer(tokens), values={"point": QUEUE_POINT})
 
 
-def verified_zhang(base: str) -> Prepared:
+def verified_zhang(base: str, seconds: int) -> Prepared:
     """张三 signed in, real name verified, and a token that carries level 2; one submission checked."""
     tokens = sms_sign_in(base, ZHANG["phone"])
     if tokens["account"].get("real_name_level", 0) < 2:
@@ -247,6 +259,174 @@ def verified_zhang(base: str) -> Prepared:
     )
 
 
+# WeChat's callback in safe mode, as WeChat's servers make it (api/wechat/callback.py checks every part):
+# ?signature=sha1(sort(token, timestamp, nonce))&timestamp&nonce&openid&encrypt_type=aes
+# &msg_signature=sha1(sort(token, timestamp, nonce, Encrypt)), the body <xml><ToUserName/><Encrypt/></xml>,
+# Encrypt = AES-256-CBC of the message under the EncodingAESKey (wechatpy's PrpCrypto). The message: "进度"
+# from an openid bound to no account: the service remembers its MsgId in Redis (de-duplication), looks the
+# binding up (one database read) and answers an encrypted news article ("please bind first").
+WECHAT_CALLBACK = "/api/v1/wechat/callback"
+WECHAT_ACCOUNT = "gh_0123456789ab"  # the official account's own id (ToUserName)
+WECHAT_OPENIDS = 8  # senders, "o" + 27 URL-safe characters, fresh each round: bound to no account
+# requests prepared per second of warm-up and of run: several times what the service answers on this path,
+# so that wrk never runs out (if it does, the script sends some again and the run is flagged: those MsgIds
+# are answered "success" by the de-duplication and measure it, not the handling)
+WECHAT_RATE = 5_000
+WECHAT_MARGIN = 30  # seconds kept between the last prepared request's timestamp and the server's limit
+
+
+@dataclass(frozen=True)
+class CallbackKeys:
+    """The official account's callback settings ([wechat] of config.toml, YWT_WECHAT__* overrides)."""
+
+    token: str
+    encoding_aes_key: str
+    app_id: str
+    seen_ttl: int = 300  # the server refuses a timestamp more than this many seconds from its clock
+
+
+def callback_keys() -> CallbackKeys:
+    """The keys the service runs with: it is started with this process's environment and config.toml."""
+    sys.path.insert(0, str(PROJECT_ROOT))
+    from api.kit.config import load_settings
+
+    wechat = load_settings().wechat
+    if not wechat.token or not wechat.encoding_aes_key:
+        raise BenchError("wechat_callback: [wechat] token and encoding_aes_key are not configured")
+    if wechat.callback_mode == "plain":
+        raise BenchError("wechat_callback: [wechat] callback_mode is plain: the service refuses safe mode")
+    return CallbackKeys(wechat.token, wechat.encoding_aes_key, wechat.app_id, wechat.seen_ttl)
+
+
+def wechat_openid() -> str:
+    return "o" + secrets.token_urlsafe(20)  # 20 bytes: 27 characters
+
+
+def wechat_text(openid: str, msgid: int, at: int, content: str = "进度") -> str:
+    return (
+        f"<xml><ToUserName><![CDATA[{WECHAT_ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]>"
+        f"</FromUserName><CreateTime>{at}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content><![CDATA[{content}]]></Content><MsgId>{msgid}</MsgId></xml>"
+    )
+
+
+class CallbackSigner:
+    """Seals messages as WeChat does for one official account's keys."""
+
+    def __init__(self, keys: CallbackKeys) -> None:
+        from wechatpy.crypto import PrpCrypto, WeChatCrypto
+
+        self.keys = keys
+        self.crypto = WeChatCrypto(keys.token, keys.encoding_aes_key, keys.app_id)
+        self._prp = PrpCrypto(self.crypto.key)
+
+    @staticmethod
+    def sign(*parts: str) -> str:
+        from wechatpy.utils import WeChatSigner
+
+        signer = WeChatSigner()
+        signer.add_data(*parts)
+        return str(signer.signature)
+
+    def request(self, openid: str, msgid: int, now: int | None = None) -> tuple[str, str]:
+        """(path with query, body) of one text message in safe mode."""
+        at = int(time.time()) if now is None else now
+        timestamp, nonce = str(at), str(secrets.randbelow(10**10))
+        encrypted = self._prp.encrypt(wechat_text(openid, msgid, at), self.keys.app_id).decode()
+        query = {
+            "signature": self.sign(self.keys.token, timestamp, nonce),
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "openid": openid,
+            "encrypt_type": "aes",
+            "msg_signature": self.sign(self.keys.token, timestamp, nonce, encrypted),
+        }
+        body = (
+            f"<xml><ToUserName><![CDATA[{WECHAT_ACCOUNT}]]></ToUserName>"
+            f"<Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+        )
+        return f"{WECHAT_CALLBACK}?{urllib.parse.urlencode(query)}", body
+
+    def lines(self, count: int, first_msgid: int, openids: list[str]) -> list[str]:
+        """`count` requests, "path-with-query TAB body", MsgIds first_msgid, first_msgid + 1, …, the senders
+        taken in turn."""
+        out = []
+        for n in range(count):
+            path, body = self.request(openids[n % len(openids)], first_msgid + n)
+            out.append(f"{path}\t{body}")
+        return out
+
+
+def http_post_xml(url: str, body: str) -> tuple[int, str]:
+    """One POST of an XML body to 127.0.0.1; (status, body)."""
+    if urllib.parse.urlsplit(url).hostname != HOST:
+        raise BenchError(f"refusing a non-local target: {url}")
+    request = urllib.request.Request(  # noqa: S310
+        url, data=body.encode(), method="POST", headers={"Content-Type": "text/xml"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310 — http://127.0.0.1 only
+            return resp.status, resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+_requests_dir: Path | None = None
+
+
+def requests_dir() -> Path:
+    """A temp dir of this process for the prepared requests, removed when it exits."""
+    global _requests_dir
+    if _requests_dir is None:
+        _requests_dir = Path(tempfile.mkdtemp(prefix="ywt-bench-wechat-"))
+        atexit.register(shutil.rmtree, _requests_dir, ignore_errors=True)
+    return _requests_dir
+
+
+def wechat_callback(base: str, seconds: int) -> Prepared:
+    """One request checked (200, an encrypted reply that opens), then the warm-up's and the run's requests
+    signed now, each with a MsgId of its own, into warmup.tsv and run.tsv (wechat_callback.lua)."""
+    keys = callback_keys()
+    if WARMUP_SECONDS + seconds + WECHAT_MARGIN > keys.seen_ttl:
+        raise BenchError(
+            f"wechat_callback: the requests are signed before the warm-up and the service refuses a "
+            f"timestamp more than {keys.seen_ttl} s old: --duration at most "
+            f"{keys.seen_ttl - WARMUP_SECONDS - WECHAT_MARGIN} s for this scenario"
+        )
+    signer = CallbackSigner(keys)
+    openids = [wechat_openid() for _ in range(WECHAT_OPENIDS)]
+    # nanoseconds since the epoch: a round's MsgIds start after the last one of the round before (preparing a
+    # request takes far longer than 1 ns), and after a previous bench run's (a Redis shared between runs)
+    first = time.time_ns()
+    path, body = signer.request(openids[0], first)
+    status, answer = http_post_xml(base + path, body)
+    if status != 200 or "<Encrypt>" not in answer:
+        raise BenchError(f"wechat_callback: a safe-mode message: HTTP {status} {answer[:400]!r}")
+    try:
+        import xmltodict
+
+        envelope = xmltodict.parse(answer)["xml"]
+        signer.crypto.decrypt_message(
+            answer, envelope["MsgSignature"], envelope["TimeStamp"], envelope["Nonce"]
+        )
+    except Exception as exc:  # noqa: BLE001 — wechatpy's and xmltodict's errors, reported with the answer
+        raise BenchError(
+            f"wechat_callback: the reply does not open ({type(exc).__name__}: {exc}): {answer[:400]!r}"
+        ) from None
+    started = time.monotonic()
+    folder = requests_dir()
+    warmup = WECHAT_RATE * WARMUP_SECONDS
+    run = WECHAT_RATE * seconds
+    lines = signer.lines(warmup + run, first + 1, openids)
+    (folder / "warmup.tsv").write_text("\n".join(lines[:warmup]) + "\n", encoding="utf-8")
+    (folder / "run.tsv").write_text("\n".join(lines[warmup:]) + "\n", encoding="utf-8")
+    print(
+        f"  wechat_callback: {warmup} + {run} requests signed in {time.monotonic() - started:.1f} s",
+        flush=True,
+    )
+    return Prepared(values={"requests": str(folder)})
+
+
 SCENARIOS: list[Scenario] = [
     Scenario("bare", "/", target="bare"),
     # the goals of issue 9, judged on the medians of the rounds
@@ -267,6 +447,19 @@ SCENARIOS: list[Scenario] = [
         script_args=("{nonce}", "{body}"),
         setup=verified_zhang,
         goal_rps={"postgres": 600, "sqlite": 300},
+        writes=True,
+        warmup="waiting",
+    ),
+    # writes: a de-duplication key per message in Redis (with memory:// Redis, kept in the service process:
+    # after the RSS reading, like submit's idempotency answers); nothing in the database
+    Scenario(
+        "wechat_callback",
+        WECHAT_CALLBACK,
+        script="wechat_callback.lua",
+        script_args=("{requests}/{phase}.tsv", str(THREADS)),
+        setup=wechat_callback,
+        goal_ratio=0.2,
+        goal_p99_ms=100,
         writes=True,
     ),
 ]
@@ -318,10 +511,13 @@ class WrkResult:
     requests: int | None
     non_2xx: int  # wrk's "Non-2xx or 3xx responses" (status >= 400)
     socket_errors: dict[str, int]
+    # requests a script sent a second time because it ran out of prepared ones (wechat_callback.lua's
+    # "Requests prepared: P, sent: S, reused: R" line)
+    reused: int = 0
 
     @property
     def flagged(self) -> bool:
-        return self.non_2xx > 0 or any(self.socket_errors.values())
+        return self.non_2xx > 0 or any(self.socket_errors.values()) or self.reused > 0
 
 
 def parse_wrk(output: str) -> WrkResult:
@@ -334,6 +530,7 @@ def parse_wrk(output: str) -> WrkResult:
     total = re.search(r"^\s+(\d+) requests in", output, re.M)
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    reused = re.search(r"^Requests prepared: \d+, sent: \d+, reused: (\d+)", output, re.M)
     errors = (
         dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups()), strict=True))
         if sock
@@ -346,6 +543,7 @@ def parse_wrk(output: str) -> WrkResult:
         requests=int(total.group(1)) if total else None,
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors=errors,
+        reused=int(reused.group(1)) if reused else 0,
     )
 
 
@@ -759,7 +957,7 @@ def measure(wrk: str, scenario: Scenario, base: str, context: dict[str, str], se
     values = dict(context)
     headers = dict(scenario.headers)
     if scenario.setup is not None:
-        prepared = scenario.setup(base)
+        prepared = scenario.setup(base, seconds)
         headers.update(prepared.headers)
         values.update(prepared.values)
     path = scenario.path.format(**{k: urllib.parse.quote(v, safe="") for k, v in values.items()})
@@ -767,17 +965,22 @@ def measure(wrk: str, scenario: Scenario, base: str, context: dict[str, str], se
     script = BENCH_DIR / scenario.script if scenario.script else None
     if script is not None and not script.is_file():
         raise BenchError(f"{scenario.name}: wrk script not found: {script}")
-    script_args = [arg.format(**values) for arg in scenario.script_args]
     print(f"  {scenario.name}: warm-up {WARMUP_SECONDS} s, then {seconds} s  {url}", flush=True)
-    if scenario.writes:
-        # wrk ends a run by closing its connections, requests in flight or not; a write cancelled that way
-        # can leave the service unable to answer (see README), so writes warm up with a client that waits
+    if scenario.warmup == "waiting":
+        # wrk ends a run by closing its connections, requests in flight or not; a transaction cancelled that
+        # way can leave the service unable to answer (see README), so submit warms up with clients that wait
         post_warmup(url, headers, values, WARMUP_SECONDS)
     else:
-        run_wrk(wrk_command(wrk, url, WARMUP_SECONDS, headers, script, script_args), WARMUP_SECONDS)
-    cmd = wrk_command(wrk, url, seconds, headers, script, script_args)
+        warm_args = script_arguments(scenario, values, "warmup")
+        run_wrk(wrk_command(wrk, url, WARMUP_SECONDS, headers, script, warm_args), WARMUP_SECONDS)
+    cmd = wrk_command(wrk, url, seconds, headers, script, script_arguments(scenario, values, "run"))
     result = parse_wrk(run_wrk(cmd, seconds))
     return {"url": url, "wrk": " ".join(cmd), **asdict(result), "flagged": result.flagged}
+
+
+def script_arguments(scenario: Scenario, values: dict[str, str], phase: str) -> list[str]:
+    """The scenario's script_args with its {placeholders} and {phase} ("warmup" or "run") filled in."""
+    return [arg.format(**{**values, "phase": phase}) for arg in scenario.script_args]
 
 
 def post_warmup(url: str, headers: dict[str, str], values: dict[str, str], seconds: float) -> None:
@@ -954,6 +1157,7 @@ def summarise(rows: list[dict]) -> dict:
             "ratio_vs_bare_spread": _spread(ratios),
             "flagged": any(r.get("flagged") for r in ran),
             "non_2xx": sum(r.get("non_2xx", 0) for r in ran),
+            "reused": sum(r.get("reused", 0) for r in ran),
             "socket_errors": {
                 k: sum(r.get("socket_errors", {}).get(k, 0) for r in ran)
                 for k in ("connect", "read", "write", "timeout")
@@ -1067,7 +1271,13 @@ def notes(summaries: list[dict]) -> list[str]:
             out.append(f"{where}: {error}")
         if s.get("flagged"):
             errors = ", ".join(f"{k} {v}" for k, v in s["socket_errors"].items() if v) or "none"
-            out.append(f"(!) {where}: {s['non_2xx']} non-2xx/3xx responses, socket errors: {errors}")
+            reused = (
+                f"; {s['reused']} prepared requests sent again (the script ran out: those measure the "
+                "de-duplication)"
+                if s.get("reused")
+                else ""
+            )
+            out.append(f"(!) {where}: {s['non_2xx']} non-2xx/3xx responses, socket errors: {errors}{reused}")
         if s.get("stuck_after_rounds"):
             rounds = ", ".join(map(str, s["stuck_after_rounds"]))
             out.append(

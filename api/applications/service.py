@@ -234,6 +234,12 @@ async def mine(principal: Principal, status: str | None, cursor: str | None, lim
     return ApplicationList(items=[summary_of_row(r) for r in rows], next_cursor=next_cursor)
 
 
+async def latest_of(account_id: int) -> ApplicationSummary | None:
+    """His newest case as the case list shows it (the official account's "进度" answer); None: he has none."""
+    rows = await db.applications_of_applicant(account_id, None, None, 1)
+    return summary_of_row(rows[0]) if rows else None
+
+
 async def own(principal: Principal, application_id: int) -> db.Application:
     """The applicant's own case (404 for anyone else's: its existence is not revealed)."""
     app = await db.application_of_applicant(application_id, principal.account_id)

@@ -386,6 +386,16 @@ async def list_points(cache: CatalogCache, query: PointsQuery, limit: int) -> by
     return await cache.get_or_build(key, build)
 
 
+async def nearest_point(cache: CatalogCache, lat: float, lng: float) -> PointOut | None:
+    """The service point nearest to a place (the official account's answer to a location), with its
+    distance; None when there is none. Ranked as `list_points` ranks them, from the same cached pages."""
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lng <= 180.0):
+        return None
+    body = await list_points(cache, PointsQuery(near=f"{lat:.6f},{lng:.6f}"), 1)
+    items = PointList.model_validate_json(body).items
+    return items[0] if items else None
+
+
 async def get_point(cache: CatalogCache, code: str) -> bytes:
     async def build() -> bytes:
         point = await db.point_by_code(code)

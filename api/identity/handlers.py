@@ -65,7 +65,7 @@ async def send_sms_code(request: Request) -> HTTPResponse:
 
 @bp.post("/auth/token")
 @documented(
-    "登录/刷新：grant_type = sms_code | password | wechat_code | refresh_token",
+    "登录/刷新：grant_type = sms_code | password | wechat_code | wechat_ticket | refresh_token",
     tag="identity",
     body=TokenIn,
     ok=TokenOut,

@@ -82,7 +82,8 @@ class SmsCodeOut(BaseModel):
 
 class SmsCodeGrant(_In):
     """A code sent by SMS (`POST /auth/sms-codes`, purpose login); the first sign-in creates the account.
-    With the binding ticket of a refused WeChat sign-in, the account is bound to that WeChat as well."""
+    With the binding ticket of a refused WeChat sign-in (or of the web authorisation's callback), the account
+    is bound to that WeChat as well: then the code is one of purpose `bind` (or, as before, `login`)."""
 
     grant_type: Literal["sms_code"]
     phone: Phone
@@ -109,6 +110,15 @@ class WeChatCodeGrant(_In):
     channel: Literal["wechat"]
 
 
+class WeChatTicketGrant(_In):
+    """The one-time sign-in ticket `GET /wechat/oauth/callback` hands the H5 page (in its `#` fragment) when
+    the WeChat is bound: valid `wechat.signin_ticket_ttl` seconds, used once."""
+
+    grant_type: Literal["wechat_ticket"]
+    ticket: str = Field(min_length=10, max_length=128)
+    channel: Literal["wechat"]
+
+
 class RefreshTokenGrant(_In):
     """A refresh token, used once: the answer carries its successor."""
 
@@ -117,7 +127,8 @@ class RefreshTokenGrant(_In):
 
 
 Grant = Annotated[
-    SmsCodeGrant | PasswordGrant | WeChatCodeGrant | RefreshTokenGrant, Field(discriminator="grant_type")
+    SmsCodeGrant | PasswordGrant | WeChatCodeGrant | WeChatTicketGrant | RefreshTokenGrant,
+    Field(discriminator="grant_type"),
 ]
 
 

@@ -46,8 +46,9 @@ from api.identity.schemas import (
     TokenIn,
     TokenOut,
     WeChatCodeGrant,
+    WeChatTicketGrant,
 )
-from api.identity.sms_codes import check_code, forget_phone, send_code
+from api.identity.sms_codes import check_code, code_key, forget_phone, send_code
 from api.identity.staff import enrol_staff
 from api.identity.views import account_view, binding_view, bindings, decrypt_phone, masked_phones
 from api.kit import clock
@@ -62,6 +63,7 @@ from models.audit import audit
 log = logging.getLogger("ywt.auth")
 
 BINDING_TICKET_KEY = "wechat:binding:{}"
+SIGNIN_TICKET_KEY = "wechat:signin:{}"
 
 # what other areas may use (see the module's docstring); the rest of the area is its own business
 __all__ = [
@@ -79,6 +81,9 @@ __all__ = [
     "request_sms_code",
     "unbind_wechat",
     "verify_real_name",
+    "wechat_account_of",
+    "wechat_openid_of",
+    "wechat_web_sign_in",
 ]
 
 
@@ -161,6 +166,8 @@ async def _grant(ident: Identity, body: TokenIn, attempt: sessions.SignInAttempt
             return await sessions.refresh_session(ident, refresh_token, attempt)
         case WeChatCodeGrant(code=code):
             return await _wechat_sign_in(ident, code, attempt)
+        case WeChatTicketGrant(ticket=ticket):
+            return await _ticket_sign_in(ident, ticket, attempt)
         case SmsCodeGrant() | PasswordGrant() as by_phone:
             await ident.limiter.hit(
                 "token-phone",
@@ -189,7 +196,9 @@ async def _sms_sign_in(
     phone_index = ident.phone_index(body.phone)
     existing = await db.account_by_phone_index(phone_index)
     attempt.account_id = existing.id if existing is not None else None
-    if not await check_code(ident, body.phone, "login", body.code):
+    # binding takes the code sent for it (purpose bind); a login code still does, as it did before
+    purpose = "bind" if ticket and await ident.redis.exists(code_key("bind", phone_index)) else "login"
+    if not await check_code(ident, body.phone, purpose, body.code):
         raise InvalidGrant()
     # the channel is checked once the code is proven and before anything is made: a first sign-in on a
     # channel residents may not use creates no account
@@ -241,14 +250,66 @@ async def _wechat_sign_in(
         _check_active(binding.account)
         _check_channel(binding.account.role_set, "wechat")
         return await sessions.start_session(ident, binding.account, "wechat")
-    ticket = secrets.token_urlsafe(24)
     ttl = ident.settings.security.binding_ticket_ttl
+    raise WeChatNotBound(await _binding_ticket(ident, found, ttl), ttl)
+
+
+async def wechat_web_sign_in(ident: Identity, code: str) -> tuple[str, str, int]:
+    """The web authorisation's return: WeChat's code exchanged for the openid; ("signin", ticket, ttl) with a
+    one-time sign-in ticket when it is bound to an account that may sign in on WeChat, ("bind", binding
+    ticket, ttl) when it is bound to none. The page turns the first into tokens (grant `wechat_ticket`) and
+    the second into a binding (an SMS code of purpose `bind`, then grant `sms_code` with the ticket)."""
+    try:
+        found = await ident.integrations.wechat.oauth_identity(code)
+    except wechat.InvalidWeChatCode:
+        raise InvalidGrant("微信授权码无效或已使用") from None
+    binding = await db.binding_of("wechat", found.openid)
+    if binding is None:
+        ttl = ident.settings.security.binding_ticket_ttl
+        ticket = await _binding_ticket(ident, found, ttl)
+        return "bind", ticket, ttl
+    _check_active(binding.account)
+    _check_channel(binding.account.role_set, "wechat")
+    ticket = secrets.token_urlsafe(24)
+    ttl = ident.settings.wechat.signin_ticket_ttl
+    await ident.redis.set(SIGNIN_TICKET_KEY.format(ticket), str(binding.account.id), ex=ttl)
+    return "signin", ticket, ttl
+
+
+async def _ticket_sign_in(
+    ident: Identity, ticket: str, attempt: sessions.SignInAttempt
+) -> sessions.IssuedSession:
+    raw = await ident.redis.getdel(SIGNIN_TICKET_KEY.format(ticket))
+    if raw is None:
+        raise InvalidGrant("登录票据无效、已过期或已使用")
+    account = await db.account_by_id(int(raw))
+    if account is None:
+        raise InvalidGrant("登录票据无效、已过期或已使用")
+    attempt.account_id = account.id
+    _check_active(account)
+    _check_channel(account.role_set, "wechat")
+    return await sessions.start_session(ident, account, "wechat")
+
+
+async def wechat_account_of(openid: str) -> int | None:
+    """The account bound to this openid, if any (for the official account's replies)."""
+    binding = await db.binding_of("wechat", openid)
+    return binding.account_id if binding is not None else None
+
+
+async def wechat_openid_of(account_id: int) -> str | None:
+    """The openid of the WeChat bound to this account, if any."""
+    return (await db.wechat_openids_of([account_id])).get(account_id)
+
+
+async def _binding_ticket(ident: Identity, found: wechat.WeChatIdentity, ttl: int) -> str:
+    ticket = secrets.token_urlsafe(24)
     await ident.redis.set(
         BINDING_TICKET_KEY.format(ticket),
         orjson.dumps({"openid": found.openid, "unionid": found.unionid}),
         ex=ttl,
     )
-    raise WeChatNotBound(ticket, ttl)
+    return ticket
 
 
 async def _take_ticket(ident: Identity, ticket: str) -> wechat.WeChatIdentity:

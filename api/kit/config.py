@@ -114,13 +114,119 @@ class PopulationSection(_Provider):
     api_key: str = ""
 
 
+_MENU_TYPES = Literal[
+    "click",
+    "view",
+    "scancode_push",
+    "scancode_waitmsg",
+    "pic_sysphoto",
+    "pic_photo_or_album",
+    "location_select",
+]
+
+
+class MenuButton(_Section):
+    """One button of the official account's menu, as WeChat's `menu/create` takes it."""
+
+    name: str = Field(min_length=1)
+    type: _MENU_TYPES | None = None
+    key: str | None = None
+    url: str | None = None
+    sub_button: list[MenuButton] = []
+
+    @model_validator(mode="after")
+    def _complete(self) -> MenuButton:
+        if len(self.sub_button) > 5:
+            raise ValueError(f"menu button {self.name!r}: at most 5 sub-buttons")
+        if self.sub_button:
+            if self.type is not None:
+                raise ValueError(f"menu button {self.name!r}: a button with sub-buttons has no type")
+            return self
+        if self.type is None:
+            raise ValueError(f"menu button {self.name!r}: needs a type (or sub-buttons)")
+        if self.type == "view" and not self.url:
+            raise ValueError(f"menu button {self.name!r}: a view button needs url")
+        if self.type != "view" and not self.key:
+            raise ValueError(f"menu button {self.name!r}: a {self.type} button needs key")
+        if self.key is not None and len(self.key.encode()) > 128:
+            raise ValueError(f"menu button {self.name!r}: key over 128 bytes")
+        if self.url is not None and (
+            len(self.url.encode()) > 1024 or urlsplit(self.url).scheme not in {"http", "https"}
+        ):
+            raise ValueError(f"menu button {self.name!r}: url must be http(s) and at most 1024 bytes")
+        return self
+
+
+class WechatMenu(_Section):
+    """三个一级菜单, up to 5 sub-buttons each; names at most 16 bytes at the top, 60 below (WeChat's limits)."""
+
+    button: list[MenuButton] = Field(default_factory=list, max_length=3)
+
+    @model_validator(mode="after")
+    def _names(self) -> WechatMenu:
+        for top in self.button:
+            if len(top.name.encode()) > 16:
+                raise ValueError(f"menu button {top.name!r}: a top-level name is at most 16 bytes")
+            for sub in top.sub_button:
+                if sub.sub_button:
+                    raise ValueError(f"menu button {sub.name!r}: sub-buttons have no sub-buttons")
+                if len(sub.name.encode()) > 60:
+                    raise ValueError(f"menu button {sub.name!r}: a sub-button name is at most 60 bytes")
+        return self
+
+    def as_wechat(self) -> dict[str, Any]:
+        """The body of `POST /cgi-bin/menu/create`."""
+
+        def button(b: MenuButton) -> dict[str, Any]:
+            out: dict[str, Any] = {
+                k: v
+                for k, v in (("type", b.type), ("name", b.name), ("key", b.key), ("url", b.url))
+                if v is not None
+            }
+            if b.sub_button:
+                out["sub_button"] = [button(sub) for sub in b.sub_button]
+            return out
+
+        return {"button": [button(b) for b in self.button]}
+
+
 class WechatSection(_Provider):
     base_url: str = "https://api.weixin.qq.com"
     app_id: str = "wx0000000000sandbox"
     app_secret: str = ""
+    # the callback's signature token and the 43-character EncodingAESKey of safe mode
     token: str = ""
     encoding_aes_key: str = ""
+    # plain: messages in clear only; compatible: both; safe: encrypted only (WeChat's 明文/兼容/安全模式)
+    callback_mode: Literal["plain", "compatible", "safe"] = "compatible"
+    callback_max_bytes: int = Field(65536, ge=1024, le=1048576)
+    # seconds the callback waits for its reply before answering "success" and sending it later
+    reply_budget: float = Field(3.0, gt=0, le=4.5)
+    # seconds a message id (or sender + CreateTime) is remembered against WeChat's retries; timestamps older
+    # than this are refused
+    seen_ttl: int = Field(300, ge=30, le=3600)
+    # WeChat lets a customer-service message follow a user's message for 48 hours
+    custom_window: int = Field(172800, ge=60, le=172800)
+    h5_base: str = "https://ywt.xinyu.gov.cn/h5"
+    # domains whose pages may get a JS-SDK signature and may be an OAuth `next`
+    h5_domains: list[str] = ["ywt.xinyu.gov.cn"]
+    oauth_authorize_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
+    oauth_redirect_uri: str = "https://ywt.xinyu.gov.cn/api/v1/wechat/oauth/callback"
+    # seconds a web-authorisation start is good for, and a sign-in ticket from its callback
+    oauth_state_ttl: int = Field(600, ge=60, le=3600)
+    signin_ticket_ttl: int = Field(60, ge=10, le=300)
+    # days a scanned service point is remembered for his next application
+    scene_days: int = Field(30, ge=1, le=365)
     attempts: int = Field(2, ge=1, le=5)
+    menu: WechatMenu = WechatMenu()
+
+    @model_validator(mode="after")
+    def _callback_keys(self) -> WechatSection:
+        if self.encoding_aes_key and len(self.encoding_aes_key) != 43:
+            raise ValueError("encoding_aes_key must be the 43 characters WeChat's console shows")
+        if self.callback_mode != "plain" and not self.encoding_aes_key and self.token:
+            raise ValueError(f"callback_mode {self.callback_mode} needs encoding_aes_key")
+        return self
 
 
 class SecuritySection(_Section):

@@ -40,6 +40,7 @@ MODEL_MODULES = [
     "models.applications",
     "models.feedback",
     "models.notifications",
+    "models.wechat",
 ]
 
 

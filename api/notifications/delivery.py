@@ -41,6 +41,7 @@ from models import applications as applications_db
 from models import feedback as feedback_db
 from models import identity as identity_db
 from models import notifications as db
+from models import wechat as wechat_db
 
 log = logging.getLogger("ywt.delivery")
 
@@ -269,8 +270,8 @@ async def _target(senders: Senders, channel: str, notification: db.Notification)
         binding = next(
             (b for b in await identity_db.bindings_of(notification.account_id) if b.channel == "wechat"), None
         )
-        if binding is None:
-            return None
+        if binding is None or await wechat_db.unfollowed_among([binding.external_id]):
+            return None  # an unfollowed account gets nothing by WeChat until he follows again
         return {"openid": binding.external_id}
     return None
 
@@ -382,9 +383,13 @@ async def send_once(senders: Senders, report: DeliveryReport, now: datetime) -> 
     wechats = (
         await identity_db.wechat_openids_of(accounts) if any(d.channel == WECHAT for d in deliveries) else {}
     )
+    unfollowed = await wechat_db.unfollowed_among(list(wechats.values()))
     await _first_tries(senders, pushes, deliveries, devices)
     outcomes = await asyncio.gather(
-        *(_send(senders, d, devices.get(d.notification.account_id, []), wechats) for d in deliveries)
+        *(
+            _send(senders, d, devices.get(d.notification.account_id, []), wechats, unfollowed)
+            for d in deliveries
+        )
     )
     report.tried += len(deliveries)
     async with in_transaction():
@@ -432,7 +437,11 @@ def _still_theirs(delivery: db.Delivery, devices: list[db.Device]) -> bool:
 
 
 async def _send(
-    senders: Senders, delivery: db.Delivery, devices: list[db.Device], wechats: dict[int, str]
+    senders: Senders,
+    delivery: db.Delivery,
+    devices: list[db.Device],
+    wechats: dict[int, str],
+    unfollowed: set[str],
 ) -> tuple[str, str | None, str | None]:
     """One try; its outcome (status, detail, provider ref), marked by the caller."""
     notification = delivery.notification
@@ -440,7 +449,10 @@ async def _send(
         if delivery.channel == PUSH:
             ref = await _push(senders, delivery, notification, devices)
         else:
-            ref = await _wechat(senders, delivery, notification, wechats.get(notification.account_id))
+            openid = wechats.get(notification.account_id)
+            if openid is not None and openid in unfollowed:
+                raise NoLongerThere("he no longer follows the official account")
+            ref = await _wechat(senders, delivery, notification, openid)
         return ("sent", None, ref)
     except NoLongerThere as exc:
         return ("permanent-failure", str(exc), None)
@@ -585,9 +597,9 @@ async def _wechat(
 
 # ---- 4. receipts and their timeout ----------------------------------------------------------------------
 
-# the channels whose provider tells us what became of a message: JPush's report API. WeChat's
-# TEMPLATESENDJOBFINISH event arrives at the official account's callback (the WeChat issue adds it here)
-RECEIPTED = frozenset({PUSH})
+# the channels whose provider tells us what became of a message: JPush's report API, and WeChat's
+# TEMPLATESENDJOBFINISH event at the official account's callback (api/wechat)
+RECEIPTED = frozenset({PUSH, WECHAT})
 RECEIPT_STATUSES = frozenset({"delivered", "permanent-failure", "temporary-failure"})
 # a receipt for a message we have not marked yet (it overtook our write) is tried again this long
 RECEIPT_PATIENCE = timedelta(days=1)

@@ -4,6 +4,7 @@ message's status per channel, its devices for app push and its choices of channe
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from api.kit import clock
 from api.kit.auth import Principal
@@ -11,7 +12,7 @@ from api.kit.config import NotificationsSection
 from api.kit.http import decode_id_cursor, page
 from api.kit.ids import MAX_ID64
 from api.notifications.categories import CATEGORIES, CHANNELS, INBOX, channels_for
-from api.notifications.delivery import minutes_of, quiet_hours_of
+from api.notifications.delivery import apply_receipt, minutes_of, quiet_hours_of
 from api.notifications.errors import DeviceNotFound, NotificationNotFound
 from api.notifications.schemas import (
     CategoryPreference,
@@ -183,3 +184,9 @@ async def set_preferences(
         quiet = (row.quiet_start, row.quiet_end)
     await db.save_settings(principal.account_id, choices, quiet, clock.now())
     return await preferences(principal, config)
+
+
+async def wechat_receipt(msgid: str, status: str, detail: str | None, at: datetime) -> str:
+    """WeChat's word on a template message it took (the official account's TEMPLATESENDJOBFINISH event):
+    kept and applied to its delivery as any receipt is ("applied", "duplicate" or "pending")."""
+    return await apply_receipt("wechat", msgid, status, detail, at)

@@ -162,7 +162,79 @@ def test_the_goals_are_issue_9s_table():
         "me": (0.25, 50, None),
         "queue": (0.08, 100, None),
         "submit": (None, None, {"postgres": 600, "sqlite": 300}),
+        "wechat_callback": (0.2, 100, None),
     }
+
+
+def test_the_wechat_callback_writes_and_warms_up_with_wrk_on_a_file_of_its_own():
+    callback = scenario("wechat_callback")
+    assert callback.writes and callback.warmup == "wrk"
+    assert scenario("submit").warmup == "waiting"
+    values = {"requests": "/tmp/x"}
+    assert run.script_arguments(callback, values, "warmup") == ["/tmp/x/warmup.tsv", str(run.THREADS)]
+    assert run.script_arguments(callback, values, "run") == ["/tmp/x/run.tsv", str(run.THREADS)]
+    names = [s.name for s in run.round_order([scenario("bare"), scenario("item"), callback])]
+    assert names == ["bare", "item", "bare", "wechat_callback", "bare"]
+
+
+# config.toml's sandbox keys, as the service runs with them
+SANDBOX_KEYS = run.CallbackKeys(
+    "ywt-sandbox-callback-token", "s5TYDuQaJI8n7Z1FDOFNTh4j6XO7SUrupzUDIbQDgS8", "wx0000000000sandbox"
+)
+
+
+def test_the_prepared_callbacks_open_and_verify_as_wechat_signs_them_each_with_a_msgid_of_its_own():
+    import time
+    import urllib.parse
+
+    import xmltodict
+    from wechatpy.crypto import WeChatCrypto
+    from wechatpy.utils import check_signature
+
+    signer = run.CallbackSigner(SANDBOX_KEYS)
+    openids = [run.wechat_openid() for _ in range(3)]
+    assert all(len(o) == 28 and o.startswith("o") for o in openids)
+    lines = signer.lines(30, 1_000, openids)
+    crypto = WeChatCrypto(*(SANDBOX_KEYS.token, SANDBOX_KEYS.encoding_aes_key, SANDBOX_KEYS.app_id))
+    msgids, senders = [], set()
+    for line in lines:
+        path, body = line.split("\t")
+        assert "\n" not in body and "\t" not in body
+        url = urllib.parse.urlsplit(path)
+        assert url.path == "/api/v1/wechat/callback"
+        query = dict(urllib.parse.parse_qsl(url.query))
+        assert query["encrypt_type"] == "aes"
+        assert abs(int(query["timestamp"]) - time.time()) < 60
+        check_signature(SANDBOX_KEYS.token, query["signature"], query["timestamp"], query["nonce"])
+        inner = crypto.decrypt_message(body, query["msg_signature"], query["timestamp"], query["nonce"])
+        message = xmltodict.parse(inner)["xml"]
+        assert (message["MsgType"], message["Content"], message["ToUserName"]) == (
+            "text",
+            "进度",
+            run.WECHAT_ACCOUNT,
+        )
+        assert message["FromUserName"] == query["openid"]
+        senders.add(message["FromUserName"])
+        msgids.append(int(message["MsgId"]))
+    assert msgids == list(range(1_000, 1_030))  # distinct: the handling is measured, not the de-duplication
+    assert senders == set(openids)
+
+
+def test_a_run_whose_script_ran_out_of_prepared_requests_is_flagged():
+    output = """Running 10s test @ http://127.0.0.1:1/api/v1/wechat/callback
+  Latency Distribution
+     50%    5.00ms
+     99%   20.00ms
+  12000 requests in 10.00s, 9.00MB read
+Requests/sec:   1200.00
+Transfer/sec:      0.90MB
+Requests prepared: 10000, sent: 12064, reused: 2064
+"""
+    result = run.parse_wrk(output)
+    assert result.reused == 2064 and result.flagged
+    assert not run.parse_wrk(output.replace("reused: 2064", "reused: 0")).flagged
+    rows = [row("wechat_callback", 1, 1_200.0, flagged=True, reused=2064)]
+    assert "2064 prepared requests sent again" in run.notes([run.summarise(rows)])[0]
 
 
 def test_worker_counts_are_a_comma_list():

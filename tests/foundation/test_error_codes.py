@@ -45,6 +45,13 @@ CODES: dict[str, set[int]] = {
     "upstream_error": {502},
     "upstream_timeout": {504},
     "internal_error": {500},
+    # the official account's callback, web authorisation and JS-SDK
+    "wechat_signature_invalid": {403},
+    "wechat_timestamp_stale": {403},
+    "wechat_mode_refused": {403},
+    "wechat_message_invalid": {400},
+    "wechat_state_invalid": {403},
+    "wechat_page_not_allowed": {422},
     # identity
     "account_disabled": {403},
     "channel_not_allowed": {403},

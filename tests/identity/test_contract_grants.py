@@ -14,6 +14,7 @@ GRANTS = {
     "sms_code": ("SmsCodeGrant", {"grant_type", "phone", "code", "channel"}),
     "password": ("PasswordGrant", {"grant_type", "phone", "password", "channel"}),
     "wechat_code": ("WeChatCodeGrant", {"grant_type", "code", "channel"}),
+    "wechat_ticket": ("WeChatTicketGrant", {"grant_type", "ticket", "channel"}),
     "refresh_token": ("RefreshTokenGrant", {"grant_type", "refresh_token"}),
 }
 

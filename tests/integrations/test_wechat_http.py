@@ -4,88 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 from fakeredis import FakeAsyncRedis
+from fakeredis import FakeServer as FakeRedisServer
 
 from api.kit.errors import UpstreamError, UpstreamTimeout
 from integrations.http import longest_call
-from integrations.wechat import HttpWeChat, InvalidWeChatCode, WeChatError, WeChatIdentity
+from integrations.wechat import HttpWeChat, InvalidWeChatCode, QrTicket, WeChatError, WeChatIdentity
 from tests.integrations.fakeserver import FakeServer, Reply, Seen
+from tests.integrations.fakewechat import (
+    APP_ID,
+    CUSTOM_PATH,
+    MASS_PATH,
+    MENU_PATH,
+    OAUTH_PATH,
+    QR_PATH,
+    SECRET,
+    SEND_PATH,
+    SUBSCRIBE_PATH,
+    TICKET_PATH,
+    TOKEN_PATH,
+    FakeWeChat,
+)
 from tests.support.settings import settings_for
 
-APP_ID = "wx1234567890abcdef"
-SECRET = "appsecret-5e1f0c9d-never-shown"
-TOKEN_PATH = "/cgi-bin/token"
-OAUTH_PATH = "/sns/oauth2/access_token"
-SEND_PATH = "/cgi-bin/message/template/send"
 TOKEN_KEY = f"wechat:access_token:{APP_ID}"
-
-
-class FakeWeChat:
-    """Just enough of WeChat: tokens it issued, one-time OAuth codes, template messages checked against
-    the current token."""
-
-    def __init__(self, server: FakeServer) -> None:
-        self.lock = threading.Lock()
-        self.issued = 0
-        self.current: str | None = None
-        self.token_delay = 0.0
-        self.codes: dict[str, dict[str, str]] = {}
-        self.used: set[str] = set()
-        self.next_msgid = 200228332
-        server.route("GET", TOKEN_PATH, self.token)
-        server.route("GET", OAUTH_PATH, self.oauth)
-        server.route("POST", SEND_PATH, self.send)
-
-    def token(self, seen: Seen) -> Reply:
-        q = seen.query
-        if q.get("grant_type") != "client_credential" or q.get("appid") != APP_ID:
-            return Reply(200, {"errcode": 40013, "errmsg": "invalid appid"})
-        if q.get("secret") != SECRET:
-            return Reply(200, {"errcode": 40125, "errmsg": "invalid appsecret"})
-        with self.lock:
-            self.issued += 1
-            self.current = f"ACCESS_TOKEN_{self.issued}_never_shown"
-            return Reply(200, {"access_token": self.current, "expires_in": 7200}, delay=self.token_delay)
-
-    def oauth(self, seen: Seen) -> Reply:
-        q = seen.query
-        if (
-            q.get("appid") != APP_ID
-            or q.get("secret") != SECRET
-            or q.get("grant_type") != "authorization_code"
-        ):
-            return Reply(200, {"errcode": 40125, "errmsg": "invalid appsecret"})
-        code = q.get("code", "")
-        with self.lock:
-            if code in self.used:
-                return Reply(200, {"errcode": 40163, "errmsg": "code been used"})
-            if code not in self.codes:
-                return Reply(200, {"errcode": 40029, "errmsg": "invalid code"})
-            self.used.add(code)
-            who = self.codes[code]
-        return Reply(
-            200,
-            {
-                "access_token": "USER_TOKEN",
-                "expires_in": 7200,
-                "refresh_token": "REFRESH",
-                "scope": "snsapi_base",
-                "is_snapshotuser": 0,
-                **who,
-            },
-        )
-
-    def send(self, seen: Seen) -> Reply:
-        with self.lock:
-            if seen.query.get("access_token") != self.current:
-                return Reply(200, {"errcode": 40001, "errmsg": "invalid credential, access_token is invalid"})
-            self.next_msgid += 1
-            return Reply(200, {"errcode": 0, "errmsg": "ok", "msgid": self.next_msgid})
+TICKET_KEY = f"wechat:jsapi_ticket:{APP_ID}"
+FORCED_KEY = TOKEN_KEY + ":forced"
 
 
 @pytest.fixture
@@ -120,8 +68,15 @@ async def test_token_fetched_and_cached(
     token = await wechat.access_token()
     assert token == "ACCESS_TOKEN_1_never_shown"
     [seen] = fake.hits(TOKEN_PATH)
-    assert seen.method == "GET"
-    assert seen.query == {"grant_type": "client_credential", "appid": APP_ID, "secret": SECRET}
+    assert seen.method == "POST"
+    assert seen.query == {}  # the secret travels in the body, not in a URL
+    assert seen.headers["content-type"].startswith("application/json")
+    assert seen.json() == {
+        "grant_type": "client_credential",
+        "appid": APP_ID,
+        "secret": SECRET,
+        "force_refresh": False,
+    }
     assert await redis.get(TOKEN_KEY) == token.encode()
     assert 7200 - 300 - 5 <= await redis.ttl(TOKEN_KEY) <= 7200 - 300
     assert await redis.get(TOKEN_KEY + ":lock") is None  # released
@@ -157,7 +112,7 @@ async def test_twenty_concurrent_callers_one_fetch(
 async def test_failed_refresh_fails_the_waiters_without_repeating_it(
     fake: FakeServer, redis: FakeAsyncRedis, wechat: HttpWeChat
 ) -> None:
-    fake.route("GET", TOKEN_PATH, Reply(500, {}, delay=0.1))
+    fake.route("POST", TOKEN_PATH, Reply(500, {}, delay=0.1))
     results = await asyncio.gather(*(wechat.access_token() for _ in range(20)), return_exceptions=True)
     assert all(isinstance(r, UpstreamError) for r in results), results
     assert len(fake.hits(TOKEN_PATH)) == 1
@@ -195,8 +150,9 @@ async def test_waiting_is_bounded(
     started = time.monotonic()
     with pytest.raises(UpstreamTimeout):
         await wechat.access_token()
-    longest = longest_call(0.3, settings_for().wechat.attempts)  # the holder's fetch, every try of it
-    assert time.monotonic() - started < longest + 0.5 + 0.7  # plus the 0.5 s margin
+    # the holder's fetch, every try of it, twice (a normal call, then a forced one), plus the 0.5 s margin
+    longest = 2 * longest_call(0.3, settings_for().wechat.attempts)
+    assert time.monotonic() - started < longest + 0.5 + 0.7
     assert fake.hits(TOKEN_PATH) == []
 
 
@@ -227,14 +183,14 @@ async def test_token_errcode(fake: FakeServer, wx: FakeWeChat, redis: FakeAsyncR
 async def test_token_malformed(
     fake: FakeServer, wechat: HttpWeChat, redis: FakeAsyncRedis, reply: Reply
 ) -> None:
-    fake.route("GET", TOKEN_PATH, reply)
+    fake.route("POST", TOKEN_PATH, reply)
     with pytest.raises(UpstreamError):
         await wechat.access_token()
     assert await redis.get(TOKEN_KEY) is None
 
 
 async def test_token_slow(fake: FakeServer, wechat: HttpWeChat) -> None:
-    fake.route("GET", TOKEN_PATH, Reply(200, {"access_token": "T", "expires_in": 7200}, delay=3))
+    fake.route("POST", TOKEN_PATH, Reply(200, {"access_token": "T", "expires_in": 7200}, delay=3))
     started = time.monotonic()
     with pytest.raises(UpstreamTimeout):
         await wechat.access_token()
@@ -249,9 +205,9 @@ async def test_token_fetch_that_fails_in_passing_is_tried_again(
 
     def flaky(seen: Seen) -> Reply:
         tries.append(seen)
-        return first if len(tries) == 1 else wx.token(seen)
+        return first if len(tries) == 1 else wx.stable_token(seen)
 
-    fake.route("GET", TOKEN_PATH, flaky)
+    fake.route("POST", TOKEN_PATH, flaky)
     assert await wechat.access_token() == "ACCESS_TOKEN_1_never_shown"
     assert len(fake.hits(TOKEN_PATH)) == 2
     assert await redis.get(TOKEN_KEY) == b"ACCESS_TOKEN_1_never_shown"
@@ -259,7 +215,7 @@ async def test_token_fetch_that_fails_in_passing_is_tried_again(
 
 
 async def test_token_redirect_not_followed(fake: FakeServer, wechat: HttpWeChat) -> None:
-    fake.route("GET", TOKEN_PATH, Reply(302, {}, headers={"Location": "/steal"}))
+    fake.route("POST", TOKEN_PATH, Reply(302, {}, headers={"Location": "/steal"}))
     fake.route("GET", "/steal", Reply(200, {"access_token": "T", "expires_in": 7200}))
     with pytest.raises(UpstreamError):
         await wechat.access_token()
@@ -267,7 +223,7 @@ async def test_token_redirect_not_followed(fake: FakeServer, wechat: HttpWeChat)
 
 
 async def test_token_oversize(fake: FakeServer, wechat: HttpWeChat) -> None:
-    fake.route("GET", TOKEN_PATH, Reply(200, {"access_token": "T" * 1_200_000, "expires_in": 7200}))
+    fake.route("POST", TOKEN_PATH, Reply(200, {"access_token": "T" * 1_200_000, "expires_in": 7200}))
     with pytest.raises(UpstreamError, match="过大"):
         await wechat.access_token()
 
@@ -404,6 +360,7 @@ async def test_send_template_refreshes_a_refused_token_once(
     posts = fake.hits(SEND_PATH)
     assert [p.query["access_token"] for p in posts] == ["STALE_TOKEN", "ACCESS_TOKEN_1_never_shown"]
     assert len(fake.hits(TOKEN_PATH)) == 1
+    assert wx.forced_requests == 0  # a normal call answered a token WeChat takes: nothing to force
     assert await redis.get(TOKEN_KEY) == b"ACCESS_TOKEN_1_never_shown"
 
 
@@ -420,7 +377,7 @@ async def test_dropping_a_refused_token_spares_its_replacement(
 async def test_token_lifetime_claim_is_capped(
     fake: FakeServer, wechat: HttpWeChat, redis: FakeAsyncRedis
 ) -> None:
-    fake.route("GET", TOKEN_PATH, Reply(200, {"access_token": "T", "expires_in": 10**9}))
+    fake.route("POST", TOKEN_PATH, Reply(200, {"access_token": "T", "expires_in": 10**9}))
     await wechat.access_token()
     assert 0 < await redis.ttl(TOKEN_KEY) <= 7200 - 300
 
@@ -431,7 +388,8 @@ async def test_send_template_retries_only_once(fake: FakeServer, wx: FakeWeChat,
         await wechat.send_template("oUser", "TPL_1", {"first": "x"})
     assert err.value.errcode == 40001
     assert len(fake.hits(SEND_PATH)) == 2
-    assert len(fake.hits(TOKEN_PATH)) == 2  # the first token, then one refresh
+    # the first token; a normal call that answered the refused token again; one forced refresh
+    assert [seen.json()["force_refresh"] for seen in fake.hits(TOKEN_PATH)] == [False, False, True]
 
 
 async def test_send_template_other_errcode_not_retried(
@@ -498,7 +456,447 @@ async def test_no_secret_or_token_in_errors_or_logs(
     with pytest.raises(UpstreamError) as err:
         await wechat.oauth_identity("CODE")
     texts.append(str(err.value))
+    await wechat.jsapi_ticket()
+    for path in (MASS_PATH, CUSTOM_PATH):
+        fake.route("POST", path, Reply(200, {"errcode": 40001, "errmsg": "invalid credential"}))
+    for call in (
+        wechat.mass_send_text(["oAlice", "oBobby"], "x", "c1"),
+        wechat.send_custom("oAlice", {"msgtype": "text", "text": {"content": "x"}}),
+    ):
+        with pytest.raises(WeChatError) as refused:
+            await call
+        texts += [str(refused.value), refused.value.detail]
     assert wx.issued >= 2
-    for secret in (SECRET, "ACCESS_TOKEN_1_never_shown", "ACCESS_TOKEN_2_never_shown"):
+    for secret in (
+        SECRET,
+        "ACCESS_TOKEN_1_never_shown",
+        "ACCESS_TOKEN_2_never_shown",
+        "JSAPI_TICKET_1_never_shown",
+    ):
         assert all(secret not in t for t in texts)
         assert secret not in caplog.text
+
+
+# ---- the stable token: shared by every holder, forced only when WeChat keeps refusing it ------------
+
+
+async def test_two_clients_with_their_own_caches_get_the_same_token(
+    fake: FakeServer, wx: FakeWeChat, redis: FakeAsyncRedis
+) -> None:
+    elsewhere = FakeAsyncRedis(server=FakeRedisServer())  # another system holding the same app's token
+    ours, theirs = make(fake, redis), make(fake, elsewhere)
+    try:
+        first = await ours.access_token()
+        assert await theirs.access_token() == first
+        await ours.send_template("oUser", "TPL_1", {"first": "x"})  # fetching it again spoilt nothing
+    finally:
+        await ours.aclose()
+        await theirs.aclose()
+        await elsewhere.aclose()
+    assert len(fake.hits(TOKEN_PATH)) == 2
+    assert wx.issued == 1
+    assert len(wx.templates) == 1
+
+
+async def test_a_refused_token_is_forced_once_for_five_senders_in_two_clients(
+    fake: FakeServer, wx: FakeWeChat, redis: FakeAsyncRedis
+) -> None:
+    clients = [make(fake, redis), make(fake, redis)]  # two processes sharing one Redis
+    try:
+        assert await clients[0].access_token() == "ACCESS_TOKEN_1_never_shown"
+        wx.revoke()  # WeChat refuses it now, yet a normal call still answers it
+        msgids = await asyncio.gather(
+            *(clients[i % 2].send_template(f"oUser{i}", "TPL_1", {"first": "x"}) for i in range(5))
+        )
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert len(set(msgids)) == 5
+    assert wx.forced_requests == 1 and wx.forced == 1
+    # the first token; one normal call that answered the refused token again; the forced one
+    assert [seen.json()["force_refresh"] for seen in fake.hits(TOKEN_PATH)] == [False, False, True]
+    assert {seen.query["access_token"] for seen in fake.hits(SEND_PATH)} == {
+        "ACCESS_TOKEN_1_never_shown",
+        "ACCESS_TOKEN_2_never_shown",
+    }
+    assert sorted(m["touser"] for m in wx.templates) == [f"oUser{i}" for i in range(5)]
+    assert await redis.get(TOKEN_KEY) == b"ACCESS_TOKEN_2_never_shown"
+    assert 0 < await redis.ttl(FORCED_KEY) <= 30
+
+
+async def test_a_second_refusal_within_30_s_does_not_force_again(
+    fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat, redis: FakeAsyncRedis
+) -> None:
+    await wechat.access_token()
+    wx.revoke()
+    await wechat.send_template("oUser", "TPL_1", {"first": "x"})  # forced: ACCESS_TOKEN_2
+    wx.revoke()
+    with pytest.raises(WeChatError) as err:
+        await wechat.send_template("oUser", "TPL_1", {"first": "x"})
+    assert err.value.errcode == 40001  # surfaced for the caller to retry later
+    assert wx.forced_requests == 1
+    # 30 s later (the mark expires), the next refusal forces again
+    await redis.delete(FORCED_KEY)
+    wx.advance(31)
+    await wechat.send_template("oUser", "TPL_1", {"first": "x"})
+    assert wx.forced_requests == 2
+    assert await redis.get(TOKEN_KEY) == b"ACCESS_TOKEN_3_never_shown"
+
+
+async def test_a_refused_forced_refresh_leaves_the_normal_token(
+    fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat, redis: FakeAsyncRedis
+) -> None:
+    await wechat.access_token()
+    wx.forced = 20  # today's forced refreshes are spent: WeChat answers 45009
+    wx.revoke()
+    with pytest.raises(WeChatError) as err:
+        await wechat.send_template("oUser", "TPL_1", {"first": "x"})
+    assert err.value.errcode == 40001
+    assert wx.forced_requests == 1
+    assert await redis.get(TOKEN_KEY) == b"ACCESS_TOKEN_1_never_shown"
+    assert wx.templates == []
+
+
+# ---- JS-SDK ticket ----------------------------------------------------------------------------------
+
+
+async def test_jsapi_ticket_fetched_and_cached(
+    fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat, redis: FakeAsyncRedis
+) -> None:
+    ticket = await wechat.jsapi_ticket()
+    assert ticket == "JSAPI_TICKET_1_never_shown"
+    [seen] = fake.hits(TICKET_PATH)
+    assert seen.method == "GET"
+    assert seen.query == {"access_token": "ACCESS_TOKEN_1_never_shown", "type": "jsapi"}
+    assert await redis.get(TICKET_KEY) == ticket.encode()
+    assert 7200 - 300 - 5 <= await redis.ttl(TICKET_KEY) <= 7200 - 300
+    other_process = make(fake, redis)
+    try:
+        assert await other_process.jsapi_ticket() == ticket
+    finally:
+        await other_process.aclose()
+    assert await wechat.jsapi_ticket() == ticket
+    assert len(fake.hits(TICKET_PATH)) == 1
+    assert await redis.get(TICKET_KEY + ":lock") is None
+
+
+async def test_jsapi_ticket_twenty_concurrent_callers_one_fetch(
+    fake: FakeServer, wx: FakeWeChat, redis: FakeAsyncRedis
+) -> None:
+    wx.ticket_delay = 0.15
+    clients = [make(fake, redis) for _ in range(4)]
+    try:
+        tickets = await asyncio.gather(*(clients[i % 4].jsapi_ticket() for i in range(20)))
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert set(tickets) == {"JSAPI_TICKET_1_never_shown"}
+    assert len(fake.hits(TICKET_PATH)) == 1
+    assert len(fake.hits(TOKEN_PATH)) == 1
+
+
+async def test_jsapi_ticket_replaces_a_refused_token_once(
+    fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat, redis: FakeAsyncRedis
+) -> None:
+    await redis.set(TOKEN_KEY, b"STALE_TOKEN", ex=3600)
+    assert await wechat.jsapi_ticket() == "JSAPI_TICKET_1_never_shown"
+    tries = fake.hits(TICKET_PATH)
+    assert [t.query["access_token"] for t in tries] == ["STALE_TOKEN", "ACCESS_TOKEN_1_never_shown"]
+    assert await redis.get(TOKEN_KEY) == b"ACCESS_TOKEN_1_never_shown"
+
+
+async def test_jsapi_ticket_refused(
+    fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat, redis: FakeAsyncRedis
+) -> None:
+    fake.route("GET", TICKET_PATH, Reply(200, {"errcode": 40001, "errmsg": "invalid credential"}))
+    with pytest.raises(WeChatError) as err:
+        await wechat.jsapi_ticket()
+    assert err.value.errcode == 40001
+    assert len(fake.hits(TICKET_PATH)) == 2  # once more with a new token, not more
+    assert await redis.get(TICKET_KEY) is None
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(200, {"errcode": 0, "errmsg": "ok", "ticket": "", "expires_in": 7200}),
+        Reply(200, {"errcode": 0, "errmsg": "ok", "ticket": "T"}),
+        Reply(200, body=b"<xml/>"),
+        Reply(500, {}, delay=0.1),
+    ],
+)
+async def test_jsapi_ticket_failure_fails_the_waiters_without_repeating_it(
+    fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat, redis: FakeAsyncRedis, reply: Reply
+) -> None:
+    fake.route("GET", TICKET_PATH, reply)
+    results = await asyncio.gather(*(wechat.jsapi_ticket() for _ in range(10)), return_exceptions=True)
+    assert all(isinstance(r, UpstreamError) for r in results), results
+    assert len(fake.hits(TICKET_PATH)) == 1
+    assert await redis.get(TICKET_KEY) is None
+
+
+# ---- menu -------------------------------------------------------------------------------------------
+
+MENU = {
+    "button": [
+        {"type": "view", "name": "办事指南", "url": "https://h5.example/items"},
+        {
+            "name": "我的",
+            "sub_button": [
+                {"type": "view", "name": "我的办件", "url": "https://h5.example/mine"},
+                {"type": "click", "name": "联系客服", "key": "CONTACT"},
+            ],
+        },
+    ]
+}
+
+
+async def test_create_menu_sends_utf8_json(fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat) -> None:
+    await wechat.create_menu(MENU)
+    [seen] = fake.hits(MENU_PATH)
+    assert seen.query == {"access_token": "ACCESS_TOKEN_1_never_shown"}
+    assert seen.headers["content-type"].startswith("application/json")
+    assert "办事指南".encode() in seen.body and b"\\u" not in seen.body  # Chinese as UTF-8, not escaped
+    assert wx.menu == MENU
+
+
+async def test_create_menu_refused(fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat) -> None:
+    too_many = {"button": [{"type": "click", "name": f"按钮{i}", "key": f"K{i}"} for i in range(4)]}
+    with pytest.raises(WeChatError) as err:
+        await wechat.create_menu(too_many)
+    assert err.value.errcode == 40016
+    assert wx.menu is None
+
+
+async def test_create_menu_is_tried_again_after_a_503(
+    fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat
+) -> None:
+    tries: list[Seen] = []
+
+    def flaky(seen: Seen) -> Reply:
+        tries.append(seen)
+        return Reply(503, {}) if len(tries) == 1 else wx.create_menu(seen)
+
+    fake.route("POST", MENU_PATH, flaky)
+    await wechat.create_menu(MENU)  # replacing the menu twice is the same as once
+    assert len(tries) == 2
+    assert wx.menu == MENU
+
+
+# ---- QR codes ---------------------------------------------------------------------------------------
+
+
+async def test_create_qr(fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat) -> None:
+    qr = await wechat.create_qr("point:360502-001")
+    ticket = FakeWeChat.qr_ticket("point:360502-001")
+    assert isinstance(qr, QrTicket)
+    assert qr.ticket == ticket and ticket.endswith("=")
+    assert qr.url.startswith("http://weixin.qq.com/q/")
+    assert qr.image_url == (
+        "https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket="
+        + ticket.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")
+    )
+    [seen] = fake.hits(QR_PATH)
+    assert seen.json() == {
+        "action_name": "QR_LIMIT_STR_SCENE",
+        "action_info": {"scene": {"scene_str": "point:360502-001"}},
+    }
+    assert wx.qr == {ticket: "point:360502-001"}
+    assert (await wechat.create_qr("x" * 64)).ticket == FakeWeChat.qr_ticket("x" * 64)
+
+
+@pytest.mark.parametrize("scene", ["", "x" * 65])
+async def test_create_qr_scene_out_of_bounds_not_sent(
+    fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat, scene: str
+) -> None:
+    with pytest.raises(ValueError):
+        await wechat.create_qr(scene)
+    assert fake.hits(QR_PATH) == [] and fake.hits(TOKEN_PATH) == []
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [Reply(200, {"url": "http://weixin.qq.com/q/x"}), Reply(200, {"ticket": 5, "url": "u"}), Reply(502, {})],
+)
+async def test_create_qr_bad_answers(
+    fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat, reply: Reply
+) -> None:
+    fake.route("POST", QR_PATH, reply)
+    with pytest.raises(UpstreamError):
+        await wechat.create_qr("scene")
+    assert len(fake.hits(QR_PATH)) == 1
+
+
+# ---- customer-service messages ----------------------------------------------------------------------
+
+
+async def test_send_custom_text_and_news(fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat) -> None:
+    await wechat.send_custom("oAlice", {"msgtype": "text", "text": {"content": "您的办件已办结"}})
+    article = {"title": "办事指南", "description": "身份证换领", "url": "https://h5.example/i/1"}
+    await wechat.send_custom("oAlice", {"msgtype": "news", "news": {"articles": [article]}})
+    first, second = fake.hits(CUSTOM_PATH)
+    assert first.json() == {"touser": "oAlice", "msgtype": "text", "text": {"content": "您的办件已办结"}}
+    assert "您的办件已办结".encode() in first.body
+    assert second.json()["news"]["articles"] == [article]
+    assert [m["msgtype"] for m in wx.custom["oAlice"]] == ["text", "news"]
+
+
+@pytest.mark.parametrize(
+    ("setup", "openid", "errcode"),
+    [
+        ("silent", "oAlice", 45015),
+        ("unsubscribed", "oAlice", 43004),
+        ("none", "not-an-openid", 40003),
+        ("quota", "oAlice", 45047),
+    ],
+)
+async def test_send_custom_errcodes_surface(
+    fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat, setup: str, openid: str, errcode: int
+) -> None:
+    if setup == "silent":
+        wx.silent.add("oAlice")
+    elif setup == "unsubscribed":
+        wx.unsubscribed.add("oAlice")
+    elif setup == "quota":
+        wx.custom["oAlice"] = [{}] * 20
+    with pytest.raises(WeChatError) as err:
+        await wechat.send_custom(openid, {"msgtype": "text", "text": {"content": "x"}})
+    assert err.value.errcode == errcode
+    assert len(fake.hits(CUSTOM_PATH)) == 1  # not retried
+
+
+async def test_send_custom_replaces_a_refused_token_once(
+    fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat, redis: FakeAsyncRedis
+) -> None:
+    await redis.set(TOKEN_KEY, b"STALE_TOKEN", ex=3600)
+    await wechat.send_custom("oAlice", {"msgtype": "text", "text": {"content": "x"}})
+    assert [s.query["access_token"] for s in fake.hits(CUSTOM_PATH)] == [
+        "STALE_TOKEN",
+        "ACCESS_TOKEN_1_never_shown",
+    ]
+    assert len(wx.custom["oAlice"]) == 1
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {},
+        {"msgtype": "text"},
+        {"msgtype": "text", "text": "x"},
+        {"touser": "oBob", "msgtype": "text", "text": {}},
+    ],
+)
+async def test_send_custom_malformed_not_sent(
+    fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat, message: dict
+) -> None:
+    with pytest.raises(ValueError):
+        await wechat.send_custom("oAlice", message)
+    assert fake.hits(CUSTOM_PATH) == []
+
+
+# ---- mass send --------------------------------------------------------------------------------------
+
+
+async def test_mass_send_text(fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat) -> None:
+    msg_id = await wechat.mass_send_text(["oAlice", "oBobby"], "停水通知：明日 9 时至 17 时", "ywt-a42")
+    assert msg_id == "34182"
+    [seen] = fake.hits(MASS_PATH)
+    assert seen.json() == {
+        "touser": ["oAlice", "oBobby"],
+        "msgtype": "text",
+        "text": {"content": "停水通知：明日 9 时至 17 时"},
+        "clientmsgid": "ywt-a42",
+    }
+    assert "停水通知".encode() in seen.body
+    assert [m["clientmsgid"] for m in wx.mass] == ["ywt-a42"]
+
+
+async def test_mass_send_same_clientmsgid_answers_the_earlier_job(
+    fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat
+) -> None:
+    first = await wechat.mass_send_text(["oAlice", "oBobby"], "x", "ywt-a42")
+    again = await wechat.mass_send_text(["oAlice", "oBobby"], "x", "ywt-a42")  # WeChat: 45065 + msg_id
+    assert again == first
+    assert len(wx.mass) == 1
+    other = await wechat.mass_send_text(["oAlice", "oBobby"], "x", "ywt-a43")
+    assert other != first and len(wx.mass) == 2
+
+
+async def test_mass_send_timed_out_is_tried_again_and_sent_once(
+    fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat
+) -> None:
+    tries: list[Seen] = []
+
+    def slow_first(seen: Seen) -> Reply:
+        tries.append(seen)
+        reply = wx.mass_send(seen)  # WeChat took the job ...
+        if len(tries) == 1:
+            reply.delay = 1  # ... and its answer never came in time
+        return reply
+
+    fake.route("POST", MASS_PATH, slow_first)
+    assert await wechat.mass_send_text(["oAlice", "oBobby"], "x", "ywt-a42") == "34182"
+    assert len(tries) == 2
+    assert len(wx.mass) == 1
+
+
+async def test_mass_send_45065_without_msg_id_is_an_error(
+    fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat
+) -> None:
+    fake.route("POST", MASS_PATH, Reply(200, {"errcode": 45065, "errmsg": "clientmsgid exist"}))
+    with pytest.raises(WeChatError) as err:
+        await wechat.mass_send_text(["oAlice", "oBobby"], "x", "ywt-a42")
+    assert err.value.errcode == 45065
+
+
+@pytest.mark.parametrize(
+    ("openids", "content", "clientmsgid"),
+    [
+        (["oAlice"], "x", "c1"),
+        ([], "x", "c1"),
+        ([f"o{i:05d}" for i in range(10_001)], "x", "c1"),
+        (["oAlice", "oBobby"], "", "c1"),
+        (["oAlice", "oBobby"], "x", ""),
+        (["oAlice", "oBobby"], "x", "c" * 65),
+    ],
+)
+async def test_mass_send_refused_before_calling(
+    fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat, openids: list[str], content: str, clientmsgid: str
+) -> None:
+    with pytest.raises(ValueError):
+        await wechat.mass_send_text(openids, content, clientmsgid)
+    assert fake.hits(MASS_PATH) == []
+
+
+async def test_mass_send_errcode(fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat) -> None:
+    with pytest.raises(WeChatError) as err:
+        await wechat.mass_send_text(["oAlice", "bad openid"], "x", "ywt-a42")
+    assert err.value.errcode == 40003
+    assert wx.mass == []
+
+
+# ---- subscribe messages -----------------------------------------------------------------------------
+
+
+async def test_send_subscribe(fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat) -> None:
+    await wechat.send_subscribe(
+        "oAlice", "SUB_TPL_1", {"thing1": "身份证换领", "time2": "2025-06-01 09:00"}, page="pages/case?id=1"
+    )
+    await wechat.send_subscribe("oAlice", "SUB_TPL_1", {"thing1": "x"})
+    first, second = fake.hits(SUBSCRIBE_PATH)
+    assert first.json() == {
+        "touser": "oAlice",
+        "template_id": "SUB_TPL_1",
+        "page": "pages/case?id=1",
+        "data": {"thing1": {"value": "身份证换领"}, "time2": {"value": "2025-06-01 09:00"}},
+    }
+    assert "page" not in second.json()
+    assert [m["data"]["thing1"]["value"] for m in wx.subscribe["oAlice"]] == ["身份证换领", "x"]
+
+
+async def test_send_subscribe_without_consent(fake: FakeServer, wx: FakeWeChat, wechat: HttpWeChat) -> None:
+    wx.no_consent.add("oAlice")
+    with pytest.raises(WeChatError) as err:
+        await wechat.send_subscribe("oAlice", "SUB_TPL_1", {"thing1": "x"})
+    assert err.value.errcode == 43101
+    assert "oAlice" not in wx.subscribe

@@ -294,7 +294,7 @@ class FakeWeChatApi:
         self.msgids = itertools.count(200228332)
         self.by_client_msg_id: dict[str, int] = {}
         self.to_openid: dict[str, list[str]] = {}
-        self.server.route("GET", "/cgi-bin/token", self._token)
+        self.server.route("POST", "/cgi-bin/stable_token", self._token)
         self.server.route("POST", "/cgi-bin/message/template/send", self._send)
 
     def _token(self, seen: Seen) -> Reply:
