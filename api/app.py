@@ -195,18 +195,18 @@ async def start_background(app: Sanic) -> None:
     settings: Settings = app.ctx.settings
     if settings.embedded:
         interval = settings.applications.deadline_watch_interval
-        app.ctx.watch_stop = asyncio.Event()
-        app.add_task(
-            watch_forever(app.ctx.services.cases, interval, app.ctx.watch_stop, first_after=interval),
-            name="deadline_watch",
-        )
+        stop = app.ctx.watch_stop = asyncio.Event()
         integrations = app.ctx.services.integrations
         senders = Senders(push=integrations.push, wechat=integrations.wechat, settings=settings.notifications)
-        app.add_task(
-            deliver_forever(senders, app.ctx.watch_stop, first_after=settings.notifications.interval),
-            name="delivery_loop",
-        )
-        app.add_task(replies_forever(app.ctx.services.official, app.ctx.watch_stop), name="wechat_replies")
+        loops = {
+            "deadline_watch": watch_forever(app.ctx.services.cases, interval, stop, first_after=interval),
+            "delivery_loop": deliver_forever(senders, stop, first_after=settings.notifications.interval),
+            "wechat_replies": replies_forever(app.ctx.services.official, stop),
+        }
+        # tasks of our own, not Sanic's (`app.add_task`): on SIGTERM Sanic cancels its tasks at once, before
+        # any stop listener runs, which cut the delivery loop's pass short mid-write every time instead of
+        # giving it its grace period; these are stopped by `stop_background`, through `watch_stop`
+        app.ctx.background = [asyncio.create_task(coro, name=name) for name, coro in loops.items()]
 
 
 async def freeze_start_up_objects(app: Sanic) -> None:
@@ -226,13 +226,17 @@ async def stop_background(app: Sanic) -> None:
     if stop is None:
         return
     stop.set()
-    # the delivery loop gives its pass `stop_grace` seconds, then gives back what it holds
+    # each loop ends its pass: the delivery loop within `stop_grace` seconds, then it gives back what it holds
     grace = app.ctx.settings.notifications.stop_grace + 2
-    for name in ("deadline_watch", "delivery_loop", "wechat_replies"):
-        task = app.get_task(name, raise_exception=False)
-        if task is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(task, timeout=grace)
+    for task in app.ctx.background:
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=grace)
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error(
+                "background loop failed",
+                exc_info=task.exception(),
+                extra={"fields": {"loop": task.get_name()}},
+            )
 
 
 async def close_resources(app: Sanic) -> None:

@@ -170,13 +170,31 @@ def _ask_stop(signum: int, frame: object) -> None:
     _stop_asked.set()
 
 
-def _take_the_signal(app: Any, loop: asyncio.AbstractEventLoop) -> None:
+def _take_the_signal(app: Any) -> None:
     """Once the server runs, SIGTERM stops it (Sanic in one process left it to the handler above, which only
     takes note: seen here as a server that went on serving after SIGTERM). The handler first, then the note:
     a SIGTERM in between is either noted or handled, never lost."""
-    loop.add_signal_handler(signal.SIGTERM, app.stop)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, _stop_until_stopping, app, loop)
     if _stop_asked.is_set():
-        app.stop()
+        _stop_until_stopping(app, loop)
+
+
+def _stop_until_stopping(app: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """`app.stop()` stops the event loop. Called while Sanic's start-up still runs the loop for itself (its
+    `run_until_complete` of the start-up listeners), the stop ends that run instead of the serving one, and
+    the server then serves for ever after SIGTERM. So while it is still starting (Sanic marks it running
+    just before its serving loop) the stop is asked again 0.1 s later; once the shutdown has begun
+    (`_note_stopping`, the first of the stop listeners) never again."""
+    if getattr(app.ctx, "stopping", False):
+        return
+    app.stop()
+    if not app.state.is_running:
+        loop.call_later(0.1, _stop_until_stopping, app, loop)
+
+
+def _note_stopping(app: Any) -> None:
+    app.ctx.stopping = True
 
 
 def cmd_serve(settings: Settings) -> int:
@@ -211,6 +229,8 @@ def cmd_serve(settings: Settings) -> int:
 
     app = create_app(settings)
     app.register_listener(_take_the_signal, "after_server_start")
+    # registered last, so the first to run: Sanic runs the stop listeners in reverse order
+    app.register_listener(_note_stopping, "before_server_stop")
     print(f"serving on http://{settings.server.host}:{settings.server.port} (docs at /docs)", flush=True)
     app.run(
         host=settings.server.host,

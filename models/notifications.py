@@ -721,7 +721,9 @@ async def receipt_applied(receipt_id: int, at: datetime) -> None:
 
 
 async def delivery_by_ref(channel: str, provider_ref: str) -> Delivery | None:
-    return await Delivery.get_or_none(channel=channel, provider_ref=provider_ref)
+    """The delivery the provider's message id is of; should a provider ever give one id twice, the latest
+    (a receipt comes for the message just sent), never an error that would stop every receipt after it."""
+    return await Delivery.filter(channel=channel, provider_ref=provider_ref).order_by("-id").first()
 
 
 async def settle_delivery(

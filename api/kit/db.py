@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 import time
@@ -14,7 +15,10 @@ from typing import Any
 import tortoise.backends.sqlite.executor  # noqa: F401 — registers its adapters first, ours below replace them
 from tortoise import Tortoise, connections
 from tortoise.backends.asyncpg.client import AsyncpgDBClient
+from tortoise.backends.base.client import TransactionContext, TransactionContextPooled
 from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.backends.sqlite.client import SqliteTransactionContext
+from tortoise.connection import get_connections
 from tortoise.exceptions import DBConnectionError, IntegrityError
 from tortoise.transactions import in_transaction as _tortoise_transaction
 
@@ -66,12 +70,74 @@ async def in_transaction() -> AsyncIterator[Any]:
     callbacks: list[Callable[[], Awaitable[None]]] = []
     token = _after_commit.set(callbacks)
     try:
-        async with _tortoise_transaction() as connection:
+        async with _cancel_safe(_tortoise_transaction()) as connection:
             yield connection
     finally:
         _after_commit.reset(token)
     for callback in callbacks:
         await callback()
+
+
+class _SqliteTransaction(SqliteTransactionContext):
+    """tortoise's SQLite transaction, begun so that a cancellation cannot wedge the database.
+
+    tortoise (1.1.9) takes the connection's one lock and then awaits BEGIN; cancelled in that await (a
+    request cut off, a worker's pass cut short at shutdown) its `__aexit__` never runs, the lock is never
+    given back, and every later query of the process waits on it for ever: the embedded server stops
+    answering. Here whatever the entry took is given back when it fails, and a BEGIN that still ran in
+    aiosqlite's thread after its await was cancelled is rolled back."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> Any:
+        await self._trxlock.acquire()
+        try:
+            await self.ensure_connection()
+            self.token = get_connections().set(self.connection_name, self.connection)
+            try:
+                await self.connection.begin()
+            except BaseException:
+                get_connections().reset(self.token)
+                with contextlib.suppress(Exception):
+                    await self.connection._connection.rollback()
+                raise
+        except BaseException:
+            self._trxlock.release()
+            raise
+        return self.connection
+
+
+class _PooledTransaction(TransactionContextPooled):
+    """tortoise's PostgreSQL transaction, begun so that a cancellation in BEGIN gives its connection back to
+    the pool (tortoise 1.1.9 kept it: one connection fewer for the process at each such cancellation); the
+    pool resets a connection given back inside a transaction (`_reset_if_needed`)."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> Any:
+        await self.ensure_connection()
+        pool = self.client._parent._pool
+        self.client._connection = await pool.acquire()
+        try:
+            self.token = get_connections().set(self.connection_name, self.client)
+            try:
+                await self.client.begin()
+            except BaseException:
+                get_connections().reset(self.token)
+                raise
+        except BaseException:
+            await pool.release(self.client._connection)
+            raise
+        return self.client
+
+
+def _cancel_safe(context: TransactionContext) -> TransactionContext:
+    """The same transaction, with an entry a cancellation cannot leave half done (the two above)."""
+    if type(context) is SqliteTransactionContext:
+        return _SqliteTransaction(context.connection, context._trxlock)
+    if type(context) is TransactionContextPooled:
+        return _PooledTransaction(context.client, context._pool_init_lock)
+    return context
 
 
 async def after_commit(callback: Callable[[], Awaitable[None]]) -> None:

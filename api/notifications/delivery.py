@@ -702,10 +702,26 @@ async def release(senders: Senders) -> int:
     deliveries `sending` become due at once (push goes again with the same cid, WeChat within its 10
     minutes), its outbox rows and announcement claimable by another worker at once. How many rows."""
     moments = sorted(senders.holds.moments)
-    senders.holds.moments.clear()
     if not moments:
         return 0
-    return await db.release_claims(moments, clock.now())
+    # forgotten only once given back: a release cut short itself (the server's shutdown cancelling the loop)
+    # leaves them for the next call
+    given = await db.release_claims(moments, clock.now())
+    senders.holds.moments.difference_update(moments)
+    return given
+
+
+async def _give_back_after_failure(senders: Senders) -> None:
+    """A pass that failed (the database or Redis went away, a write refused) gives back what it held at once
+    rather than leaving it `sending` until the claims lapse; if that fails too, the claims lapse
+    (`hold_seconds`) and the sweep takes them back."""
+    try:
+        given = await release(senders)
+    except Exception as exc:  # noqa: BLE001 — the lapse is the fallback, logged
+        log.warning("claims of a failed pass not given back", extra={"fields": {"error": str(exc)}})
+        return
+    if given:
+        log.info("claims of a failed pass given back", extra={"fields": {"released": given}})
 
 
 async def _cut_short(senders: Senders, one_pass: asyncio.Future[DeliveryReport]) -> int:
@@ -761,6 +777,7 @@ async def deliver_forever(senders: Senders, stop: asyncio.Event, *, first_after:
             raise
         except Exception:
             log.exception("delivery pass failed")
+            await _give_back_after_failure(senders)
         finally:
             stopping.cancel()
         if not work and await stopped_within(stop, interval):

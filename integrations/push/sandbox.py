@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 
 from api.kit import clock
 from integrations.push.base import PushMessage, PushRejected, PushRetryable
+from integrations.sequence import next_id
 
 KEEP = 50
 TTL_SECONDS = 24 * 3600
@@ -65,7 +66,7 @@ class SandboxPush:
         live = tuple(r for r in message.registration_ids if not r.startswith(GONE_PREFIX))
         if not live:
             raise PushRejected("JPush 1011: cannot find user by this audience", gone=message.registration_ids)
-        msg_id = str(await self._redis.incr("sandbox:push:msg_id_seq"))
+        msg_id = await next_id(self._redis, "sandbox:push:msg_id_seq")
         moment = clock.now().isoformat(timespec="seconds")
         async with self._redis.pipeline(transaction=True) as pipe:
             for registration_id in live:

@@ -13,7 +13,7 @@ Redis (all per app unless noted):
 - `sandbox:wechat:oauth_code:{app_id}:{code}` -> JSON {"openid", "unionid"}, 5 minutes, deleted on use (GETDEL)
 - `sandbox:wechat:openid_seq:{app_id}` counter behind the deterministic openids
 - `sandbox:wechat:access_token:{app_id}` the sandbox access token (expires like a real one)
-- `sandbox:wechat:msgid_seq:{app_id}` counter behind msgids
+- `sandbox:wechat:msgid_seq:{app_id}` counter behind msgids (integrations.sequence: never repeated across restarts)
 - `sandbox:wechat:messages:{openid}` list of JSON {"openid", "template_id", "data", "url", "msgid", "sent_at"},
   newest last, the last 50 kept, 24 h expiry
 - `sandbox:wechat:jsapi_ticket:{app_id}` the sandbox JS-SDK ticket (expires like a real one)
@@ -39,6 +39,7 @@ from redis.asyncio import Redis
 
 from api.kit import clock
 from api.kit.kv import text
+from integrations.sequence import next_id
 from integrations.wechat.base import (
     InvalidWeChatCode,
     QrTicket,
@@ -141,7 +142,7 @@ class SandboxWeChat:
             earlier = await self._redis.get(seen_key)
             if earlier is not None:  # as WeChat: the same client_msg_id within 10 minutes is not sent again
                 return earlier.decode() if isinstance(earlier, bytes) else str(earlier)
-        msgid = str(await self._redis.incr(f"sandbox:wechat:msgid_seq:{self._app_id}"))
+        msgid = await next_id(self._redis, f"sandbox:wechat:msgid_seq:{self._app_id}")
         if client_msg_id:
             await self._redis.set(seen_key, msgid, ex=CLIENT_MSG_ID_SECONDS)
         record = {
@@ -227,7 +228,7 @@ class SandboxWeChat:
         earlier = await self._redis.get(seen_key)
         if earlier is not None:  # as WeChat: the same clientmsgid within 24 h is not sent again
             return text(earlier)
-        msg_id = str(await self._redis.incr(f"sandbox:wechat:msgid_seq:{self._app_id}"))
+        msg_id = await next_id(self._redis, f"sandbox:wechat:msgid_seq:{self._app_id}")
         if not await self._redis.set(seen_key, msg_id, nx=True, ex=CLIENTMSGID_SECONDS):
             earlier = await self._redis.get(seen_key)  # a concurrent send of the same clientmsgid won
             if earlier is not None:

@@ -42,6 +42,17 @@ async def test_the_sandbox_keeps_each_push_per_device_and_sends_a_cid_once(redis
     assert await push.push(MESSAGE, await push.new_cid()) != first
 
 
+async def test_the_sandboxs_message_ids_are_not_given_again_after_a_restart() -> None:
+    """The embedded Redis begins empty at each start; receipts are matched by message id, so a second run
+    must not hand out the ids of the first (it did: "1", "2" … again, and every receipt pass failed)."""
+    first = SandboxPush(FakeAsyncRedis())
+    before = [await first.push(MESSAGE, f"cid-{n}") for n in range(3)]
+    again = SandboxPush(FakeAsyncRedis())  # the next start: a new, empty Redis
+    after = [await again.push(MESSAGE, f"cid-{n}") for n in range(3)]
+    assert len(set(before + after)) == 6
+    assert all(m.isdigit() for m in before + after)  # numeric, as JPush's are
+
+
 async def test_the_sandbox_refuses_a_gone_device_and_is_busy_twice_for_a_busy_one(
     redis: FakeAsyncRedis,
 ) -> None:

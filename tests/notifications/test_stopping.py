@@ -206,14 +206,17 @@ def test_sigterm_at_twenty_moments_exits_in_time_and_loses_nothing(tmp_path, dat
             reap(proc)
         published.extend(load.published)
         # nothing held: another worker could take everything at once
-        assert query(database, "SELECT COUNT(*) FROM delivery WHERE status = 'sending'") == [(0,)], moment
-        assert query(
-            database, "SELECT COUNT(*) FROM outbox WHERE done_at IS NULL AND claimed_until IS NOT NULL"
-        ) == [(0,)], moment
-        assert query(
-            database,
-            "SELECT COUNT(*) FROM announcement WHERE status = 'sending' AND claimed_until IS NOT NULL",
-        ) == [(0,)], moment
+        held = {
+            "deliveries sending": "SELECT COUNT(*) FROM delivery WHERE status = 'sending'",
+            "outbox rows claimed": "SELECT COUNT(*) FROM outbox WHERE done_at IS NULL AND claimed_until IS NOT NULL",
+            "announcements claimed": (
+                "SELECT COUNT(*) FROM announcement WHERE status = 'sending' AND claimed_until IS NOT NULL"
+            ),
+        }
+        counts = {what: query(database, sql)[0][0] for what, sql in held.items()}
+        assert not any(counts.values()), (
+            f"moment {moment}: {counts}\n" + log.read_text(encoding="utf-8")[-6000:]
+        )
     # every announcement answered 201 is there
     stored = {row[0] for row in query(database, "SELECT id FROM announcement")}
     assert set(published) <= stored
