@@ -293,8 +293,7 @@ async def _ticket_sign_in(
 
 async def wechat_account_of(openid: str) -> int | None:
     """The account bound to this openid, if any (for the official account's replies)."""
-    binding = await db.binding_of("wechat", openid)
-    return binding.account_id if binding is not None else None
+    return await db.account_of_binding("wechat", openid)
 
 
 async def wechat_openid_of(account_id: int) -> str | None:

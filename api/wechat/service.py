@@ -87,13 +87,12 @@ async def receive(official: Official, message: dict[str, Any]) -> Reply | None:
     if not await official.redis.set(key, b"1", nx=True, ex=official.settings.seen_ttl):
         log.info("wechat: a message seen before", extra={"fields": {"event": "wechat.duplicate"}})
         return None
-    task = asyncio.ensure_future(answer(official, message))
     try:
-        said: Said = await asyncio.wait_for(asyncio.shield(task), official.settings.reply_budget)
+        # past the budget the answer is cancelled where it stands (a transaction in flight rolls back):
+        # the workers answer it again from the start, and every step of an answer may be done twice
+        async with asyncio.timeout(official.settings.reply_budget):
+            said = await answer(official, message)
     except TimeoutError:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(task, 0.5)
         await _defer_or_forget(official, message, key, "slow")
         return None
     except Exception:
