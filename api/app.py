@@ -7,7 +7,6 @@ needs (the kernel, the principal and scope sources) through the protocols it def
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import re
@@ -226,12 +225,15 @@ async def stop_background(app: Sanic) -> None:
     if stop is None:
         return
     stop.set()
-    # each loop ends its pass: the delivery loop within `stop_grace` seconds, then it gives back what it holds
+    # each loop ends its pass: the delivery loop within `stop_grace` seconds, then it gives back what it holds;
+    # a loop still running after that is cancelled (the delivery loop gives back what it holds then too)
     grace = app.ctx.settings.notifications.stop_grace + 2
-    for task in app.ctx.background:
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=grace)
-        if task.done() and not task.cancelled() and task.exception() is not None:
+    done, late = await asyncio.wait(app.ctx.background, timeout=grace)
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
             log.error(
                 "background loop failed",
                 exc_info=task.exception(),

@@ -12,5 +12,8 @@ from redis.asyncio import Redis
 
 
 async def next_id(redis: Redis, key: str) -> str:
-    await redis.set(key, time.time_ns() // 1000, nx=True)
-    return str(await redis.incr(key))
+    async with redis.pipeline(transaction=False) as pipe:  # one round trip for both
+        pipe.set(key, time.time_ns() // 1000, nx=True)
+        pipe.incr(key)
+        _, value = await pipe.execute()
+    return str(value)

@@ -18,7 +18,7 @@ async def _held_for_ever(inside: asyncio.Event) -> None:
         await asyncio.sleep(60)
 
 
-async def _one_write_after_another(n: int) -> None:
+async def _a_short_transaction(n: int) -> None:
     async with in_transaction() as connection:
         await connection.execute_query("SELECT 1")
         await asyncio.sleep(0.01 * (n % 3))
@@ -37,10 +37,10 @@ async def test_transactions_cancelled_at_every_step_of_their_start_leave_the_dat
         await asyncio.gather(task, return_exceptions=True)
         # the next query and the next transaction are answered (with tortoise's own start: never)
         await asyncio.wait_for(ping_database(), 5)
-        await asyncio.wait_for(_one_write_after_another(0), 5)
+        await asyncio.wait_for(_a_short_transaction(0), 5)
     assert cut_while_starting, "no cancellation fell inside a transaction's start: the test proved nothing"
     if pool is not None:  # PostgreSQL: every connection is back in the pool, none kept by a cancelled start
         assert pool.get_idle_size() == pool.get_size(), (pool.get_idle_size(), pool.get_size())
     # as many transactions at once as the pool has connections: none was kept by a cancelled start
     size = pool.get_max_size() if pool is not None else 4
-    await asyncio.wait_for(asyncio.gather(*(_one_write_after_another(n) for n in range(size))), 10)
+    await asyncio.wait_for(asyncio.gather(*(_a_short_transaction(n) for n in range(size))), 10)
