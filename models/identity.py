@@ -325,17 +325,18 @@ async def active_grid_workers_of(point_id: int) -> list[int]:
 # ---- channel bindings ----------------------------------------------------------------------------------
 
 
-async def account_of_binding(channel: str, external_id: str) -> int | None:
-    """The account bound to this external id, by one hand-written SELECT on the unique (channel,
-    external_id) index: the official account asks it for most messages, and building tortoise's query cost
-    more than running it (measured in the callback bench)."""
+async def account_of_binding(channel: str, external_id: str) -> tuple[int, int] | None:
+    """The account bound to this external id and its version, by one hand-written SELECT on the unique
+    (channel, external_id) index: the official account asks it for most messages, and building tortoise's
+    query cost more than running it (measured in the callback bench)."""
     arg = Placeholders(is_postgres())
     sql = (
-        'SELECT "account_id" FROM "channel_binding" '  # noqa: S608 — placeholders only
-        f'WHERE "channel" = {arg(channel)} AND "external_id" = {arg(external_id)} LIMIT 1'
+        'SELECT b."account_id", a."version" FROM "channel_binding" b '  # noqa: S608 — placeholders only
+        'JOIN "account" a ON a."id" = b."account_id" '
+        f'WHERE b."channel" = {arg(channel)} AND b."external_id" = {arg(external_id)} LIMIT 1'
     )
     rows = await connections.get("default").execute_query_dict(sql, arg.values)
-    return int(rows[0]["account_id"]) if rows else None
+    return (int(rows[0]["account_id"]), int(rows[0]["version"])) if rows else None
 
 
 async def binding_of(channel: str, external_id: str) -> ChannelBinding | None:
@@ -366,7 +367,19 @@ async def add_binding(account_id: int, channel: str, external_id: str, unionid: 
         account_id=account_id, channel=channel, external_id=external_id, unionid=unionid
     )
     await changed(account_id)
+    # the caches of "this external id is bound to nobody" are stale once this commits (api/identity/bound.py)
+    await after_commit(lambda: _new_generation(binding_generation(channel)))
     return binding
+
+
+def binding_generation(channel: str) -> str:
+    return f"bindings:{channel}"
+
+
+async def _new_generation(name: str) -> None:
+    publisher = versions.publisher.get()
+    if publisher is not None:  # a process that serves no requests: the caches' max_age bounds their staleness
+        await publisher.bump_generation(name)
 
 
 async def remove_binding(account_id: int, channel: str) -> bool:

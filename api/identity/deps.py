@@ -5,12 +5,13 @@ Built once per worker by the composition root (`api/app.py`); the kernel's piece
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from redis.asyncio import Redis
 
+from api.identity.bound import BoundAccounts
 from api.kit.auth import TokenService
 from api.kit.config import Settings
 from api.kit.container import Kernel
@@ -26,6 +27,8 @@ class Identity:
     hasher: PasswordHasher
     # verified against when a phone is unknown, so both paths cost one Argon2 verification
     dummy_hash: str
+    # which account each WeChat openid is bound to, as this worker last read it (api/identity/bound.py)
+    wechat_bound: BoundAccounts = field(default_factory=BoundAccounts)
 
     @property
     def settings(self) -> Settings:

@@ -82,6 +82,8 @@ __all__ = [
     "unbind_wechat",
     "verify_real_name",
     "wechat_account_of",
+    "wechat_binding_confirmed",
+    "wechat_binding_keys",
     "wechat_openid_of",
     "wechat_web_sign_in",
 ]
@@ -291,9 +293,24 @@ async def _ticket_sign_in(
     return await sessions.start_session(ident, account, "wechat")
 
 
-async def wechat_account_of(openid: str) -> int | None:
-    """The account bound to this openid, if any (for the official account's replies)."""
-    return await db.account_of_binding("wechat", openid)
+async def wechat_account_of(ident: Identity, openid: str) -> int | None:
+    """The account bound to this openid, if any (for the official account's replies): this worker's copy
+    when the callback's round trip confirmed it (`wechat_binding_keys`, `wechat_binding_confirmed`), else
+    the database."""
+    return await ident.wechat_bound.account_of(openid)
+
+
+def wechat_binding_keys(ident: Identity, openid: str) -> tuple[str, str | None]:
+    """The Redis keys whose values confirm this worker's copy of the openid's binding (the second is None
+    when there is no copy of a bound account): read them in the callback's round trip."""
+    return ident.wechat_bound.keys(openid)
+
+
+def wechat_binding_confirmed(
+    ident: Identity, openid: str, generation: bytes | None, version: bytes | None
+) -> None:
+    """What Redis holds under `wechat_binding_keys`, read before the message is answered."""
+    ident.wechat_bound.confirm(openid, generation, version)
 
 
 async def wechat_openid_of(account_id: int) -> str | None:

@@ -144,6 +144,26 @@ class Multiplexed:
         finally:
             metrics.observe_redis(str(args[0]), time.perf_counter() - started)
 
+    async def execute_many(self, *commands: tuple[bytes | str | int | float, ...]) -> list[Any]:
+        """Several commands written together (one round trip, as a pipeline that is not a transaction), their
+        replies in order; a Redis error reply of any of them is raised once all have answered."""
+        started = time.perf_counter()
+        try:
+            pipe = await self._ready()
+            replies = [pipe.send(_pack(args)) for args in commands]
+            try:
+                async with asyncio.timeout(self._timeout()):
+                    answers = await asyncio.gather(*replies, return_exceptions=True)
+            except TimeoutError:
+                pipe.close(RedisConnectionError("Redis connection dropped after a timeout"))
+                raise RedisTimeoutError("Timeout reading from Redis") from None
+        finally:
+            metrics.observe_redis("PIPELINE", time.perf_counter() - started)
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        return list(answers)
+
     def _usable(self, pool: object, loop: asyncio.AbstractEventLoop) -> _Pipe | None:
         """The connection, if open, made from the client's pool as it is now, on the running loop."""
         pipe = self._pipe

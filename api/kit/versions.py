@@ -24,6 +24,9 @@ from api.kit.multiplex import Multiplexed
 
 VERSION_KEY = "account:version:{}"
 REVOKED_SESSION_KEY = "session:revoked:{}"
+# a named counter bumped after commits that make "not found" cached copies stale (`bump_generation`): a copy
+# read under one generation is used only while Redis holds that same generation (a missing counter: never)
+GENERATION_KEY = "generation:{}"
 
 # KEYS[1] the version key; ARGV[1] the version: set it only upwards
 _PUBLISH = """
@@ -94,6 +97,24 @@ class AccountVersions:
             # a Redis restarted or flushed since: the script's text, which Redis then keeps
             reply = await shared.execute("EVAL", _CHECK, len(keys), *keys, *args)
         return reply
+
+    async def together(self, *commands: tuple[bytes | str | int | float, ...]) -> list[Any]:
+        """Several commands in one round trip, replies in order (not a transaction): on the worker's shared
+        connection, or a redis-py pipeline for the in-process fake and TLS. For a hot path that needs a few
+        keys at once (the official account's callback: its message's de-duplication and its cache checks)."""
+        shared = self._shared
+        if shared is not None:
+            return await shared.execute_many(*commands)
+        pipe = self.redis.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        replies: list[Any] = await pipe.execute()
+        return replies
+
+    async def bump_generation(self, name: str) -> None:
+        """A new generation of `name` (a named counter, `GENERATION_KEY`), after a commit that makes every
+        cached copy read under an older one stale (e.g. a new binding: the caches of "bound to nobody")."""
+        await self.redis.incr(GENERATION_KEY.format(name))
 
     async def publish(self, account_id: int, version: int) -> None:
         await self._publish(keys=[VERSION_KEY.format(account_id)], args=[version])

@@ -242,7 +242,7 @@ async def _intent(official: Official, openid: str, intent: str) -> Reply:
             url=_page(official, "/licences"),
         )
     if intent == "bind":
-        if await identity.wechat_account_of(openid) is not None:
+        if await identity.wechat_account_of(official.identity, openid) is not None:
             return Reply(text="您的微信已绑定一网通账号。发送“进度”查看最近的办件。")
         return Reply(
             title="绑定一网通账号",
@@ -259,7 +259,7 @@ async def _intent(official: Official, openid: str, intent: str) -> Reply:
 
 
 async def _progress(official: Official, openid: str) -> Reply:
-    account_id = await identity.wechat_account_of(openid)
+    account_id = await identity.wechat_account_of(official.identity, openid)
     if account_id is None:
         return Reply(
             title="请先绑定一网通账号",
@@ -282,7 +282,7 @@ async def _progress(official: Official, openid: str) -> Reply:
 
 
 async def _welcome(official: Official, openid: str) -> Reply:
-    if await identity.wechat_account_of(openid) is not None:
+    if await identity.wechat_account_of(official.identity, openid) is not None:
         return Reply(text="欢迎回来！您的微信已绑定一网通账号，发送“进度”查看办件，“证照”查看电子证照。")
     return Reply(
         title="欢迎关注新余一网通",

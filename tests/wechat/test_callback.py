@@ -239,6 +239,35 @@ async def test_progress_answers_with_his_latest_case_by_keyword_and_by_menu(clie
         assert f"/cases/{case['id']}" in reply["Content"]
 
 
+async def test_his_answers_follow_his_binding_at_once_though_the_server_remembers_it(client, app, peer):
+    """The server keeps who an openid is bound to between messages (api/identity/bound.py): binding,
+    unbinding and a Redis that lost everything must each show in the very next answer."""
+    w = await make_world(app, client, second_resident=False)
+    case = await new_case(w)
+
+    async def progress() -> dict:
+        reply = peer.reply(await peer.post(client, text(OPENID, "进度")))
+        assert reply is not None
+        return reply
+
+    for _ in range(2):  # the second answer is the remembered one
+        assert (await progress())["MsgType"] == "news"  # bound to nobody: the way to bind
+    code, _ = await wechat_code(client, OPENID)
+    r = await client.post("/api/v1/me/bindings/wechat", json={"code": code}, headers=w.resident)
+    assert r.status_code == 201, r.text
+    for _ in range(2):
+        answer = await progress()
+        assert answer["MsgType"] == "text" and case["number"] in answer["Content"]
+    assert (await client.delete("/api/v1/me/bindings/wechat", headers=w.resident)).status_code == 204
+    assert (await progress())["MsgType"] == "news"
+    # Redis loses every key (a restart), then he binds again: the copy "bound to nobody" is not believed
+    await app.ctx.services.kernel.redis.flushdb()
+    code, _ = await wechat_code(client, OPENID)
+    r = await client.post("/api/v1/me/bindings/wechat", json={"code": code}, headers=w.resident)
+    assert r.status_code == 201, r.text
+    assert case["number"] in (await progress())["Content"]
+
+
 async def test_keywords_point_to_licences_and_conveniences_and_anything_else_gets_help(client, peer):
     licences = peer.reply(await peer.post(client, text(OPENID, "证照")))
     assert licences["Articles"]["item"]["Url"].endswith("/licences")
