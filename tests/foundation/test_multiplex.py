@@ -125,6 +125,34 @@ async def test_an_error_reply_fails_its_own_call_only():
         assert isinstance(failed, ResponseError) and "asked to fail" in str(failed)
 
 
+async def test_several_commands_go_in_one_write_and_come_back_in_order():
+    async with connected(echo) as (fake, shared):
+        assert await shared.execute("ECHO", "connect") == b"connect"
+        writes = []
+        transport = shared._pipe.transport
+        real_write = transport.write
+        transport.write = lambda data: (writes.append(data), real_write(data))[1]
+        replies = await shared.execute_many(("ECHO", "one"), ("ECHO", "two"), ("ECHO", "three"))
+        assert replies == [b"one", b"two", b"three"] and len(writes) == 1
+        with pytest.raises(ResponseError, match="asked to fail"):
+            await shared.execute_many(("ECHO", "a"), ("FAIL",), ("ECHO", "b"))
+        assert await shared.execute("ECHO", "still") == b"still"  # the connection went on
+        with pytest.raises(RedisTimeoutError):
+            await shared.execute_many(("ECHO", "x"), ("HANG",))
+        assert await shared.execute("ECHO", "again") == b"again"
+        assert fake.connections == 2
+
+
+async def test_several_commands_on_the_in_process_fake_go_through_redis_py():
+    from fakeredis import FakeAsyncRedis, FakeServer
+
+    versions = AccountVersions(FakeAsyncRedis(server=FakeServer()))
+    fresh, again, value = await versions.together(
+        ("SET", "k", b"1", "NX", "EX", 60), ("SET", "k", b"2", "NX", "EX", 60), ("GET", "k")
+    )
+    assert fresh and not again and value == b"1"
+
+
 async def test_a_silent_redis_is_a_timeout_and_the_next_call_connects_afresh():
     async with connected(echo) as (fake, shared):
         assert await shared.execute("ECHO", "first") == b"first"
