@@ -337,6 +337,51 @@ async def claim_deliveries(now: datetime, until: datetime, limit: int) -> list[i
     return ids
 
 
+_CLAIM_MASS = """
+UPDATE "delivery" SET "status" = 'sending', "claimed_until" = {p2}, "attempts" = "attempts" + 1,
+    "updated_at" = {p1}
+WHERE "id" IN (
+    SELECT "id" FROM "delivery" WHERE "status" IN ('created', 'temporary-failure') AND "next_attempt_at" <= {p1}
+        AND "provider_ref" IS NULL AND "channel" = 'wechat'
+        AND "notification_id" IN (SELECT "id" FROM "notification" WHERE "announcement_id" = {p4})
+    ORDER BY "next_attempt_at", "id" LIMIT {p3}{lock}
+) RETURNING "id"
+"""
+
+
+async def claim_announcement_wechat(
+    announcement_id: int, now: datetime, until: datetime, limit: int
+) -> list[int]:
+    """Up to `limit` more WeChat deliveries of one announcement due for a try, claimed as
+    `claim_deliveries` claims (a mass send names up to 10 000 followers: an announcement goes in as few
+    sends as can be, since WeChat counts each against a follower's monthly mass messages)."""
+    postgres = connections.get("default").capabilities.dialect == "postgres"
+    if postgres:
+        sql = _CLAIM_MASS.format(p1="$1", p2="$2", p3="$3", p4="$4", lock=" FOR UPDATE SKIP LOCKED")
+    else:
+        sql = _CLAIM_MASS.format(p1="?", p2="?", p3="?", p4="?", lock="")
+    conn = connections.get("default")
+    moment, held = as_db(Delivery, "updated_at", now), as_db(Delivery, "updated_at", until)
+    # SQLite's ? are positional: held, then the two moments, the announcement, the limit
+    params = (
+        [moment, held, limit, announcement_id] if postgres else [held, moment, moment, announcement_id, limit]
+    )
+    ids = [int(row["id"]) for row in await conn.execute_query_dict(sql, params)]
+    if ids:
+        await DeliveryEvent.bulk_create([DeliveryEvent(delivery_id=i, status="sending", at=now) for i in ids])
+    return ids
+
+
+async def wechat_pending_of_announcement(announcement_id: int) -> int:
+    """WeChat deliveries of the announcement not sent yet (waiting, or held by a worker)."""
+    return await Delivery.filter(
+        channel="wechat",
+        notification__announcement_id=announcement_id,
+        status__in=("created", "temporary-failure", "sending"),
+        provider_ref=None,
+    ).count()
+
+
 async def outbox_done(outbox_id: int, at: datetime) -> None:
     await Outbox.filter(id=outbox_id).update(done_at=at, claimed_until=None)
 
@@ -724,6 +769,11 @@ async def delivery_by_ref(channel: str, provider_ref: str) -> Delivery | None:
     """The delivery the provider's message id is of; should a provider ever give one id twice, the latest
     (a receipt comes for the message just sent), never an error that would stop every receipt after it."""
     return await Delivery.filter(channel=channel, provider_ref=provider_ref).order_by("-id").first()
+
+
+async def deliveries_by_ref(channel: str, provider_ref: str) -> list[Delivery]:
+    """Every delivery sent as one provider message (a WeChat mass send's)."""
+    return await Delivery.filter(channel=channel, provider_ref=provider_ref).order_by("id")
 
 
 async def settle_delivery(

@@ -119,6 +119,14 @@ async def unfollowed_among(openids: list[str]) -> set[str]:
     return {str(r) for r in rows}
 
 
+async def followers_among(openids: list[str]) -> set[str]:
+    """Which of these openids follow the official account now (as its callback told us)."""
+    if not openids:
+        return set()
+    rows = await Follower.filter(openid__in=openids, subscribed=True).values_list("openid", flat=True)
+    return {str(r) for r in rows}
+
+
 async def consent(openid: str, template_id: str, accepted: bool, at: datetime) -> None:
     if not accepted:
         await Consent.filter(openid=openid, template_id=template_id).delete()

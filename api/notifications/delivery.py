@@ -47,8 +47,15 @@ log = logging.getLogger("ywt.delivery")
 
 # WeChat: a template message's client_msg_id is de-duplicated for 10 minutes
 WECHAT_DEDUP_WINDOW = timedelta(minutes=10)
+MASS_DEDUP_WINDOW = timedelta(hours=24)
+# WeChat's mass send names 2 to 10 000 followers (message/mass/send by openid list)
+MASS_MIN, MASS_MAX = 2, 10_000
+MASS_REF = "mass:"
 # WeChat errcodes that say this message will never reach this person as it is
 WECHAT_PERMANENT = frozenset({40003, 43004, 43101, 40037, 47003, 47001})
+# a mass send WeChat will not take as it is: a text too long (45002) or an invalid openid list (40003,
+# 40130: fewer than two), the month's mass-send quota used (45028), marked as spam (45009 is a rate: retried)
+MASS_PERMANENT = frozenset({40003, 40130, 45002, 45028})
 # values over 20 characters are cut by WeChat without a word; we cut them ourselves (the inbox keeps all)
 WECHAT_VALUE_MAX = 20
 # a push shows the start of a long text (an announcement's); the inbox keeps all of it
@@ -306,6 +313,7 @@ async def announce_once(senders: Senders, report: DeliveryReport, now: datetime)
                 accounts = [account for _, account in pairs]
                 settings_rows = await db.settings_for(accounts)
                 devices = await db.devices_for(accounts) if PUSH in allowed else {}
+                followers = await _following(accounts) if WECHAT in allowed else {}
                 rows = [
                     (notification_id, channel, target, due)
                     for notification_id, account in pairs
@@ -314,7 +322,10 @@ async def announce_once(senders: Senders, report: DeliveryReport, now: datetime)
                         settings_rows.get(account),
                         config,
                         now,  # due from the pass's start: the sending step of this pass takes them
-                        {PUSH: push_reach(devices.get(account, []))},
+                        {
+                            PUSH: push_reach(devices.get(account, [])),
+                            WECHAT: {"openid": followers[account]} if account in followers else None,
+                        },
                         allowed,
                     )
                 ]
@@ -334,6 +345,14 @@ async def announce_once(senders: Senders, report: DeliveryReport, now: datetime)
         log.warning("announcement %s was taken over by another worker", announcement.id)
 
 
+async def _following(accounts: list[int]) -> dict[int, str]:
+    """The openid of each of these accounts whose WeChat is bound and follows the official account (a mass
+    send reaches followers only; an account that never followed, or unfollowed, gets none)."""
+    openids = await identity_db.wechat_openids_of(accounts)
+    following = await wechat_db.followers_among(list(openids.values()))
+    return {account: openid for account, openid in openids.items() if openid in following}
+
+
 # ---- 2. sweep ----------------------------------------------------------------------------------------------
 
 
@@ -343,7 +362,7 @@ async def sweep_once(report: DeliveryReport, now: datetime) -> None:
         if delivery is None or delivery.claimed_until is None:
             continue
         first = _first_try(delivery)
-        if delivery.channel == WECHAT and first is not None and now - first > WECHAT_DEDUP_WINDOW:
+        if delivery.channel == WECHAT and first is not None and now - first > _dedup_window(delivery):
             status, detail, at = (
                 "technical-failure",
                 "a worker stopped mid-send; whether it went is unknown",
@@ -355,6 +374,12 @@ async def sweep_once(report: DeliveryReport, now: datetime) -> None:
             delivery_id, status, now, held_until=delivery.claimed_until, detail=detail, next_attempt_at=at
         ):
             report.swept += 1
+
+
+def _dedup_window(delivery: db.Delivery) -> timedelta:
+    """How long WeChat sends this delivery's message once whatever we do: a template's client_msg_id for 10
+    minutes, a mass send's clientmsgid for 24 hours."""
+    return MASS_DEDUP_WINDOW if "clientmsgid" in (delivery.target or {}) else WECHAT_DEDUP_WINDOW
 
 
 def _first_try(delivery: db.Delivery) -> datetime | None:
@@ -377,6 +402,12 @@ async def send_once(senders: Senders, report: DeliveryReport, now: datetime) -> 
     if not ids:
         return
     deliveries = await db.deliveries_with_notifications(ids)
+    masses = [d for d in deliveries if d.channel == WECHAT and d.notification.announcement_id is not None]
+    if masses:
+        await _mass_sends(senders, report, masses, now, held_until)
+        deliveries = [d for d in deliveries if d not in masses]
+        if not deliveries:
+            return
     accounts = sorted({d.notification.account_id for d in deliveries})
     pushes = [d for d in deliveries if d.channel == PUSH]
     devices = await db.devices_for(accounts) if pushes else {}
@@ -492,7 +523,7 @@ async def _mark(
         # its client_msg_id still de-duplicates
         status = (
             "technical-failure"
-            if delivery.channel == WECHAT and now - first > WECHAT_DEDUP_WINDOW
+            if delivery.channel == WECHAT and now - first > _dedup_window(delivery)
             else "retry"
         )
     if status == "retry":
@@ -510,7 +541,7 @@ async def _mark(
             uncertain
             and delivery.channel == WECHAT
             and next_at is not None
-            and next_at - first > WECHAT_DEDUP_WINDOW
+            and next_at - first > _dedup_window(delivery)
         ):
             next_at = None  # the next try would come after WeChat stopped de-duplicating: it could go twice
         status = "temporary-failure" if next_at is not None else "technical-failure"
@@ -595,6 +626,91 @@ async def _wechat(
     )
 
 
+# ---- announcements to followers: WeChat mass sends ------------------------------------------------------
+
+
+async def _mass_sends(
+    senders: Senders, report: DeliveryReport, claimed: list[db.Delivery], now: datetime, held_until: datetime
+) -> None:
+    """An announcement's WeChat deliveries go as mass sends (群发) of up to 10 000 followers each: those of
+    the claimed batch, with every other one of that announcement due now claimed to them. Each group's
+    clientmsgid is kept on its deliveries before anything is sent, so a retry (a worker died, WeChat
+    timed out) sends the same clientmsgid and WeChat, within 24 hours, answers the first job's msg_id
+    instead of sending twice. One follower alone cannot be mass-sent to (WeChat wants two): he waits while
+    others of the announcement are still on their way, and is given up once none is."""
+    by_announcement: dict[int, list[db.Delivery]] = {}
+    for delivery in claimed:
+        by_announcement.setdefault(delivery.notification.announcement_id or 0, []).append(delivery)
+    for announcement_id, group in by_announcement.items():
+        more = await db.claim_announcement_wechat(
+            announcement_id, now, held_until, max(0, MASS_MAX - len(group))
+        )
+        if more:
+            group += await db.deliveries_with_notifications(more)
+        report.tried += len(group)
+        for batch in await _mass_batches(announcement_id, group):
+            outcome = await _mass_send(senders, batch)
+            async with in_transaction():
+                for delivery in batch:
+                    await _mark(senders, report, delivery, outcome, held_until)
+
+
+async def _mass_batches(announcement_id: int, group: list[db.Delivery]) -> list[list[db.Delivery]]:
+    """The group in sends: deliveries already tried keep their clientmsgid's send; the others are cut in
+    sends of at most `MASS_MAX`, each clientmsgid written to its deliveries (one transaction) before any
+    send. A lone one left over takes a companion from the send before it."""
+    kept: dict[str, list[db.Delivery]] = {}
+    fresh: list[db.Delivery] = []
+    for delivery in group:
+        clientmsgid = (delivery.target or {}).get("clientmsgid")
+        if isinstance(clientmsgid, str):
+            kept.setdefault(clientmsgid, []).append(delivery)
+        else:
+            fresh.append(delivery)
+    cuts = [fresh[i : i + MASS_MAX] for i in range(0, len(fresh), MASS_MAX)]
+    if len(cuts) > 1 and len(cuts[-1]) < MASS_MIN:
+        cuts[-1].insert(0, cuts[-2].pop())
+    moment = clock.now().isoformat()
+    async with in_transaction():
+        for cut in cuts:
+            clientmsgid = f"ywt-a{announcement_id}-d{cut[0].id}"
+            for delivery in cut:
+                delivery.target = {**delivery.target, "clientmsgid": clientmsgid, "first_try_at": moment}
+                await db.set_target(delivery.id, delivery.target)
+            kept.setdefault(clientmsgid, []).extend(cut)
+    return list(kept.values())
+
+
+async def _mass_send(senders: Senders, batch: list[db.Delivery]) -> tuple[str, str | None, str | None]:
+    """One mass send's outcome, the same for every delivery in it (marked by the caller)."""
+    notification = batch[0].notification
+    openids = [str(d.target["openid"]) for d in batch]
+    if len(set(openids)) < MASS_MIN:
+        if await db.wechat_pending_of_announcement(notification.announcement_id or 0) > len(batch):
+            return ("retry", "waiting for another follower of the announcement (a mass send names two)", None)
+        return ("permanent-failure", "WeChat mass sends need at least two followers; only one is left", None)
+    try:
+        msg_id = await senders.wechat.mass_send_text(
+            openids, mass_text(notification.title, notification.body), str(batch[0].target["clientmsgid"])
+        )
+        return ("sent", None, MASS_REF + msg_id)
+    except WeChatError as exc:
+        kind = "permanent-failure" if exc.errcode in MASS_PERMANENT else "retry"
+        return (kind, f"WeChat errcode {exc.errcode}", None)
+    except UpstreamTimeout:
+        return ("unknown", "timed out", None)
+    except UpstreamError as exc:
+        return ("unknown", str(exc.detail)[:200], None)
+    except Exception:  # a bug must not stop the loop, nor retry for ever: the horizon bounds it
+        log.exception("mass send of announcement %s failed", notification.announcement_id)
+        return ("retry", "internal error", None)
+
+
+def mass_text(title: str, body: str) -> str:
+    """An announcement as one mass text: its title in 【】, then its body."""
+    return f"【{title}】\n{body}"
+
+
 # ---- 4. receipts and their timeout ----------------------------------------------------------------------
 
 # the channels whose provider tells us what became of a message: JPush's report API, and WeChat's
@@ -623,9 +739,22 @@ async def apply_receipt(
 
 
 async def _apply(channel: str, provider_ref: str, status: str, detail: str | None, at: datetime) -> str:
+    if channel == WECHAT and provider_ref.startswith(MASS_REF):
+        # one job's outcome for every follower it named (WeChat's MASSSENDJOBFINISH counts, it names no one)
+        outcomes = [
+            await _settle(delivery, status, detail, at)
+            for delivery in await db.deliveries_by_ref(channel, provider_ref)
+        ]
+        if not outcomes:
+            return "pending"
+        return "applied" if "applied" in outcomes else "duplicate"
     delivery = await db.delivery_by_ref(channel, provider_ref)
     if delivery is None:
         return "pending"
+    return await _settle(delivery, status, detail, at)
+
+
+async def _settle(delivery: db.Delivery, status: str, detail: str | None, at: datetime) -> str:
     # a delivery given up with no receipt (temporary-failure, the provider's id kept) takes a late one
     settles = delivery.status == "sent" or (delivery.status == "temporary-failure" and status == "delivered")
     if settles and await db.settle_delivery(delivery.id, delivery.status, status, at, detail):

@@ -12,7 +12,7 @@ from api.kit.config import NotificationsSection
 from api.kit.http import decode_id_cursor, page
 from api.kit.ids import MAX_ID64
 from api.notifications.categories import CATEGORIES, CHANNELS, INBOX, channels_for
-from api.notifications.delivery import apply_receipt, minutes_of, quiet_hours_of
+from api.notifications.delivery import MASS_REF, apply_receipt, minutes_of, quiet_hours_of
 from api.notifications.errors import DeviceNotFound, NotificationNotFound
 from api.notifications.schemas import (
     CategoryPreference,
@@ -190,3 +190,8 @@ async def wechat_receipt(msgid: str, status: str, detail: str | None, at: dateti
     """WeChat's word on a template message it took (the official account's TEMPLATESENDJOBFINISH event):
     kept and applied to its delivery as any receipt is ("applied", "duplicate" or "pending")."""
     return await apply_receipt("wechat", msgid, status, detail, at)
+
+
+async def wechat_mass_receipt(msgid: str, status: str, detail: str | None, at: datetime) -> str:
+    """WeChat's word on a mass send (MASSSENDJOBFINISH): applied to every delivery that send named."""
+    return await apply_receipt("wechat", MASS_REF + msgid, status, detail, at)

@@ -176,6 +176,8 @@ async def _event(official: Official, message: dict[str, Any], openid: str) -> Sa
         )
     if event == "templatesendjobfinish":
         return Said(None, [await _template_receipt(message, at)])
+    if event == "masssendjobfinish":
+        return Said(None, [await _mass_receipt(message, at)])
     if event in ("subscribe_msg_popup_event", "subscribe_msg_change_event"):
         return Said(None, [await _consents(message, openid, at)])
     log.info("wechat: an event we do not handle", extra={"fields": {"event": event[:40]}})
@@ -195,6 +197,27 @@ async def _template_receipt(message: dict[str, Any], at: datetime) -> str:
         outcome = await notifications.wechat_receipt(msgid, "permanent-failure", status[:200], at)
     else:
         outcome = await notifications.wechat_receipt(msgid, "temporary-failure", status[:200], at)
+    return "receipt:" + outcome
+
+
+async def _mass_receipt(message: dict[str, Any], at: datetime) -> str:
+    """MASSSENDJOBFINISH: `send success`, `send fail` or `err(num)` for the whole job, with its counts
+    (TotalCount, FilterCount, SentCount, ErrorCount); it names no follower, so it settles every delivery of
+    the job alike."""
+    msgid = str(message.get("MsgID") or message.get("MsgId") or "")
+    status = str(message.get("Status", ""))
+    if not msgid:
+        return "receipt:none"
+    counts = ", ".join(
+        f"{name}={message.get(name)}"
+        for name in ("TotalCount", "SentCount", "ErrorCount")
+        if message.get(name)
+    )
+    if status == "send success":
+        outcome = await notifications.wechat_mass_receipt(msgid, "delivered", None, at)
+    else:
+        detail = f"{status} {counts}".strip()[:200]
+        outcome = await notifications.wechat_mass_receipt(msgid, "permanent-failure", detail, at)
     return "receipt:" + outcome
 
 

@@ -190,7 +190,7 @@ async def test_each_person_s_choices_and_quiet_hours_hold_for_announcements(app,
         ({"audience": {"kind": "everyone", "code": "360502"}}, "audience.code"),
         ({"audience": {"kind": "item", "code": SAME_DAY_ITEM}}, "audience"),  # nobody has such a case
         ({"send_at": "2020-01-01T00:00:00+08:00"}, "send_at"),
-        ({"channels": ["wechat"]}, "channels.0"),
+        ({"channels": ["sms"]}, "channels.0"),
         ({"channels": []}, "channels"),
         ({"title": ""}, "title"),
         ({"body": "很" * 5001}, "body"),
