@@ -115,7 +115,7 @@ async def _first_time(official: Official, message: dict[str, Any], key: str) -> 
     generation_key, version_key = identity.wechat_binding_keys(official.identity, openid)
     # a generation Redis does not hold yet (never bumped, Redis restarted) starts at a random number, so a
     # copy read under an earlier one is not confirmed by chance; INCR goes on from it
-    start = ("SET", generation_key, random.getrandbits(62), "NX")  # noqa: S311 — unlike, not unguessable
+    start = ("SET", generation_key, random.getrandbits(62), "NX")  # noqa: S311 — must not repeat, need not be secret
     if version_key is None:
         fresh, _, generation = await official.kernel.versions.together(seen, start, ("GET", generation_key))
         version = None
