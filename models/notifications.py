@@ -791,9 +791,10 @@ async def settle_delivery(
 
 
 async def unreceipted_before(before: datetime, limit: int) -> list[tuple[int, str]]:
-    """Deliveries `sent` before `before` with no receipt since (id, channel): the receipt timeout's."""
+    """Deliveries `sent` before `before` with no receipt since (id, channel): the receipt timeout's. Those the
+    provider gave no id for (WeChat's subscribe notifications) expect no receipt: `sent` is their end."""
     rows = (
-        await Delivery.filter(status="sent", updated_at__lt=before)
+        await Delivery.filter(status="sent", updated_at__lt=before, provider_ref__isnull=False)
         .order_by("updated_at")
         .limit(limit)
         .values("id", "channel")

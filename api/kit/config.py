@@ -348,6 +348,9 @@ class NotificationsSection(_Section):
     quiet_end: str = Field("08:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     # WeChat template per category: {"template_id": ..., "fields": {"<template key>": "<our field>"}}
     wechat_templates: dict[str, dict[str, Any]] = {}
+    # WeChat subscribe notification (订阅通知) per category with no template: the same shape; sent only to
+    # followers who accepted that template (subscribe_msg_popup_event at the official account's callback)
+    wechat_subscribe: dict[str, dict[str, Any]] = {}
     # the H5 page a WeChat message opens ({id}: the notification id)
     wechat_url: str = ""
     # seconds a pass in flight may take to finish once the server or worker is told to stop (SIGTERM);

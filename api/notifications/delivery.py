@@ -272,14 +272,23 @@ async def _target(senders: Senders, channel: str, notification: db.Notification)
     if channel == PUSH:
         return push_reach(await db.devices_of(notification.account_id))
     if channel == WECHAT:
-        if notification.kind not in senders.settings.wechat_templates:
+        config = senders.settings
+        template = config.wechat_templates.get(notification.kind)
+        subscribe = None if template is not None else config.wechat_subscribe.get(notification.kind)
+        if template is None and subscribe is None:
             return None
         binding = next(
             (b for b in await identity_db.bindings_of(notification.account_id) if b.channel == "wechat"), None
         )
         if binding is None or await wechat_db.unfollowed_among([binding.external_id]):
             return None  # an unfollowed account gets nothing by WeChat until he follows again
-        return {"openid": binding.external_id}
+        if subscribe is None:
+            return {"openid": binding.external_id}
+        # a subscribe notification only where he accepted its template (and has not withdrawn it since)
+        template_id = str(subscribe["template_id"])
+        if binding.external_id not in await wechat_db.consented([binding.external_id], template_id):
+            return None
+        return {"openid": binding.external_id, "subscribe": template_id}
     return None
 
 
@@ -378,8 +387,12 @@ async def sweep_once(report: DeliveryReport, now: datetime) -> None:
 
 def _dedup_window(delivery: db.Delivery) -> timedelta:
     """How long WeChat sends this delivery's message once whatever we do: a template's client_msg_id for 10
-    minutes, a mass send's clientmsgid for 24 hours."""
-    return MASS_DEDUP_WINDOW if "clientmsgid" in (delivery.target or {}) else WECHAT_DEDUP_WINDOW
+    minutes, a mass send's clientmsgid for 24 hours; a subscribe notification has no such key, so a try
+    whose outcome is unknown is never made again (it could reach him twice)."""
+    target = delivery.target or {}
+    if "subscribe" in target:
+        return timedelta(0)
+    return MASS_DEDUP_WINDOW if "clientmsgid" in target else WECHAT_DEDUP_WINDOW
 
 
 def _first_try(delivery: db.Delivery) -> datetime | None:
@@ -476,6 +489,7 @@ async def _send(
 ) -> tuple[str, str | None, str | None]:
     """One try; its outcome (status, detail, provider ref), marked by the caller."""
     notification = delivery.notification
+    ref: str | None
     try:
         if delivery.channel == PUSH:
             ref = await _push(senders, delivery, notification, devices)
@@ -611,12 +625,23 @@ def template_data(fields: dict[str, str], notification: db.Notification) -> dict
 
 async def _wechat(
     senders: Senders, delivery: db.Delivery, notification: db.Notification, bound: str | None
-) -> str:
-    template = senders.settings.wechat_templates[notification.kind]
+) -> str | None:
     openid = delivery.target["openid"]
     if openid != bound:
         raise NoLongerThere("this WeChat is no longer bound to the account")
     url = senders.settings.wechat_url.replace("{id}", str(notification.id)) or None
+    if "subscribe" in delivery.target:
+        # WeChat answers a subscribe notification with no message id and sends no receipt we could match:
+        # `sent` is where it ends (as Notify's messages with no receipt); 43101 (consent gone) is permanent
+        config = senders.settings.wechat_subscribe.get(notification.kind, {})
+        await senders.wechat.send_subscribe(
+            openid,
+            str(delivery.target["subscribe"]),
+            template_data(dict(config.get("fields", {})), notification),
+            url,
+        )
+        return None
+    template = senders.settings.wechat_templates[notification.kind]
     return await senders.wechat.send_template(
         openid,
         str(template["template_id"]),

@@ -112,3 +112,92 @@ async def test_a_job_wechat_reports_failed_fails_every_delivery_it_named(app, cl
     assert (await shown(w, published["id"]))["deliveries"] == {"wechat": {"permanent-failure": 2}}
     detail = await newest_notification(client, w.other_resident)
     assert "err(30003)" in channel(detail, "wechat")["history"][-1]["detail"]
+
+
+# ---- subscribe notifications (订阅通知) -------------------------------------------------------------------
+
+SUBSCRIBE_ONLY = {
+    # application_status by subscribe notification instead of a template (as a category with no template)
+    "wechat_templates": {},
+    "wechat_subscribe": {
+        "application_status": {
+            "template_id": "sub-case-status",
+            "fields": {"thing1": "title", "character_string2": "number", "time3": "time"},
+        }
+    },
+}
+
+
+def consent(openid: str, status: str, kind: str = "subscribe_msg_popup_event") -> str:
+    holder = "SubscribeMsgPopupEvent" if kind == "subscribe_msg_popup_event" else "SubscribeMsgChangeEvent"
+    return event(
+        openid,
+        kind,
+        **{
+            holder: "<List><TemplateId><![CDATA[sub-case-status]]></TemplateId>"
+            f"<SubscribeStatusString><![CDATA[{status}]]></SubscribeStatusString></List>"
+        },
+    )
+
+
+async def test_a_category_without_a_template_goes_by_subscribe_notification_to_those_who_accepted_it(
+    app, client
+):
+    from tests.notifications.test_delivery import submitted
+
+    w = await make_world(app, client, second_resident=False)
+    [openid] = await followers(app, client, w.resident)
+    workers = senders(app, **SUBSCRIBE_ONLY)
+    wechat = app.ctx.services.integrations.wechat
+    peer = Peer(app.ctx.settings.wechat)
+
+    # not accepted yet: his case's news reaches the inbox, nothing goes by WeChat
+    await submitted(w)
+    await deliver_once(workers)
+    assert await wechat.subscribe_messages_to(openid) == []
+    assert [c["channel"] for c in (await newest_notification(client, w.resident))["channels"]] == ["inbox"]
+
+    assert (await peer.post(client, consent(openid, "accept"))).status_code == 200
+    case = await submitted(w)
+    await deliver_once(workers)
+    [sent] = await wechat.subscribe_messages_to(openid)
+    assert sent["template_id"] == "sub-case-status" and sent["data"]["character_string2"] == case["number"]
+    assert all(len(v) <= 20 for v in sent["data"].values())
+    assert channel(await newest_notification(client, w.resident), "wechat")["status"] == "sent"
+    # WeChat gives no receipt for it: `sent` is where it ends, the receipt timeout leaves it be
+    await deliver_once(workers, clock.now() + timedelta(days=4))
+    assert channel(await newest_notification(client, w.resident), "wechat")["status"] == "sent"
+    assert len(await wechat.messages_to(openid)) == 0  # and no template message besides
+
+    # he withdraws his consent in WeChat: the next case's news goes to the inbox only
+    assert (
+        await peer.post(client, consent(openid, "reject", "subscribe_msg_change_event"))
+    ).status_code == 200
+    await submitted(w)
+    await deliver_once(workers)
+    assert len(await wechat.subscribe_messages_to(openid)) == 1
+
+
+async def test_a_subscribe_notification_whose_send_timed_out_is_not_tried_again(app, client, monkeypatch):
+    from tests.notifications.test_delivery import submitted
+
+    w = await make_world(app, client, second_resident=False)
+    [openid] = await followers(app, client, w.resident)
+    assert (await Peer(app.ctx.settings.wechat).post(client, consent(openid, "accept"))).status_code == 200
+    wechat = app.ctx.services.integrations.wechat
+    real = wechat.send_subscribe
+
+    async def taken_then_lost(*args, **kwargs):
+        await real(*args, **kwargs)
+        raise UpstreamTimeout("WeChat")
+
+    monkeypatch.setattr(wechat, "send_subscribe", taken_then_lost)
+    await submitted(w)
+    workers = senders(app, **SUBSCRIBE_ONLY)
+    await deliver_once(workers)
+    monkeypatch.setattr(wechat, "send_subscribe", real)
+    # within the 10 minutes a template's try in doubt would be made again in
+    await deliver_once(workers, clock.now() + timedelta(minutes=5))
+    # no key WeChat de-duplicates by: a second try could reach him twice, so there is none
+    assert len(await wechat.subscribe_messages_to(openid)) == 1
+    assert channel(await newest_notification(client, w.resident), "wechat")["status"] == "technical-failure"
