@@ -7,6 +7,7 @@ import time
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, redirect
 
+from api.kit.answer import Answer
 from api.kit.auth import Role, client_ip, public, require
 from api.kit.docs import documented
 from api.kit.http import json_model, parse_query
@@ -47,7 +48,7 @@ async def callback_check(request: Request) -> HTTPResponse:
     echostr = request.args.get("echostr") or ""
     if not echostr or len(echostr) > 256:
         raise MessageInvalid("缺少 echostr")
-    return HTTPResponse(echostr, content_type=TEXT)
+    return Answer(echostr, content_type=TEXT)
 
 
 @bp.post("/wechat/callback")
@@ -72,11 +73,11 @@ async def callback_message(request: Request) -> HTTPResponse:
     message, safe = callback.open_body(settings, query, request.body)
     reply = await service.receive(official, message)
     if reply is None:
-        return HTTPResponse("success", content_type=TEXT)
+        return Answer("success", content_type=TEXT)
     xml = reply.passive(message)
     if safe:
         xml = callback.seal(settings, xml, query.nonce, str(int(time.time())))
-    return HTTPResponse(xml, content_type=XML)
+    return Answer(xml, content_type=XML)
 
 
 @bp.get("/wechat/oauth/start")
