@@ -673,11 +673,40 @@ async def _mass_sends(
         if more:
             group += await db.deliveries_with_notifications(more)
         report.tried += len(group)
+        group = await _still_following(senders, report, group, held_until)
         for batch in await _mass_batches(announcement_id, group):
             outcome = await _mass_send(senders, batch)
             async with in_transaction():
                 for delivery in batch:
                     await _mark(senders, report, delivery, outcome, held_until)
+
+
+async def _still_following(
+    senders: Senders, report: DeliveryReport, group: list[db.Delivery], held_until: datetime
+) -> list[db.Delivery]:
+    """The deliveries whose openid is still bound to their account and follows the official account; the
+    others (he unbound, unfollowed, his WeChat went to another account since the fan-out) are marked
+    `permanent-failure` and sent nothing."""
+    accounts = sorted({d.notification.account_id for d in group})
+    bound = await identity_db.wechat_openids_of(accounts)
+    following = await wechat_db.followers_among(list(bound.values()))
+    kept, gone = [], []
+    for delivery in group:
+        openid = delivery.target.get("openid")
+        if bound.get(delivery.notification.account_id) == openid and openid in following:
+            kept.append(delivery)
+        else:
+            gone.append(delivery)
+    if gone:
+        outcome = (
+            "permanent-failure",
+            "this WeChat no longer follows the official account or is unbound",
+            None,
+        )
+        async with in_transaction():
+            for delivery in gone:
+                await _mark(senders, report, delivery, outcome, held_until)
+    return kept
 
 
 async def _mass_batches(announcement_id: int, group: list[db.Delivery]) -> list[list[db.Delivery]]:

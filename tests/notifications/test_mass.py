@@ -99,6 +99,23 @@ async def test_a_lone_follower_is_given_up_not_kept_waiting(app, client):
     assert "two followers" in channel(detail, "wechat")["history"][-1]["detail"]
 
 
+async def test_a_follower_who_unfollows_after_the_fan_out_is_sent_nothing(app, client):
+    from api.notifications.delivery import DeliveryReport, announce_once
+
+    w = await make_world(app, client)
+    _, li = await followers(app, client, w.resident, w.other_resident)
+    published = await publish(w, channels=["inbox", "wechat"])
+    workers = senders(app)
+    await announce_once(workers, DeliveryReport(), clock.now())  # fanned out, nothing sent yet
+    assert (await Peer(app.ctx.settings.wechat).post(client, event(li, "unsubscribe"))).status_code == 200
+
+    await deliver_once(workers)
+    assert await app.ctx.services.integrations.wechat.mass_messages() == []  # 张三 alone: WeChat wants two
+    assert (await shown(w, published["id"]))["deliveries"] == {"wechat": {"permanent-failure": 2}}
+    detail = await newest_notification(client, w.other_resident)
+    assert "no longer follows" in channel(detail, "wechat")["history"][-1]["detail"]
+
+
 async def test_a_job_wechat_reports_failed_fails_every_delivery_it_named(app, client):
     w = await make_world(app, client)
     await followers(app, client, w.resident, w.other_resident)
