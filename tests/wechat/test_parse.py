@@ -76,3 +76,26 @@ def test_what_is_not_a_plain_message_is_refused(body):
 def test_a_utf16_message_is_read_so_its_refusal_above_is_the_dtds():
     body = '<?xml version="1.0" encoding="UTF-16"?><xml><A>x</A></xml>'.encode("utf-16")
     assert callback.parse(body) == {"A": "x"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><Encrypt><![CDATA[QUJD+/==]]></Encrypt></xml>",
+        b"<xml>\n  <ToUserName><![CDATA[gh_0123456789ab]]></ToUserName>\n  <Encrypt><![CDATA[QUJD]]></Encrypt>\n</xml>\n",
+        # not WeChat's own form: read by the parser, with the same answer
+        b"<xml><Encrypt><![CDATA[QUJD]]></Encrypt><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName></xml>",
+        b"<xml><ToUserName>gh_0123456789ab</ToUserName><Encrypt>QUJD</Encrypt><Extra/></xml>",
+    ],
+)
+def test_a_safe_mode_envelope_gives_its_encrypt_however_it_is_read(body):
+    assert callback._encrypted_part(body) == xmltodict.parse(body)["xml"]["Encrypt"]
+
+
+def test_an_envelope_with_a_dtd_is_refused_though_it_looks_like_wechat_s():
+    body = (
+        b'<!DOCTYPE xml [<!ENTITY e "x">]><xml><ToUserName><![CDATA[gh_1]]></ToUserName>'
+        b"<Encrypt><![CDATA[QUJD]]></Encrypt></xml>"
+    )
+    with pytest.raises(MessageInvalid):
+        callback._encrypted_part(body)
