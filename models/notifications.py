@@ -292,15 +292,29 @@ UPDATE "outbox" SET "claimed_until" = {p2} WHERE "id" IN (
 ) RETURNING "id", "topic", "notification_id", "subject_id"
 """
 
-_CLAIM_DELIVERIES = """
+
+_CLAIM_DUE = """
 UPDATE "delivery" SET "status" = 'sending', "claimed_until" = {p2}, "attempts" = "attempts" + 1,
     "updated_at" = {p1}
 WHERE "id" IN (
     SELECT "id" FROM "delivery" WHERE "status" IN ('created', 'temporary-failure') AND "next_attempt_at" <= {p1}
-        AND "provider_ref" IS NULL
+        AND "provider_ref" IS NULL{only}
     ORDER BY "next_attempt_at", "id" LIMIT {p3}{lock}
 ) RETURNING "id"
 """
+
+
+def _claim_due(only: str = "") -> str:
+    """The statement that claims deliveries due for a try; `only`: a further condition on which."""
+    return _CLAIM_DUE.replace("{only}", only)
+
+
+_CLAIM_DELIVERIES = _claim_due()
+# one announcement's WeChat deliveries ({p4}: the announcement)
+_CLAIM_MASS = _claim_due(
+    " AND \"channel\" = 'wechat'"
+    ' AND "notification_id" IN (SELECT "id" FROM "notification" WHERE "announcement_id" = {p4})'
+)
 
 
 def _claim_sql(template: str) -> tuple[str, bool]:
@@ -309,8 +323,8 @@ def _claim_sql(template: str) -> tuple[str, bool]:
     single UPDATE is already atomic."""
     postgres = connections.get("default").capabilities.dialect == "postgres"
     if postgres:
-        return template.format(p1="$1", p2="$2", p3="$3", lock=" FOR UPDATE SKIP LOCKED"), True
-    return template.format(p1="?", p2="?", p3="?", lock=""), False
+        return template.format(p1="$1", p2="$2", p3="$3", p4="$4", lock=" FOR UPDATE SKIP LOCKED"), True
+    return template.format(p1="?", p2="?", p3="?", p4="?", lock=""), False
 
 
 async def claim_outbox(now: datetime, until: datetime, limit: int) -> list[dict[str, Any]]:
@@ -327,26 +341,7 @@ async def claim_outbox(now: datetime, until: datetime, limit: int) -> list[dict[
 async def claim_deliveries(now: datetime, until: datetime, limit: int) -> list[int]:
     """Up to `limit` deliveries due for a try, now `sending` and held by the caller until `until`, each
     with one more attempt counted."""
-    sql, postgres = _claim_sql(_CLAIM_DELIVERIES)
-    conn = connections.get("default")
-    moment, held = as_db(Delivery, "updated_at", now), as_db(Delivery, "updated_at", until)
-    params = [moment, held, limit] if postgres else [held, moment, moment, limit]
-    ids = [int(row["id"]) for row in await conn.execute_query_dict(sql, params)]
-    if ids:
-        await DeliveryEvent.bulk_create([DeliveryEvent(delivery_id=i, status="sending", at=now) for i in ids])
-    return ids
-
-
-_CLAIM_MASS = """
-UPDATE "delivery" SET "status" = 'sending', "claimed_until" = {p2}, "attempts" = "attempts" + 1,
-    "updated_at" = {p1}
-WHERE "id" IN (
-    SELECT "id" FROM "delivery" WHERE "status" IN ('created', 'temporary-failure') AND "next_attempt_at" <= {p1}
-        AND "provider_ref" IS NULL AND "channel" = 'wechat'
-        AND "notification_id" IN (SELECT "id" FROM "notification" WHERE "announcement_id" = {p4})
-    ORDER BY "next_attempt_at", "id" LIMIT {p3}{lock}
-) RETURNING "id"
-"""
+    return await _claim_deliveries(_CLAIM_DELIVERIES, now, until, limit)
 
 
 async def claim_announcement_wechat(
@@ -355,18 +350,17 @@ async def claim_announcement_wechat(
     """Up to `limit` more WeChat deliveries of one announcement due for a try, claimed as
     `claim_deliveries` claims (a mass send names up to 10 000 followers: an announcement goes in as few
     sends as can be, since WeChat counts each against a follower's monthly mass messages)."""
-    postgres = connections.get("default").capabilities.dialect == "postgres"
-    if postgres:
-        sql = _CLAIM_MASS.format(p1="$1", p2="$2", p3="$3", p4="$4", lock=" FOR UPDATE SKIP LOCKED")
-    else:
-        sql = _CLAIM_MASS.format(p1="?", p2="?", p3="?", p4="?", lock="")
-    conn = connections.get("default")
+    return await _claim_deliveries(_CLAIM_MASS, now, until, limit, announcement_id)
+
+
+async def _claim_deliveries(
+    template: str, now: datetime, until: datetime, limit: int, *also: int
+) -> list[int]:
+    sql, postgres = _claim_sql(template)
     moment, held = as_db(Delivery, "updated_at", now), as_db(Delivery, "updated_at", until)
-    # SQLite's ? are positional: held, then the two moments, the announcement, the limit
-    params = (
-        [moment, held, limit, announcement_id] if postgres else [held, moment, moment, announcement_id, limit]
-    )
-    ids = [int(row["id"]) for row in await conn.execute_query_dict(sql, params)]
+    # SQLite's ? are positional: the hold, the two moments, `also` ({p4}), the limit
+    params = [moment, held, limit, *also] if postgres else [held, moment, moment, *also, limit]
+    ids = [int(row["id"]) for row in await connections.get("default").execute_query_dict(sql, params)]
     if ids:
         await DeliveryEvent.bulk_create([DeliveryEvent(delivery_id=i, status="sending", at=now) for i in ids])
     return ids

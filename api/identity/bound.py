@@ -53,16 +53,16 @@ _checked: ContextVar[Checked | None] = ContextVar("ywt_bound_checked", default=N
 class BoundAccounts:
     def __init__(self, channel: str = "wechat") -> None:
         self.channel = channel
+        self.generation_key = GENERATION_KEY.format(db.binding_generation(channel))
         self._copies: dict[str, _Copy] = {}
 
     def keys(self, external_id: str) -> tuple[str, str | None]:
         """The Redis keys that confirm this id's copy: the bindings' generation, and the bound account's
         version (None: no copy of a bound account)."""
-        generation = GENERATION_KEY.format(db.binding_generation(self.channel))
         copy = self._copies.get(external_id)
         if copy is None or copy.account_id is None:
-            return generation, None
-        return generation, VERSION_KEY.format(copy.account_id)
+            return self.generation_key, None
+        return self.generation_key, VERSION_KEY.format(copy.account_id)
 
     def confirm(self, external_id: str, generation: bytes | None, version: bytes | None) -> None:
         """Redis's values of `keys(external_id)`: kept for this task (this message's answer)."""

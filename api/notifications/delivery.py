@@ -56,6 +56,8 @@ WECHAT_PERMANENT = frozenset({40003, 43004, 43101, 40037, 47003, 47001})
 # a mass send WeChat will not take as it is: a text too long (45002) or an invalid openid list (40003,
 # 40130: fewer than two), the month's mass-send quota used (45028), marked as spam (45009 is a rate: retried)
 MASS_PERMANENT = frozenset({40003, 40130, 45002, 45028})
+# what one try came to: (status, detail, provider ref), marked by `_mark`
+Outcome = tuple[str, str | None, str | None]
 # values over 20 characters are cut by WeChat without a word; we cut them ourselves (the inbox keeps all)
 WECHAT_VALUE_MAX = 20
 # a push shows the start of a long text (an announcement's); the inbox keeps all of it
@@ -415,12 +417,16 @@ async def send_once(senders: Senders, report: DeliveryReport, now: datetime) -> 
     if not ids:
         return
     deliveries = await db.deliveries_with_notifications(ids)
-    masses = [d for d in deliveries if d.channel == WECHAT and d.notification.announcement_id is not None]
+    masses: list[db.Delivery] = []
+    singles: list[db.Delivery] = []
+    for delivery in deliveries:  # an announcement's WeChat deliveries go together, as mass sends
+        is_mass = delivery.channel == WECHAT and delivery.notification.announcement_id is not None
+        (masses if is_mass else singles).append(delivery)
     if masses:
         await _mass_sends(senders, report, masses, now, held_until)
-        deliveries = [d for d in deliveries if d not in masses]
-        if not deliveries:
-            return
+    deliveries = singles
+    if not deliveries:
+        return
     accounts = sorted({d.notification.account_id for d in deliveries})
     pushes = [d for d in deliveries if d.channel == PUSH]
     devices = await db.devices_for(accounts) if pushes else {}
@@ -486,7 +492,7 @@ async def _send(
     devices: list[db.Device],
     wechats: dict[int, str],
     unfollowed: set[str],
-) -> tuple[str, str | None, str | None]:
+) -> Outcome:
     """One try; its outcome (status, detail, provider ref), marked by the caller."""
     notification = delivery.notification
     ref: str | None
@@ -508,23 +514,30 @@ async def _send(
         return ("permanent-failure", str(exc)[:200], None)
     except PushRetryable as exc:
         return ("retry", str(exc)[:200], None)
-    except WeChatError as exc:
-        kind = "permanent-failure" if exc.errcode in WECHAT_PERMANENT else "retry"
+    except Exception as exc:
+        return _failed(exc, WECHAT_PERMANENT, f"delivery {delivery.id}")
+
+
+def _failed(exc: Exception, permanent: frozenset[int], what: str) -> Outcome:
+    """A provider call's failure as an outcome: a WeChat errcode in `permanent` for good, another retried;
+    a timeout or a broken answer unknown (it may have gone: `_mark` decides); anything else is a bug, logged
+    and retried (it must not stop the loop, nor retry for ever: the horizon bounds it)."""
+    if isinstance(exc, WeChatError):
+        kind = "permanent-failure" if exc.errcode in permanent else "retry"
         return (kind, f"WeChat errcode {exc.errcode}", None)
-    except UpstreamTimeout:
+    if isinstance(exc, UpstreamTimeout):
         return ("unknown", "timed out", None)
-    except UpstreamError as exc:
+    if isinstance(exc, UpstreamError):
         return ("unknown", str(exc.detail)[:200], None)
-    except Exception:  # a bug must not stop the loop, nor retry for ever: the horizon bounds it
-        log.exception("delivery %s failed", delivery.id)
-        return ("retry", "internal error", None)
+    log.error("%s failed", what, exc_info=exc)
+    return ("retry", "internal error", None)
 
 
 async def _mark(
     senders: Senders,
     report: DeliveryReport,
     delivery: db.Delivery,
-    outcome: tuple[str, str | None, str | None],
+    outcome: Outcome,
     held_until: datetime,
 ) -> None:
     status, detail, ref = outcome
@@ -687,16 +700,12 @@ async def _still_following(
     """The deliveries whose openid is still bound to their account and follows the official account; the
     others (he unbound, unfollowed, his WeChat went to another account since the fan-out) are marked
     `permanent-failure` and sent nothing."""
-    accounts = sorted({d.notification.account_id for d in group})
-    bound = await identity_db.wechat_openids_of(accounts)
-    following = await wechat_db.followers_among(list(bound.values()))
-    kept, gone = [], []
+    following = await _following(sorted({d.notification.account_id for d in group}))
+    kept: list[db.Delivery] = []
+    gone: list[db.Delivery] = []
     for delivery in group:
-        openid = delivery.target.get("openid")
-        if bound.get(delivery.notification.account_id) == openid and openid in following:
-            kept.append(delivery)
-        else:
-            gone.append(delivery)
+        still = following.get(delivery.notification.account_id) == delivery.target.get("openid")
+        (kept if still else gone).append(delivery)
     if gone:
         outcome = (
             "permanent-failure",
@@ -735,7 +744,7 @@ async def _mass_batches(announcement_id: int, group: list[db.Delivery]) -> list[
     return list(kept.values())
 
 
-async def _mass_send(senders: Senders, batch: list[db.Delivery]) -> tuple[str, str | None, str | None]:
+async def _mass_send(senders: Senders, batch: list[db.Delivery]) -> Outcome:
     """One mass send's outcome, the same for every delivery in it (marked by the caller)."""
     notification = batch[0].notification
     openids = [str(d.target["openid"]) for d in batch]
@@ -748,16 +757,8 @@ async def _mass_send(senders: Senders, batch: list[db.Delivery]) -> tuple[str, s
             openids, mass_text(notification.title, notification.body), str(batch[0].target["clientmsgid"])
         )
         return ("sent", None, MASS_REF + msg_id)
-    except WeChatError as exc:
-        kind = "permanent-failure" if exc.errcode in MASS_PERMANENT else "retry"
-        return (kind, f"WeChat errcode {exc.errcode}", None)
-    except UpstreamTimeout:
-        return ("unknown", "timed out", None)
-    except UpstreamError as exc:
-        return ("unknown", str(exc.detail)[:200], None)
-    except Exception:  # a bug must not stop the loop, nor retry for ever: the horizon bounds it
-        log.exception("mass send of announcement %s failed", notification.announcement_id)
-        return ("retry", "internal error", None)
+    except Exception as exc:
+        return _failed(exc, MASS_PERMANENT, f"mass send of announcement {notification.announcement_id}")
 
 
 def mass_text(title: str, body: str) -> str:
