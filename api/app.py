@@ -26,6 +26,7 @@ from sanic_ext import openapi
 from sanic_ext.extensions.http.extension import HTTPExtension
 from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 
+from api.apikeys.service import ApiKeyDirectory
 from api.applications.deadlines import watch_forever
 from api.applications.deps import Cases
 from api.applications.files import FileStore
@@ -46,6 +47,8 @@ from api.kit.ids import register_id_parameters
 from api.kit.kv import make_redis
 from api.kit.logs import AccessLog, setup_logging
 from api.kit.target import YwtSanic
+from api.licences.deps import Licences, build_licences
+from api.licences.service import expiry_forever
 from api.notifications.delivery import Senders, deliver_forever
 from api.routes import api_v1, root
 from api.wechat.deps import Official
@@ -70,6 +73,8 @@ class Services:
     identity: Identity
     cases: Cases
     official: Official
+    licences: Licences
+    api_keys: ApiKeyDirectory
     jwks_body: bytes
 
     async def close(self) -> None:
@@ -93,6 +98,7 @@ def build_services(settings: Settings, redis: Redis | None = None) -> Services:
     # request sets it again in its own context (`_start`)
     versions.publisher.set(kernel.versions)
     identity = build_identity(kernel, integrations)
+    licences = build_licences(kernel, identity, integrations.licences, integrations.licence_issuers)
     return Services(
         kernel=kernel,
         integrations=integrations,
@@ -100,8 +106,10 @@ def build_services(settings: Settings, redis: Redis | None = None) -> Services:
         scopes=directory,
         catalog=catalog,
         identity=identity,
-        cases=Cases(kernel=kernel, files=FileStore(settings.uploads_dir), catalog=catalog),
+        cases=Cases(kernel=kernel, files=FileStore(settings.uploads_dir), catalog=catalog, licences=licences),
         official=Official(kernel=kernel, identity=identity, catalog=catalog, wechat=integrations.wechat),
+        licences=licences,
+        api_keys=ApiKeyDirectory(redis),
         jwks_body=orjson.dumps(kernel.tokens.keys.jwks()),
     )
 
@@ -173,6 +181,7 @@ def _configure(app: Sanic, settings: Settings) -> None:
         ),
     )
     app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer", bearer_format="JWT")
+    app.ext.openapi.add_security_scheme("apiKey", "apiKey", name="X-API-Key", location="header")
 
 
 async def prepare_metrics(app: Sanic) -> None:
@@ -201,6 +210,12 @@ async def start_background(app: Sanic) -> None:
             "deadline_watch": watch_forever(app.ctx.services.cases, interval, stop, first_after=interval),
             "delivery_loop": deliver_forever(senders, stop, first_after=settings.notifications.interval),
             "wechat_replies": replies_forever(app.ctx.services.official, stop),
+            "licence_expiry": expiry_forever(
+                app.ctx.services.licences,
+                settings.licences.expiry_watch_interval,
+                stop,
+                first_after=min(60.0, settings.licences.expiry_watch_interval),
+            ),
         }
         # tasks of our own, not Sanic's (`app.add_task`): on SIGTERM Sanic cancels its tasks at once, before
         # any stop listener runs, which cut the delivery loop's pass short mid-write every time instead of

@@ -152,12 +152,16 @@ def cmd_create_admin(settings: Settings, phone: str, password: str | None) -> in
 
 def cmd_init_keys(settings: Settings) -> int:
     """Production keys: made once on a secure host, then shipped to every API and worker host as files."""
-    from api.kit.keys import PII_FILE, load_signing_keys
+    from api.kit.keys import LICENCE_FILE, PII_FILE, load_signing_keys
     from api.kit.pii import ensure_keyring
 
     keys = load_signing_keys(settings.keys_dir, create=True)
+    licence = load_signing_keys(settings.keys_dir, create=True, file=LICENCE_FILE)
     ensure_keyring(settings.keys_dir / PII_FILE)
-    print(f"keys in {settings.keys_dir}: signing key {keys.current}, personal-data keyring {PII_FILE}")
+    print(
+        f"keys in {settings.keys_dir}: signing key {keys.current}, licence presentation key {licence.current}, "
+        f"personal-data keyring {PII_FILE}"
+    )
     return 0
 
 

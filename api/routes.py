@@ -5,6 +5,7 @@ from __future__ import annotations
 from sanic import Blueprint
 from sanic.blueprint_group import BlueprintGroup
 
+from api.apikeys.handlers import bp as apikeys
 from api.applications.handlers import bp as applications
 from api.applications.handlers import materials_bp as materials
 from api.catalog.handlers import bp as catalog
@@ -12,6 +13,8 @@ from api.feedback.handlers import bp as feedback
 from api.identity.handlers import bp as identity
 from api.identity.handlers import staff_bp as identity_staff
 from api.identity.handlers import wellknown
+from api.licences.handlers import bp as licences
+from api.licences.handlers import wellknown as licence_keys
 from api.notifications.handlers import bp as notifications
 from api.sandbox.handlers import bp as sandbox
 from api.stats.handlers import bp as stats
@@ -29,6 +32,8 @@ def api_v1(*, embedded: bool) -> BlueprintGroup:
         stats,
         notifications,
         wechat,
+        licences,
+        apikeys,
     ]
     if embedded:
         parts.append(sandbox)
@@ -36,4 +41,4 @@ def api_v1(*, embedded: bool) -> BlueprintGroup:
 
 
 def root() -> list[Blueprint]:
-    return [wellknown]
+    return [wellknown, licence_keys]

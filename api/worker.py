@@ -31,6 +31,7 @@ from api.applications.deadlines import watch_forever, watch_once
 from api.kit.config import ConfigError, Settings, load_settings
 from api.kit.logs import setup_logging
 from api.kit.workdays import WorkCalendar
+from api.licences.service import Licences, expiry_forever, tell_expiring
 from api.notifications.delivery import Senders, deliver_forever, deliver_once
 from api.wechat.deps import Official
 from api.wechat.service import consumer_name, replies_forever, replies_once
@@ -56,18 +57,21 @@ async def run(settings: Settings, *, once: bool) -> int:
     integrations = services.integrations
     senders = Senders(push=integrations.push, wechat=integrations.wechat, settings=settings.notifications)
     try:
-        return await _loop(watch, senders, services.official, settings, once=once)
+        return await _loop(watch, senders, services.official, services.licences, settings, once=once)
     finally:
         await services.close()
         await close_database()
 
 
-async def _loop(cases: Watch, senders: Senders, official: Official, settings: Settings, *, once: bool) -> int:
+async def _loop(
+    cases: Watch, senders: Senders, official: Official, licences: Licences, settings: Settings, *, once: bool
+) -> int:
     if once:
         try:
             report = await watch_once(cases.calendar)
             delivered = await deliver_once(senders)
             replied = await replies_once(official, consumer_name())
+            told = await tell_expiring(licences)
         except Exception:
             log.exception("worker pass failed")
             return 1
@@ -75,6 +79,7 @@ async def _loop(cases: Watch, senders: Senders, official: Official, settings: Se
             "deadline_watch": report.as_dict(),
             "deliveries": asdict(delivered),
             "wechat": asdict(replied),
+            "licence_expiry": {"told": told},
         }
         print(orjson.dumps(line).decode(), flush=True)
         return 0
@@ -89,6 +94,7 @@ async def _loop(cases: Watch, senders: Senders, official: Official, settings: Se
         asyncio.ensure_future(watch_forever(cases, settings.applications.deadline_watch_interval, stop)),
         asyncio.ensure_future(deliver_forever(senders, stop)),
         asyncio.ensure_future(replies_forever(official, stop)),
+        asyncio.ensure_future(expiry_forever(licences, settings.licences.expiry_watch_interval, stop)),
     ]
     await stop.wait()
     # the delivery loop gives its pass `stop_grace` seconds and then gives back what it holds; a watch

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from api.kit.config import ConfigError, Settings
+from integrations.elicence import SANDBOX_ISSUERS, HttpLibrary, IssuerKey, LicenceLibrary, SandboxLibrary
+from integrations.elicence.base import load_issuers
 from integrations.population import HttpPopulation, PopulationDatabase, SandboxPopulation
 from integrations.push import HttpPush, PushGateway, SandboxPush
 from integrations.sms import HttpSms, SandboxSms, SmsGateway
@@ -28,10 +30,13 @@ class Integrations:
     population: PopulationDatabase
     wechat: WeChatApi
     push: PushGateway
+    licences: LicenceLibrary
+    # the issuers whose signatures on licences we check (configuration's trust list, or the sandbox's)
+    licence_issuers: dict[str, IssuerKey]
 
     async def close(self) -> None:
         """Close the HTTP clients (sandboxes hold none)."""
-        for part in (self.sms, self.population, self.wechat, self.push):
+        for part in (self.sms, self.population, self.wechat, self.push, self.licences):
             await part.aclose()
 
 
@@ -55,6 +60,16 @@ def build_integrations(settings: Settings, redis: Redis) -> Integrations:
     if settings.push.provider == "http":
         _require(settings.push.app_key, "push.app_key")
         _require(settings.push.master_secret, "push.master_secret")
+    issuers = dict(SANDBOX_ISSUERS)
+    if settings.licences.provider == "http":
+        _require(settings.licences.api_key, "licences.api_key")
+        issuers_file = settings.licences.issuers_file
+        try:
+            issuers = load_issuers(
+                issuers_file if issuers_file.is_absolute() else settings.data_dir / issuers_file
+            )
+        except ValueError as exc:
+            raise ConfigError(f"configuration error: licences.issuers_file: {exc}") from None
 
     sms: SmsGateway
     if settings.sms.provider == "http":
@@ -80,8 +95,16 @@ def build_integrations(settings: Settings, redis: Redis) -> Integrations:
     else:
         push = SandboxPush(redis)
 
+    licences: LicenceLibrary
+    if settings.licences.provider == "http":
+        licences = HttpLibrary(settings.licences)
+    else:
+        licences = SandboxLibrary()
+
     if not settings.embedded:
-        for name in ("sms", "population", "wechat", "push"):
+        for name in ("sms", "population", "wechat", "push", "licences"):
             if getattr(settings, name).provider == "sandbox":
                 log.warning("production mode with the %s sandbox: nothing reaches the real system", name)
-    return Integrations(sms=sms, population=population, wechat=wechat, push=push)
+    return Integrations(
+        sms=sms, population=population, wechat=wechat, push=push, licences=licences, licence_issuers=issuers
+    )

@@ -128,6 +128,28 @@ class ApplicationMaterial(Model):
         table = "application_material"
 
 
+class ApplicationLicence(Model):
+    """An e-licence attached for a material instead of a file (免提交): a reference, checked when attached."""
+
+    id = fields.IntField(primary_key=True)
+    application: fields.ForeignKeyRelation[Application] = fields.ForeignKeyField(
+        "models.Application", related_name="licence_materials", on_delete=fields.CASCADE
+    )
+    application_id: int
+    material_code = fields.CharField(max_length=32)
+    licence: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Licence", related_name="applications", on_delete=fields.RESTRICT
+    )
+    licence_id: int
+    licence_type = fields.CharField(max_length=32)
+    # what the check found when it was attached: the issuer's signature good, the status valid, in date
+    verified_at = fields.DatetimeField()
+
+    class Meta:
+        table = "application_licence"
+        unique_together = (("application", "material_code"),)
+
+
 class NumberSequence(Model):
     """Last application number handed out per day (XY + YYYYMMDD + 6 digits)."""
 
@@ -512,6 +534,26 @@ SUMMARY_FIELDS = (
 
 async def events_of(application_id: int) -> list[ApplicationEvent]:
     return await ApplicationEvent.filter(application_id=application_id).order_by("id")
+
+
+async def add_licence_materials(application_id: int, attached: list[tuple[str, int, str, datetime]]) -> None:
+    """(material code, licence id, licence type, verified at) of each e-licence attached."""
+    await ApplicationLicence.bulk_create(
+        [
+            ApplicationLicence(
+                application_id=application_id,
+                material_code=code,
+                licence_id=licence_id,
+                licence_type=kind,
+                verified_at=at,
+            )
+            for code, licence_id, kind, at in attached
+        ]
+    )
+
+
+async def licence_materials_of(application_id: int) -> list[ApplicationLicence]:
+    return await ApplicationLicence.filter(application_id=application_id).order_by("id")
 
 
 async def materials_of(application_id: int) -> list[ApplicationMaterial]:

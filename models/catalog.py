@@ -127,6 +127,8 @@ class ItemMaterial(Model):
     required = fields.BooleanField(default=True)
     notes = fields.TextField(default="")
     sample = fields.CharField(max_length=256, null=True)
+    # the e-licence type that may stand in for this material (免提交), e.g. "id_card"; null: none may
+    licence_type = fields.CharField(max_length=32, null=True)
 
     class Meta:
         table = "item_material"
@@ -221,6 +223,12 @@ async def points_filtered(
 
 async def point_by_code(code: str) -> ServicePoint | None:
     return await ServicePoint.get_or_none(code=code).select_related("district", "community")
+
+
+async def licence_types_of(item_id: int) -> dict[str, str | None]:
+    """Each material's code and the e-licence type that may stand in for it (None: none may)."""
+    rows = await ItemMaterial.filter(item_id=item_id).values_list("code", "licence_type")
+    return {str(code): kind for code, kind in rows}
 
 
 async def material_codes_of(item_id: int) -> list[str]:

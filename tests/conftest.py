@@ -36,6 +36,8 @@ def make_settings(tmp: Path, **extra: str) -> Settings:
         "YWT_APPLICATIONS__DEADLINE_WATCH_INTERVAL": "86400",
         # and so would the delivery loop: tests run its passes themselves (api.notifications.delivery)
         "YWT_NOTIFICATIONS__INTERVAL": "86400",
+        # and the licence expiry watch (tests call tell_expiring)
+        "YWT_LICENCES__EXPIRY_WATCH_INTERVAL": "86400",
     }
     env.update(extra)
     return load_settings(environ=env)

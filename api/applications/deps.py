@@ -15,6 +15,7 @@ from api.kit.container import Kernel
 from api.kit.pii import PiiCipher
 from api.kit.ratelimit import RateLimiter
 from api.kit.workdays import WorkCalendar
+from api.licences.service import Licences
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Cases:
     kernel: Kernel
     files: FileStore
     catalog: CatalogCache
+    licences: Licences
 
     @property
     def settings(self) -> Settings:

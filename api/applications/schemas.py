@@ -18,6 +18,7 @@ from pydantic import (
 
 from api.applications import states
 from api.kit.http import PageQuery
+from api.kit.ids import Id
 from api.kit.unions import Needed, members, tagged_errors
 
 Status = Literal[
@@ -45,6 +46,13 @@ class DeliveryIn(_In):
 FormValue = str | int | float | bool | None
 
 
+class LicenceMaterialIn(_In):
+    """An e-licence of the applicant's own, for a material its guide lets one stand in for (免提交)."""
+
+    material_code: str = Field(min_length=1, max_length=32)
+    licence_id: Id
+
+
 class ApplicationIn(_In):
     item_code: str = Field(min_length=1, max_length=64)
     point_code: str | None = Field(
@@ -54,6 +62,17 @@ class ApplicationIn(_In):
         default_factory=dict, max_length=50
     )
     delivery: DeliveryIn
+    materials: list[LicenceMaterialIn] = Field(
+        default_factory=list, max_length=30, description="e-licences attached instead of copies"
+    )
+
+    @field_validator("materials")
+    @classmethod
+    def _once_each(cls, value: list[LicenceMaterialIn]) -> list[LicenceMaterialIn]:
+        codes = [m.material_code for m in value]
+        if len(set(codes)) != len(codes):
+            raise ValueError("每项材料只能附一本电子证照")
+        return value
 
     @field_validator("form")
     @classmethod
@@ -90,6 +109,14 @@ class MaterialOut(BaseModel):
     created_at: datetime | None = None
 
 
+class LicenceMaterialOut(BaseModel):
+    material_code: str
+    licence_id: int
+    licence_type: str
+    licence_type_name: str
+    verified_at: datetime = Field(description="when its signature and status were checked (at attaching)")
+
+
 class MissingMaterial(_In):
     material_code: str = Field(min_length=1, max_length=32)
     reason: str = Field(min_length=2, max_length=200)
@@ -118,6 +145,9 @@ class ApplicationOut(BaseModel):
     decision: Literal["approved", "rejected"] | None
     missing_materials: list[MissingMaterial] = Field(description="the one-time notice of the last return")
     materials: list[MaterialOut]
+    licence_materials: list[LicenceMaterialOut] = Field(
+        default_factory=list, description="e-licences attached instead of copies, each checked when attached"
+    )
     events: list[EventOut]
     evaluated: bool = False
 

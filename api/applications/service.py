@@ -28,6 +28,7 @@ from api.applications.schemas import (
     ClerkAction,
     DeliveryOut,
     EventOut,
+    LicenceMaterialOut,
     MaterialOut,
     MissingMaterial,
     Ref,
@@ -37,10 +38,11 @@ from api.kit import clock
 from api.kit.auth import Principal
 from api.kit.clock import CITY_TZ
 from api.kit.db import in_transaction
-from api.kit.errors import Forbidden, InvalidCursor
+from api.kit.errors import Forbidden, InvalidCursor, invalid
 from api.kit.http import cursor_id, decode_cursor, decode_id_cursor, page
 from api.kit.pii import mask_address
 from api.kit.scopes import WorkScope
+from api.licences import service as licences
 from models import applications as db
 from models import catalog as catalog_db
 from models import feedback as feedback_db
@@ -65,6 +67,7 @@ def _ref(obj: Any) -> Ref | None:
 async def view(cases: Cases, app: db.Application, *, full_address: bool = False) -> ApplicationOut:
     events = await db.events_of(app.id)
     materials = await db.materials_of(app.id)
+    attached = await db.licence_materials_of(app.id)
     missing: list[MissingMaterial] = []
     for event in reversed(events):
         if event.action == "return":
@@ -93,9 +96,45 @@ async def view(cases: Cases, app: db.Application, *, full_address: bool = False)
         decision=app.decision,
         missing_materials=missing,
         materials=[MaterialOut.model_validate(m, from_attributes=True) for m in materials],
+        licence_materials=[
+            _attached_out(a.material_code, a.licence_id, a.licence_type, a.verified_at) for a in attached
+        ],
         events=[EventOut.model_validate(e, from_attributes=True) for e in events],
         evaluated=await feedback_db.is_evaluated(app.id),
     )
+
+
+def _attached_out(code: str, licence_id: int, kind: str, at: datetime) -> LicenceMaterialOut:
+    return LicenceMaterialOut(
+        material_code=code,
+        licence_id=licence_id,
+        licence_type=kind,
+        licence_type_name=licences.type_name(kind),
+        verified_at=at,
+    )
+
+
+async def _check_attached(
+    cases: Cases, principal: Principal, item_id: int, body: ApplicationIn
+) -> list[licences.Attached]:
+    """The e-licences attached for materials, each checked (api.licences.service.check_attached)."""
+    if not body.materials:
+        return []
+    takes = await catalog_db.licence_types_of(item_id)
+    checked = []
+    for index, material in enumerate(body.materials):
+        field = f"materials.{index}.licence_id"
+        if material.material_code not in takes:
+            raise invalid(f"materials.{index}.material_code", "该事项没有这项材料")
+        kind = takes[material.material_code]
+        if kind is None:
+            raise invalid(f"materials.{index}.material_code", "这项材料不能以电子证照代替，请上传")
+        checked.append(
+            await licences.check_attached(
+                cases.licences, principal.account_id, material.licence_id, kind, field
+            )
+        )
+    return checked
 
 
 def summary_of_row(row: dict[str, Any]) -> ApplicationSummary:
@@ -155,6 +194,7 @@ async def submit(cases: Cases, principal: Principal, body: ApplicationIn) -> App
         raise DeliveryModeNotOffered()
     if body.delivery.mode == "grid_worker" and point is None:
         raise DeliveryModeNotOffered("网格员送达须选择一个社区网点")
+    attached = await _check_attached(cases, principal, item.id, body)
     moment = clock.now()
     day = moment.strftime("%Y%m%d")  # the day in the city, whatever the server's zone
     title = "您的申请已提交，等待受理"
@@ -182,7 +222,18 @@ async def submit(cases: Cases, principal: Principal, body: ApplicationIn) -> App
             body=f"办件编号 {number}：{title}",
         )
 
-    if db.case_written_in_one_statement():
+    if attached:
+        # the case and the e-licences it holds, whole or not at all
+        async with in_transaction():
+            written = await write(await db.next_sequence(day))
+            await db.add_licence_materials(
+                written.id,
+                [
+                    (m.material_code, a.licence_id, a.licence_type, a.verified_at)
+                    for m, a in zip(body.materials, attached, strict=True)
+                ],
+            )
+    elif db.case_written_in_one_statement():
         # The day's number in a statement of its own, committed at once: the day's counter row is locked
         # for that statement only, not across a transaction's round trips, which every submission of the
         # day would queue behind. The case with its event and notification is one statement, whole or not
@@ -209,6 +260,10 @@ async def submit(cases: Cases, principal: Principal, body: ApplicationIn) -> App
         decision=None,
         missing_materials=[],
         materials=[],
+        licence_materials=[
+            _attached_out(m.material_code, a.licence_id, a.licence_type, a.verified_at)
+            for m, a in zip(body.materials, attached, strict=True)
+        ],
         events=[
             EventOut(
                 action="submit",

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from api.catalog.schemas import CommunityRow, DepartmentRow, DistrictRow, ItemRow, PointRow
 from api.kit.db import in_transaction
 from api.kit.errors import field_errors
+from api.licences import service as licences
 from models import catalog as db
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -154,6 +155,12 @@ def _cross_check(raw: dict, parsed: dict[str, list[Any]]) -> list[RowError]:
     for index, row in rows_of("items"):
         if isinstance(row.get("department"), str) and row["department"] not in departments:
             errors.append(RowError("items", index, row.get("code"), "department", "部门编码不存在"))
+        for material in row.get("materials") or []:
+            kind = material.get("licence_type") if isinstance(material, dict) else None
+            if isinstance(kind, str) and not licences.is_licence_type(kind):
+                errors.append(
+                    RowError("items", index, row.get("code"), "licence_type", f"电子证照类型 {kind} 不存在")
+                )
     return errors
 
 
@@ -240,6 +247,7 @@ def _materials(row: ItemRow) -> dict[str, dict[str, Any]]:
             "required": m.required,
             "notes": m.notes,
             "sample": m.sample,
+            "licence_type": m.licence_type,
         }
         for pos, m in enumerate(row.materials)
     }

@@ -71,6 +71,9 @@ class GuideMaterial(BaseModel):
     required: bool
     notes: str
     sample: str | None
+    licence_type: str | None = Field(
+        None, description="the e-licence type that may stand in for it (免提交: attach the licence, no copy)"
+    )
 
 
 MaterialOut = GuideMaterial
@@ -217,6 +220,7 @@ class MaterialRow(_Row):
     required: bool
     notes: str
     sample: str | None
+    licence_type: str | None = Field(None, max_length=32)
 
 
 class ItemRow(_Row):

@@ -313,6 +313,17 @@ def wechat_binding_confirmed(
     ident.wechat_bound.confirm(openid, generation, version)
 
 
+async def verified_person(ident: Identity, account_id: int) -> tuple[str, str] | None:
+    """The name and ID number the account's real-name check verified (level 2 or more), or None. For the
+    areas that ask other systems about the person (the e-licence library); never put in an answer as is."""
+    record = await db.real_name_of(account_id)
+    if record is None:
+        return None
+    name = ident.cipher.decrypt(record.name_enc, f"realname:{account_id}:name")
+    id_number = ident.cipher.decrypt(record.id_number_enc, f"realname:{account_id}:id_number")
+    return name, id_number
+
+
 async def wechat_openid_of(account_id: int) -> str | None:
     """The openid of the WeChat bound to this account, if any."""
     return (await db.wechat_openids_of([account_id])).get(account_id)

@@ -79,6 +79,24 @@ class Account(Protocol):
     def role_set(self) -> frozenset[str]: ...
 
 
+@dataclass(frozen=True)
+class KeyCaller:
+    """Another city system, by the API key it sent (X-API-Key)."""
+
+    id: int
+    name: str
+    scopes: frozenset[str]
+    rate_limit: int  # requests per minute
+
+
+class KeySource(Protocol):
+    """Implemented by the API-keys area, wired in by the composition root."""
+
+    async def caller_of(self, key: str) -> KeyCaller | None:
+        """The system behind a key, or None for a key unknown or revoked."""
+        ...
+
+
 class PrincipalSource(Protocol):
     """Implemented by the identity area, wired in by the composition root: kit never imports identity."""
 
@@ -324,16 +342,39 @@ def to_completion(handler: H) -> H:
     return cast(H, shielded)
 
 
-def require(*roles: Role, real_name_level: int = 0) -> Callable[[H], H]:
-    """Only a signed-in caller holding one of `roles` (any role when none given) and the real-name level.
+API_KEY_HEADER = "x-api-key"
 
-    The roles and level are kept on the handler, where `kit.docs.documented` reads them for OpenAPI."""
+
+async def authenticate_key(request: Request, scope: str) -> KeyCaller:
+    """The city system behind X-API-Key, holding `scope`: 401 for a key unknown or revoked, 403 without it."""
+    caller = await request.app.ctx.services.api_keys.caller_of(request.headers.get(API_KEY_HEADER, ""))
+    if caller is None:
+        log_auth_event(request, "auth.denied", status=401, reason="api_key")
+        raise Unauthorized("API Key 无效或已吊销", headers={"WWW-Authenticate": 'ApiKey realm="ywt"'})
+    if scope not in caller.scopes:
+        log_auth_event(request, "authz.denied", status=403, reason="scope", api_key=caller.id)
+        raise Forbidden(f"该 API Key 没有 {scope} 权限")
+    request.ctx.principal = None
+    request.ctx.api_key = caller
+    return caller
+
+
+def require(*roles: Role, real_name_level: int = 0, api_key_scope: str | None = None) -> Callable[[H], H]:
+    """Only a signed-in caller holding one of `roles` (any role when none given) and the real-name level, or,
+    with `api_key_scope`, a city system whose X-API-Key holds that scope (`request.ctx.api_key`; the
+    principal is then None).
+
+    The roles, level and scope are kept on the handler, where `kit.docs.documented` reads them for OpenAPI."""
 
     def decorate(handler: H) -> H:
         claim_of: ClaimOf | None = getattr(handler, "__ywt_claim__", None)
 
         @wraps(handler)
         async def guarded(request: Request, *args: Any, **kwargs: Any) -> Any:
+            if api_key_scope is not None and API_KEY_HEADER in request.headers:
+                await authenticate_key(request, api_key_scope)
+                return await handler(request, *args, **kwargs)
+            request.ctx.api_key = None
             principal = await authenticate(request, claim_of)
             # roles and level as the account has them now, not as the (up to 15 minutes old) token says
             if roles and not request.ctx.account.role_set.intersection(roles):
@@ -353,6 +394,7 @@ def require(*roles: Role, real_name_level: int = 0) -> Callable[[H], H]:
         completed: Any = to_completion(guarded)  # Any: it carries the two attributes below
         completed.__ywt_roles__ = tuple(str(role) for role in roles) or ("*",)
         completed.__ywt_real_name_level__ = real_name_level
+        completed.__ywt_api_key_scope__ = api_key_scope
         return cast(H, completed)
 
     return decorate

@@ -114,6 +114,29 @@ class PopulationSection(_Provider):
     api_key: str = ""
 
 
+class LicencesSection(_Provider):
+    """The e-licence library (电子证照库) and presentations (亮证)."""
+
+    api_key: str = ""
+    # http: the trust list of issuers, a JSON file {"CODE": {"name": …, "alg": "Ed25519", "public_key": base64}}
+    # (relative to app.data_dir); the sandbox trusts its own issuers
+    issuers_file: Path = Path("licence-issuers.json")
+    # seconds a licence read from the library stands for its status (revocations reach verifiers within it)
+    status_ttl: int = Field(30, ge=1, le=60)
+    # seconds the last good read is kept, to answer `stale: true` while the library is down
+    stale_ttl: int = Field(7 * 86400, ge=60)
+    # seconds a presentation (QR code) is good for: at most 3 minutes
+    presentation_ttl: int = Field(180, ge=30, le=180)
+    # presentations a holder may make per hour
+    presentations_per_hour: int = Field(60, ge=1)
+    # verifications per minute of one signed-in verifier (an API key has its own rate_limit), and per address
+    verify_per_minute: int = Field(120, ge=1)
+    verify_per_ip_per_minute: int = Field(600, ge=1)
+    # days before its end a licence's holder is told it expires; seconds between two passes of that watch
+    expiry_notice_days: int = Field(30, ge=1, le=365)
+    expiry_watch_interval: float = Field(3600.0, gt=0)
+
+
 _MENU_TYPES = Literal[
     "click",
     "view",
@@ -382,6 +405,7 @@ class Settings(BaseModel):
     metrics: MetricsSection = MetricsSection()
     sms: SmsSection = SmsSection()
     population: PopulationSection = PopulationSection()
+    licences: LicencesSection = LicencesSection()
     wechat: WechatSection = WechatSection()
     push: PushSection = PushSection()
     notifications: NotificationsSection = NotificationsSection()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from redis.asyncio import Redis
 from sanic import Request
 
-from api.kit.auth import PrincipalSource, TokenService
+from api.kit.auth import KeySource, PrincipalSource, TokenService
 from api.kit.config import Settings
 from api.kit.keys import PII_FILE, load_signing_keys
 from api.kit.pii import BlindIndex, PiiCipher, ensure_keyring, load_keyring
@@ -67,6 +67,9 @@ class Wiring(Protocol):
 
     @property
     def scopes(self) -> ScopeSource: ...
+
+    @property
+    def api_keys(self) -> KeySource: ...
 
 
 def wiring(request: Request) -> Wiring:

@@ -45,6 +45,8 @@ MODEL_MODULES = [
     "models.feedback",
     "models.notifications",
     "models.wechat",
+    "models.licences",
+    "models.apikeys",
 ]
 
 

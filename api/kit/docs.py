@@ -241,6 +241,7 @@ def documented(
         wrapped: Any = handler
         roles: tuple[str, ...] = getattr(handler, "__ywt_roles__", ())
         level: int = getattr(handler, "__ywt_real_name_level__", 0)
+        key_scope: str | None = getattr(handler, "__ywt_api_key_scope__", None)
         secured = bool(roles)
         implied = set()
         if secured:
@@ -249,6 +250,8 @@ def documented(
                 implied.add(403)
             who = "任一已登录账号" if roles == ("*",) else "、".join(roles)
             note = f"需要登录：{who}" + (f"；实名等级 ≥ {level}" if level else "")
+            if key_scope:
+                note += f"；或其他系统以 X-API-Key(权限 {key_scope})调用"
             wrapped = openapi.description(note)(wrapped)
         wrapped = openapi.summary(summary)(wrapped)
         # the operationId is the handler's name (unique across areas; a generated client's function names)
@@ -290,6 +293,8 @@ def documented(
             wrapped = openapi.response(code, {"application/problem+json": problem}, ERROR_TEXT[code])(wrapped)
         if secured:
             wrapped = openapi.secured("bearer")(wrapped)
+            if key_scope:
+                wrapped = openapi.secured("apiKey")(wrapped)
         return wrapped
 
     return decorate

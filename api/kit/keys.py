@@ -21,6 +21,8 @@ from api.kit.keyfile import read_or_create, write_private
 
 JWT_FILE = "jwt.json"
 PII_FILE = "pii.json"
+# the ring that signs licence presentations (QR tokens): separate from the sign-in ring, published apart
+LICENCE_FILE = "licence.json"
 
 
 class KeyringMissing(Exception):
@@ -65,10 +67,10 @@ def _new_ring() -> bytes:
     return _encode({"current": kid, "keys": {kid: _pem(Ed25519PrivateKey.generate())}})
 
 
-def load_signing_keys(keys_dir: Path, *, create: bool) -> SigningKeys:
-    """The ring in ``keys_dir``; with ``create``, made first if missing. Workers starting at once on a fresh
-    data dir all end up with the one ring the first of them wrote (it is created exclusively)."""
-    path = keys_dir / JWT_FILE
+def load_signing_keys(keys_dir: Path, *, create: bool, file: str = JWT_FILE) -> SigningKeys:
+    """The ring ``file`` in ``keys_dir``; with ``create``, made first if missing. Workers starting at once on a
+    fresh data dir all end up with the one ring the first of them wrote (it is created exclusively)."""
+    path = keys_dir / file
     try:
         raw = read_or_create(path, _new_ring) if create else path.read_bytes()
     except FileNotFoundError:
@@ -85,10 +87,10 @@ def load_signing_keys(keys_dir: Path, *, create: bool) -> SigningKeys:
     return SigningKeys(current=data["current"], private=private)
 
 
-def rotate_signing_key(keys_dir: Path) -> str:
+def rotate_signing_key(keys_dir: Path, file: str = JWT_FILE) -> str:
     """Add a new key and make it current; older keys keep verifying until retired. An operator action: do
     not run two at once."""
-    path = keys_dir / JWT_FILE
+    path = keys_dir / file
     existed = path.exists()
     data = json.loads(path.read_text(encoding="utf-8")) if existed else {"keys": {}}
     kid = _new_kid()
@@ -99,8 +101,8 @@ def rotate_signing_key(keys_dir: Path) -> str:
     return kid
 
 
-def retire_signing_key(keys_dir: Path, kid: str) -> None:
-    path = keys_dir / JWT_FILE
+def retire_signing_key(keys_dir: Path, kid: str, file: str = JWT_FILE) -> None:
+    path = keys_dir / file
     data = json.loads(path.read_text(encoding="utf-8"))
     if kid == data["current"]:
         raise ValueError("cannot retire the current key; rotate first")

@@ -37,6 +37,7 @@ CATEGORIES: dict[str, Category] = {
     "case_arrived": Category("新办件到达(工作人员)", frozenset({INBOX, PUSH})),
     "complaint_routed": Category("咨询投诉转办(工作人员)", frozenset({INBOX, PUSH})),
     "announcement": Category("政务信息与公告", frozenset(CHANNELS), service_notice=False),
+    "licence_expiry": Category("证照到期提醒", frozenset(CHANNELS)),
 }
 
 # a kind not listed (a later issue's, before it adds itself) goes to the inbox only

@@ -11,7 +11,10 @@ from api.kit.auth import public
 from api.kit.docs import documented
 from api.kit.errors import NotFoundError
 from api.kit.http import json_model, parse_body, parse_query
+from api.licences import service as licences
 from api.sandbox.schemas import (
+    SandboxLicenceStatusIn,
+    SandboxLicenceStatusOut,
     SandboxPushList,
     SandboxPushOut,
     SandboxPushQuery,
@@ -24,6 +27,7 @@ from api.sandbox.schemas import (
     SandboxWeChatMessageOut,
     SandboxWeChatMessageQuery,
 )
+from integrations.elicence.sandbox import SandboxLibrary
 from integrations.push.sandbox import SandboxPush
 from integrations.sms.sandbox import SandboxSms
 from integrations.wechat.sandbox import SandboxWeChat
@@ -104,3 +108,28 @@ async def sent_wechat_messages(request: Request) -> HTTPResponse:
     query = parse_query(request, SandboxWeChatMessageQuery)
     messages = await wechat.messages_to(query.openid)
     return json_model(SandboxWeChatMessageList(items=[SandboxWeChatMessageOut(**m) for m in messages]))
+
+
+@bp.post("/licences/<licence_id:id>/status")
+@documented(
+    "沙箱电子证照库：吊销、暂扣或恢复一本证照(仅内嵌模式)；默认如真实证照库一样在 status_ttl 秒内生效",
+    tag="sandbox",
+    body=SandboxLicenceStatusIn,
+    ok=SandboxLicenceStatusOut,
+    errors=(404,),
+)
+@public
+async def set_licence_status(request: Request, licence_id: int) -> HTTPResponse:
+    lic = request.app.ctx.services.licences
+    library = _sandbox(request, lic.library, SandboxLibrary)
+    body = parse_body(request, SandboxLicenceStatusIn)
+    library_id = await licences.library_id_of(licence_id)
+    if library_id is None:
+        raise NotFoundError("没有这本证照")
+    try:
+        library.set_status(library_id, body.status)
+    except KeyError:
+        raise NotFoundError("沙箱证照库中没有这本证照") from None
+    if body.at_once:
+        await licences.forget_reads(lic, licence_id)
+    return json_model(SandboxLicenceStatusOut(licence_id=licence_id, status=body.status))

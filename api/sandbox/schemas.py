@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.kit.http import QueryModel
@@ -70,3 +72,17 @@ class SandboxWeChatMessageList(BaseModel):
 
 class SandboxWeChatMessageQuery(QueryModel):
     openid: str = Field(min_length=6, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+
+
+class SandboxLicenceStatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["valid", "revoked", "suspended"]
+    # true: our cached read goes too, so the change shows at once; false: as the real library would, within
+    # licences.status_ttl seconds
+    at_once: bool = Field(False, strict=True)
+
+
+class SandboxLicenceStatusOut(BaseModel):
+    licence_id: int
+    status: str

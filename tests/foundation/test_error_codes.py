@@ -101,6 +101,12 @@ CODES: dict[str, set[int]] = {
     "device_not_found": {404},
     "announcement_not_found": {404},
     "announcement_started": {409},
+    # e-licences, API keys
+    "licence_not_found": {404},
+    "issuer_untrusted": {409},
+    "licence_not_valid": {409},
+    "presentation_refused": {422},
+    "api_key_not_found": {404},
 }
 
 # codes more than one class answers with, and why

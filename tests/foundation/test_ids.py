@@ -71,7 +71,10 @@ async def test_the_largest_ids_reach_the_handler_and_no_query_fails(client, app,
             continue
         path = fill(template, {name: str(ID_LABELS[label]) for name, label in ids.items()})
         r = await client.request(method, path)
-        assert r.status_code == 401, (method, path, r.text)  # the route matched: sign-in is asked
+        if "/sandbox/" in path:  # public (embedded mode's sandboxes): the route matched, the body is asked
+            assert r.status_code == 415, (method, path, r.text)
+        else:
+            assert r.status_code == 401, (method, path, r.text)  # the route matched: sign-in is asked
         kwargs = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
         r = await client.request(method, path, headers=admin.headers, **kwargs)
         assert r.status_code < 500, (method, path, r.status_code, r.text)

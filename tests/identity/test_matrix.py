@@ -79,6 +79,15 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("GET", "/api/v1/work/applications/<application_id:id>/materials/<material_id:id>"): Sample(
         params={"application_id": 1, "material_id": 1}
     ),
+    ("DELETE", "/api/v1/admin/api-keys/<key_id:id>"): Sample(params={"key_id": 1}),
+    ("POST", "/api/v1/admin/api-keys"): Sample(json={"name": "矩阵测试系统", "scopes": ["licences:verify"]}),
+    ("GET", "/api/v1/licences/<licence_id:id>"): Sample(params={"licence_id": 1}),
+    ("POST", "/api/v1/licences/<licence_id:id>/presentations"): Sample(params={"licence_id": 1}, json={}),
+    ("GET", "/api/v1/licences/<licence_id:id>/verifications"): Sample(params={"licence_id": 1}),
+    ("POST", "/api/v1/licence-verifications"): Sample(json={"token": "YL1:not-a-token"}),
+    ("POST", "/api/v1/sandbox/licences/<licence_id:id>/status"): Sample(
+        params={"licence_id": 1}, json={"status": "revoked"}
+    ),
     # catalogue (public)
     ("GET", "/api/v1/items/<code:str>"): Sample(params={"code": "360500-MZ-001"}),
     ("GET", "/api/v1/points/<code:str>"): Sample(params={"code": "P360502001001"}),

@@ -41,7 +41,10 @@ def item(code: str, name: str, department: str = "civil", **over: Any) -> dict[s
             {"step": "受理", "description": "社区便民服务站受理"},
             {"step": "决定", "description": "部门审核决定"},
         ],
-        "materials": [material("M01"), material("M02", name="户口簿", form="copy")],
+        "materials": [
+            material("M01", licence_type="id_card"),
+            material("M02", name="户口簿", form="copy", licence_type="household_register"),
+        ],
     }
     row.update(over)
     return row
