@@ -82,7 +82,13 @@ BENCH_ENV = {
     "YWT_SECURITY__TOKEN_MAX_PER_IP_PER_MINUTE": "100000",
     "YWT_SECURITY__TOKEN_MAX_PER_PHONE_PER_HOUR": "100000",
     "YWT_SECURITY__REAL_NAME_MAX_PER_DAY": "100000",
+    # the licence scenarios measure the verification and the presentation, not their rate limits (which still
+    # run: two moving-window hits per verification, one per presentation)
+    "YWT_LICENCES__VERIFY_PER_MINUTE": "100000000",
+    "YWT_LICENCES__VERIFY_PER_IP_PER_MINUTE": "100000000",
+    "YWT_LICENCES__PRESENTATIONS_PER_HOUR": "100000000",
 }
+CLERK_PHONE = "13700000101"  # the first demo window clerk
 
 
 class BenchError(Exception):
@@ -257,6 +263,60 @@ def verified_zhang(base: str, seconds: int) -> Prepared:
             "body": json.dumps(SUBMIT_BODY, ensure_ascii=False),
         },
     )
+
+
+def _zhang_licence(base: str) -> tuple[dict, int]:
+    """张三 verified (level 2) and the id of his ID card among his e-licences."""
+    tokens = sms_sign_in(base, ZHANG["phone"])
+    if tokens["account"].get("real_name_level", 0) < 2:
+        body = {"name": ZHANG["name"], "id_number": ZHANG["id_number"]}
+        expect(
+            "real-name check of 张三",
+            *http_json("POST", base + "/api/v1/me/real-name", body, bearer(tokens)),
+            200,
+        )
+        refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+        tokens = expect("token refresh", *http_json("POST", base + "/api/v1/auth/token", refresh), 200)
+    listed = expect(
+        "张三's licences", *http_json("GET", base + "/api/v1/licences", headers=bearer(tokens)), 200
+    )
+    card = next((i for i in listed.get("items") or [] if i["type"] == "id_card"), None)
+    if card is None:
+        raise BenchError("张三 has no ID card in the e-licence sandbox")
+    return tokens, card["id"]
+
+
+PRESENT_BODY = {"fields": ["holder", "number", "validity"]}
+
+
+def licence_holder(base: str, seconds: int) -> Prepared:
+    """张三 presenting his ID card (one presentation checked)."""
+    tokens, licence_id = _zhang_licence(base)
+    url = f"{base}/api/v1/licences/{licence_id}/presentations"
+    expect("a presentation", *http_json("POST", url, PRESENT_BODY, bearer(tokens)), 201)
+    return Prepared(
+        headers=bearer(tokens), values={"licence": str(licence_id), "body": json.dumps(PRESENT_BODY)}
+    )
+
+
+def licence_verifier(base: str, seconds: int) -> Prepared:
+    """A window clerk verifying one presentation of 张三's ID card (good for 3 minutes: the warm-up and the
+    run fit in it); each verification is one audit row."""
+    tokens, licence_id = _zhang_licence(base)
+    url = f"{base}/api/v1/licences/{licence_id}/presentations"
+    shown = expect("a presentation", *http_json("POST", url, PRESENT_BODY, bearer(tokens)), 201)
+    if seconds + WARMUP_SECONDS > 170:
+        raise BenchError("licence_verify: a presentation lasts 180 s; run it for at most 160 s")
+    grant = {"grant_type": "password", "phone": CLERK_PHONE, "password": DEMO_PASSWORD, "channel": "app"}
+    status, clerk = http_json("POST", base + "/api/v1/auth/token", grant)
+    expect(f"window clerk {CLERK_PHONE} sign-in (demo staff seeded?)", status, clerk, 200)
+    body = {"token": shown["token"]}
+    answer = expect(
+        "a verification", *http_json("POST", base + "/api/v1/licence-verifications", body, bearer(clerk)), 200
+    )
+    if answer.get("valid") is not True:
+        raise BenchError(f"the bench presentation does not verify: {answer}")
+    return Prepared(headers=bearer(clerk), values={"body": json.dumps(body)})
 
 
 # WeChat's callback in safe mode, as WeChat's servers make it (api/wechat/callback.py checks every part):
@@ -460,6 +520,26 @@ SCENARIOS: list[Scenario] = [
         setup=wechat_callback,
         goal_ratio=0.2,
         goal_p99_ms=100,
+        writes=True,
+    ),
+    # issue 12: a verification (token, status from the Redis copy of the last read, an audit row), and a
+    # presentation (token and its QR code as SVG)
+    Scenario(
+        "licence_verify",
+        "/api/v1/licence-verifications",
+        script="post.lua",
+        script_args=("{body}",),
+        setup=licence_verifier,
+        goal_rps={"postgres": 1000},
+        writes=True,
+    ),
+    Scenario(
+        "licence_present",
+        "/api/v1/licences/{licence}/presentations",
+        script="post.lua",
+        script_args=("{body}",),
+        setup=licence_holder,
+        goal_rps={"postgres": 200},
         writes=True,
     ),
 ]
