@@ -126,6 +126,7 @@ class CategoryChoices(BaseModel):
     case_arrived: ChannelChoices | None = None
     complaint_routed: ChannelChoices | None = None
     announcement: ChannelChoices | None = None
+    licence_expiry: ChannelChoices | None = None
 
     def given(self) -> dict[str, dict[str, bool]]:
         """{category: {channel: on}} of what was given."""

@@ -163,6 +163,8 @@ def test_the_goals_are_issue_9s_table():
         "queue": (0.08, 100, None),
         "submit": (None, None, {"postgres": 600, "sqlite": 300}),
         "wechat_callback": (0.2, 100, None),
+        "licence_verify": (None, None, {"postgres": 1000}),
+        "licence_present": (None, None, {"postgres": 200}),
     }
 
 
