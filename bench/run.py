@@ -242,8 +242,8 @@ def queue_grid_worker(base: str, seconds: int) -> Prepared:
     return Prepared(headers=bearer(tokens), values={"point": QUEUE_POINT})
 
 
-def verified_zhang(base: str, seconds: int) -> Prepared:
-    """张三 signed in, real name verified, and a token that carries level 2; one submission checked."""
+def _level_2_zhang(base: str) -> dict:
+    """张三 signed in, his real name verified, with a token that carries level 2: the token answer."""
     tokens = sms_sign_in(base, ZHANG["phone"])
     if tokens["account"].get("real_name_level", 0) < 2:
         body = {"name": ZHANG["name"], "id_number": ZHANG["id_number"]}
@@ -254,6 +254,12 @@ def verified_zhang(base: str, seconds: int) -> Prepared:
         )
         refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
         tokens = expect("token refresh", *http_json("POST", base + "/api/v1/auth/token", refresh), 200)
+    return tokens
+
+
+def verified_zhang(base: str, seconds: int) -> Prepared:
+    """张三 signed in, real name verified, and a token that carries level 2; one submission checked."""
+    tokens = _level_2_zhang(base)
     headers = {**bearer(tokens), "Idempotency-Key": f"bench-check-{os.getpid()}-{time.time_ns()}"}
     expect("a first submission", *http_json("POST", base + "/api/v1/applications", SUBMIT_BODY, headers), 201)
     return Prepared(
@@ -267,16 +273,7 @@ def verified_zhang(base: str, seconds: int) -> Prepared:
 
 def _zhang_licence(base: str) -> tuple[dict, int]:
     """张三 verified (level 2) and the id of his ID card among his e-licences."""
-    tokens = sms_sign_in(base, ZHANG["phone"])
-    if tokens["account"].get("real_name_level", 0) < 2:
-        body = {"name": ZHANG["name"], "id_number": ZHANG["id_number"]}
-        expect(
-            "real-name check of 张三",
-            *http_json("POST", base + "/api/v1/me/real-name", body, bearer(tokens)),
-            200,
-        )
-        refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
-        tokens = expect("token refresh", *http_json("POST", base + "/api/v1/auth/token", refresh), 200)
+    tokens = _level_2_zhang(base)
     listed = expect(
         "张三's licences", *http_json("GET", base + "/api/v1/licences", headers=bearer(tokens)), 200
     )

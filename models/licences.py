@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from tortoise import fields
-from tortoise.expressions import Q
+from tortoise.expressions import F, Q
 from tortoise.models import Model
 
 
@@ -98,12 +98,15 @@ async def own_licence(account_id: int, licence_id: int) -> Licence | None:
 
 async def expiring(until: date, today: date, limit: int) -> list[Licence]:
     """Licences ending between today and `until` whose end was not told of yet, oldest end first."""
-    rows = (
-        await Licence.filter(valid_until__gte=today, valid_until__lte=until)
+    return (
+        await Licence.filter(
+            Q(expiry_told__isnull=True) | ~Q(expiry_told=F("valid_until")),
+            valid_until__gte=today,
+            valid_until__lte=until,
+        )
         .order_by("valid_until", "id")
-        .limit(limit * 4)
+        .limit(limit)
     )
-    return [row for row in rows if row.expiry_told != row.valid_until][:limit]
 
 
 async def told_expiry(licence_id: int, valid_until: date) -> bool:

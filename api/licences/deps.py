@@ -23,13 +23,12 @@ class Licences:
     # every algorithm a token may name, by its byte (tokens.read picks the signer)
     signers: dict[int, Signer] = field(default_factory=dict)
 
+    # /.well-known/licence-keys.json: the public keys that sign presentations, as a JWKS (made once)
+    keys_body: bytes = b""
+
     def __post_init__(self) -> None:
         self.signers.setdefault(self.signer.alg, self.signer)
-
-    @property
-    def keys_body(self) -> bytes:
-        """/.well-known/licence-keys.json: the public keys that sign presentations, as a JWKS."""
-        return orjson.dumps(self.signer.jwks())
+        self.keys_body = orjson.dumps(self.signer.jwks())
 
 
 def build_licences(

@@ -470,13 +470,14 @@ async def verifications(
     items = []
     for row in rows:
         role = row["verifier_role"]
-        who = row["key_name"] if role == "api_key" else (row.get("department") or "")
         label = ROLE_NAMES.get(role, role)
+        # a system by its key's name; a person by his role, after his department when he has one
+        who = row["key_name"] if role == "api_key" else f"{row['department'] or ''} {label}".strip()
         items.append(
             VerificationRecord(
                 id=row["id"],
                 at=row["created_at"],
-                verifier=f"{who} {label}".strip() if who and role != "api_key" else (who or label),
+                verifier=who or label,
                 verifier_role=role,
                 valid=row["valid"],
                 reason=row["reason"],

@@ -73,26 +73,38 @@ def _id(type_code: str, id_number: str, n: int = 1) -> str:
     return "LIC" + hashlib.sha256(f"{type_code}:{id_number}:{n}".encode()).hexdigest()[:20].upper()
 
 
+def _licence(
+    person: dict[str, str],
+    type_code: str,
+    issuer: str,
+    number: str,
+    start: date,
+    end: date | None,
+    data: dict[str, str],
+) -> LibraryLicence:
+    return LibraryLicence(
+        id=_id(type_code, person["id_number"]),
+        type=type_code,
+        issuer=issuer,
+        issuer_name=_ISSUERS[issuer],
+        number=number,
+        holder_name=person["name"],
+        holder_id_number=person["id_number"],
+        valid_from=start,
+        valid_until=end,
+        data=data,
+    )
+
+
 def _licences_of(person: dict[str, str]) -> list[LibraryLicence]:
-    name, idn = person["name"], person["id_number"]
+    idn = person["id_number"]
     born = date.fromisoformat(person["birth_date"])
     district = idn[:6]
 
     def make(
         type_code: str, issuer: str, number: str, start: date, end: date | None, **data: str
     ) -> LibraryLicence:
-        return LibraryLicence(
-            id=_id(type_code, idn),
-            type=type_code,
-            issuer=issuer,
-            issuer_name=_ISSUERS[issuer],
-            number=number,
-            holder_name=name,
-            holder_id_number=idn,
-            valid_from=start,
-            valid_until=end,
-            data=data,
-        )
+        return _licence(person, type_code, issuer, number, start, end, data)
 
     card_from = date(max(born.year + 26, 2016), born.month, min(born.day, 28))
     card_until = None if born.year < 1980 else date(card_from.year + 20, card_from.month, card_from.day)
@@ -254,21 +266,7 @@ def sandbox_licences(today: date | None = None) -> list[LibraryLicence]:
     for person in SANDBOX_PEOPLE:
         idn = person["id_number"]
         mine = _licences_of(person)
-        for type_code, issuer, number, start, end, data in _EXTRA.get(idn, []):
-            mine.append(
-                LibraryLicence(
-                    id=_id(type_code, idn),
-                    type=type_code,
-                    issuer=issuer,
-                    issuer_name=_ISSUERS[issuer],
-                    number=number,
-                    holder_name=person["name"],
-                    holder_id_number=idn,
-                    valid_from=start,
-                    valid_until=end,
-                    data=data,
-                )
-            )
+        mine += [_licence(person, *extra) for extra in _EXTRA.get(idn, [])]
         for record in mine:
             if _EXPIRING.get(idn) == record.type:
                 record = dataclasses.replace(record, valid_until=today + timedelta(days=EXPIRING_IN_DAYS))
