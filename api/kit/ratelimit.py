@@ -8,12 +8,17 @@ after the hits that filled its window, not after its last refusal.
 limits' redis-py storage runs on our own client's connection pool: the same Redis (fakeredis in embedded
 mode), the same timeouts, no second pool. Redis down means the limiter fails closed: redis-py's
 ConnectionError or TimeoutError reaches the error handler, which answers 503.
+
+A hot route that needs several limits and a few keys in one round trip takes each hit as a command
+(`hit_command`: limits' own script by its SHA, on limits' own key) to send with its other commands
+(`AccountVersions.together`), and hands each reply to `settle`. The count is the one `hit` keeps.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from typing import Any
 from urllib.parse import quote
 
 from limits import RateLimitItem, RateLimitItemPerSecond
@@ -66,10 +71,27 @@ class RateLimiter:
     async def hit(self, name: str, subject: str, limit: int, window: int) -> None:
         """Count one attempt; raise 429 with Retry-After when `limit` attempts already passed in the last
         `window` seconds. Retry-After is when the oldest of them leaves the window."""
-        item, who = self._item(limit, window), self._who(name, subject)
-        if await self._window.hit(item, *who):
+        counted = await self._window.hit(self._item(limit, window), *self._who(name, subject))
+        await self.settle(name, subject, limit, window, counted)
+
+    def hit_command(self, name: str, subject: str, limit: int, window: int) -> tuple[Any, ...] | None:
+        """The command that counts one attempt as `hit` does (limits' moving-window script, called by its SHA,
+        with limits' own key and arguments), for a caller sending it together with others; its reply goes to
+        `settle`. A Redis that does not hold the script yet answers NOSCRIPT: the caller then uses `hit`,
+        which loads it. None when this version of limits keeps its script elsewhere (use `hit`)."""
+        bridge = getattr(self._window.storage, "bridge", None)
+        sha = getattr(getattr(bridge, "lua_acquire_moving_window", None), "sha", None)
+        if bridge is None or not isinstance(sha, str):
+            return None
+        item = self._item(limit, window)
+        key = bridge.prefixed_key(item.key_for(*self._who(name, subject)))
+        return ("EVALSHA", sha, 1, key, time.time(), item.amount, item.get_expiry(), 1)
+
+    async def settle(self, name: str, subject: str, limit: int, window: int, reply: Any) -> None:
+        """The answer of a `hit_command`'s reply: nothing when the attempt was counted, else 429 as `hit`."""
+        if reply:  # the script's true is 1, its false is nil
             return
-        stats = await self._window.get_window_stats(item, *who)
+        stats = await self._window.get_window_stats(self._item(limit, window), *self._who(name, subject))
         raise TooManyRequests(retry_after=max(1, math.ceil(stats.reset_time - time.time())))
 
     async def reset(self, name: str, subject: str, limit: int, window: int) -> None:

@@ -35,6 +35,7 @@ DeadlineStatus = Literal["normal", "warning", "overdue"]
 
 log = logging.getLogger("ywt.workdays")
 
+_REMEMBERED_DAYS = 20_000  # some 55 years of days; more and the memory is cleared
 _ONE_DAY = timedelta(days=1)
 
 
@@ -111,6 +112,7 @@ class WorkCalendar:
         self._config_years = frozenset(d.year for d in holidays | workdays)
         self.end_of_day = end_of_day
         self._covered: dict[int, bool] = {}
+        self._days: dict[date, bool] = {}  # is_workday's answers: the table and the config never change
         self._warned_years: set[int] = set()
         ignored = sorted(d for d in holidays | workdays if self._covers(d.year))
         if ignored:
@@ -139,8 +141,20 @@ class WorkCalendar:
 
     def is_workday(self, d: date) -> bool:
         """Whether offices work on `d`: the official table when chinese_calendar has the year; otherwise the
-        configured extra holidays (off) and make-up workdays (on), else Monday to Friday."""
+        configured extra holidays (off) and make-up workdays (on), else Monday to Friday.
+
+        Answers are remembered (chinese_calendar checks its argument on every call, and the deadline watch
+        asks about the same few weeks for every open case on each pass)."""
+        known = self._days.get(d) if type(d) is date else None
+        if known is not None:
+            return known
         d = _plain_date(d, "d")
+        if len(self._days) >= _REMEMBERED_DAYS:
+            self._days.clear()
+        answer = self._days[d] = self._day_is_workday(d)
+        return answer
+
+    def _day_is_workday(self, d: date) -> bool:
         if self._covers(d.year):
             return bool(chinese_calendar.is_workday(d))
         if d.year not in self._config_years and d.year not in self._warned_years:

@@ -22,9 +22,10 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import orjson
+from redis.exceptions import NoScriptError, ResponseError
 
 from api.identity import service as identity
 from api.kit import clock
@@ -107,7 +108,10 @@ def _one_key(licence_id: int) -> str:
 
 
 async def _load(lic: Licences, key: str) -> dict[str, Any] | None:
-    sealed = await lic.kernel.redis.get(key)
+    return _unseal(lic, key, await lic.kernel.redis.get(key))
+
+
+def _unseal(lic: Licences, key: str, sealed: bytes | None) -> dict[str, Any] | None:
     if sealed is None:
         return None
     try:
@@ -218,13 +222,19 @@ class Read:
 
 
 async def _read_one(
-    lic: Licences, licence_id: int, *, allow_stale: bool, row: db.Licence | None = None
+    lic: Licences,
+    licence_id: int,
+    *,
+    allow_stale: bool,
+    row: db.Licence | None = None,
+    sealed: bytes | None | Literal[False] = False,
 ) -> Read | None:
     """One licence by our id (None when we have no such licence), fresh unless `allow_stale` and the library
-    is down; a verification takes it fresh or not at all (UpstreamError / UpstreamTimeout)."""
+    is down; a verification takes it fresh or not at all (UpstreamError / UpstreamTimeout). `sealed` is the
+    cache's entry when the caller has fetched it already (None: there is none)."""
     now = time.time()
     key = _one_key(licence_id)
-    cached = await _load(lic, key)
+    cached = await _load(lic, key) if sealed is False else _unseal(lic, key, sealed)
     if cached is not None and _fresh(lic, cached, now):
         return Read(_record_of(cached["record"]), int(cached["account_id"]), float(cached["read_at"]), False)
     if row is None:
@@ -394,10 +404,16 @@ def _shown(
 
 
 async def verify(lic: Licences, verifier: Verifier, token: str, ip: str) -> VerificationOut:
-    settings = lic.kernel.settings.licences
-    limiter = lic.kernel.limiter
-    await limiter.hit(VERIFY_RATE, verifier.subject, verifier.limit, 60)
-    await limiter.hit(VERIFY_IP_RATE, ip, settings.verify_per_ip_per_minute, 60)
+    hits = (
+        (VERIFY_RATE, verifier.subject, verifier.limit, 60),
+        (VERIFY_IP_RATE, ip, lic.kernel.settings.licences.verify_per_ip_per_minute, 60),
+    )
+    try:
+        shown: tokens.Presentation | None = tokens.read(lic.signers, token)
+    except tokens.BadToken:
+        shown = None
+    # counted whether the token is genuine or not; with the cached licence, in one round trip
+    sealed = await _counted(lic, hits, _one_key(shown.licence_id) if shown is not None else None)
 
     async def record(licence_id: int | None, valid: bool, reason: str | None, mask: int = 0) -> None:
         await db.record_verification(
@@ -409,11 +425,10 @@ async def verify(lic: Licences, verifier: Verifier, token: str, ip: str) -> Veri
             reason=reason,
             fields_mask=mask,
             ip=ip,
+            at=clock.now(),
         )
 
-    try:
-        shown = tokens.read(lic.signers, token)
-    except tokens.BadToken:
+    if shown is None:
         await record(None, False, "forged")
         raise PresentationRefused("forged") from None
     now = time.time()
@@ -428,7 +443,7 @@ async def verify(lic: Licences, verifier: Verifier, token: str, ip: str) -> Veri
         raise PresentationRefused("replayed")
     checked_at = clock.now()
     try:
-        read = await _read_one(lic, shown.licence_id, allow_stale=False)
+        read = await _read_one(lic, shown.licence_id, allow_stale=False, sealed=sealed)
     except UPSTREAM:
         if shown.single_use:  # not used: nothing was verified; the holder may show the same code again
             await redis.delete(_used_key(shown.nonce))
@@ -450,6 +465,30 @@ async def verify(lic: Licences, verifier: Verifier, token: str, ip: str) -> Veri
     answer = _shown(licence, chosen, verifier.role in FULL_VIEW, status)
     await record(shown.licence_id, reason is None, reason, shown.fields)
     return VerificationOut(valid=reason is None, reason=reason, checked_at=checked_at, licence=answer)
+
+
+async def _counted(
+    lic: Licences, hits: tuple[tuple[str, str, int, int], ...], key: str | None
+) -> bytes | None:
+    """Count each of `hits` (429 when one is over its limit) and fetch the cache's entry at `key`, in one
+    round trip on the worker's shared connection (api.kit.ratelimit, `hit_command`); in one call each when
+    Redis does not hold limits' script yet, which that first `hit` loads."""
+    limiter = lic.kernel.limiter
+    commands = [limiter.hit_command(*hit) for hit in hits]
+    fetch = [("GET", key)] if key is not None else []
+    if all(command is not None for command in commands):
+        try:
+            replies = await lic.kernel.versions.together(*[c for c in commands if c is not None], *fetch)
+        except ResponseError as exc:
+            if not (isinstance(exc, NoScriptError) or "NOSCRIPT" in str(exc)):
+                raise
+        else:
+            for hit, reply in zip(hits, replies, strict=False):
+                await limiter.settle(*hit, reply)
+            return replies[-1] if key is not None else None
+    for hit in hits:
+        await limiter.hit(*hit)
+    return await lic.kernel.redis.get(key) if key is not None else None
 
 
 async def _known(licence_id: int) -> int | None:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from fakeredis import FakeAsyncRedis, FakeServer
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 
 from api.kit.errors import TooManyRequests
 from api.kit.ratelimit import RateLimiter
@@ -119,6 +120,32 @@ async def test_forget_clears_every_counter_of_one_subject_and_no_other(limiter, 
         for name in ("sms-phone", "token-phone"):
             expected = LIMIT if subject in ("a", "2001:db8::1") else 0
             assert await passed(limiter, LIMIT, name, subject) == expected, (subject, name)
+
+
+async def sent_together(limiter: RateLimiter, subject: str) -> None:
+    """One attempt as a hot route counts it: limits' script in a pipeline with another command, then settled."""
+    command = limiter.hit_command("verify", subject, LIMIT, WINDOW)
+    assert command is not None
+    pipe = limiter.redis.pipeline(transaction=False)
+    pipe.execute_command(*command)
+    pipe.get("lic:one:1")
+    counted, _ = await pipe.execute()
+    await limiter.settle("verify", subject, LIMIT, WINDOW, counted)
+
+
+async def test_a_hit_sent_with_other_commands_is_counted_where_hit_counts(limiter, clock):
+    # a Redis that never ran limits' script refuses it by its SHA, and nothing is counted
+    with pytest.raises(NoScriptError):
+        await sent_together(limiter, "key-1")
+    assert await passed(limiter, 1, "verify", "key-1") == 1  # hit loads the script
+    for _ in range(LIMIT - 1):
+        await sent_together(limiter, "key-1")
+    assert await passed(limiter, 1, "verify", "key-1") == 0  # the one window holds all five
+    clock.now += 10
+    with pytest.raises(TooManyRequests) as refused:
+        await sent_together(limiter, "key-1")
+    assert refused.value.headers["Retry-After"] == str(WINDOW - 10)
+    await sent_together(limiter, "key-2")  # another subject, another count
 
 
 async def test_redis_down_fails_closed():
