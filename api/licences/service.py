@@ -227,18 +227,21 @@ async def _read_one(
     *,
     allow_stale: bool,
     row: db.Licence | None = None,
+    owner: int | None = None,
     sealed: bytes | None | Literal[False] = False,
 ) -> Read | None:
-    """One licence by our id (None when we have no such licence), fresh unless `allow_stale` and the library
-    is down; a verification takes it fresh or not at all (UpstreamError / UpstreamTimeout). `sealed` is the
-    cache's entry when the caller has fetched it already (None: there is none)."""
+    """One licence by our id (None when we have no such licence, or `owner`'s account has none of that id),
+    fresh unless `allow_stale` and the library is down; a verification takes it fresh or not at all
+    (UpstreamError / UpstreamTimeout). `sealed` is the cache's entry when the caller has fetched it already
+    (None: there is none). A fresh cached read answers without the database: the caller compares its
+    `account_id` with whom it serves."""
     now = time.time()
     key = _one_key(licence_id)
     cached = await _load(lic, key) if sealed is False else _unseal(lic, key, sealed)
     if cached is not None and _fresh(lic, cached, now):
         return Read(_record_of(cached["record"]), int(cached["account_id"]), float(cached["read_at"]), False)
     if row is None:
-        row = await db.licence_by_id(licence_id)
+        row = await (db.licence_by_id(licence_id) if owner is None else db.own_licence(owner, licence_id))
         if row is None:
             return None
     try:
@@ -311,11 +314,10 @@ async def my_licences(lic: Licences, principal: Principal) -> LicenceList:
 async def _own(
     lic: Licences, principal: Principal, licence_id: int, *, allow_stale: bool
 ) -> tuple[Read, LibraryLicence]:
-    row = await db.own_licence(principal.account_id, licence_id)
-    if row is None:
+    read = await _read_one(lic, licence_id, allow_stale=allow_stale, owner=principal.account_id)
+    if read is None or read.account_id != principal.account_id:
         raise LicenceNotFound()
-    read = await _read_one(lic, licence_id, allow_stale=allow_stale, row=row)
-    if read is None or read.record is None or read.account_id != principal.account_id:
+    if read.record is None:
         raise LicenceNotFound("电子证照库中已没有这本证照")
     return read, read.record
 

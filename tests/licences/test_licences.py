@@ -58,18 +58,24 @@ async def test_real_name_first(client, people, library):
     assert_problem(r, 403, "real_name_required")
 
 
-async def test_another_holders_licence_is_not_found(client, zhang, people, library):
+async def test_another_holders_licence_is_not_found(client, app, zhang, people, library, monkeypatch):
     li = await people.resident(LI)
-    hers = await licences_of(client, li.headers)
+    hers = await licences_of(client, li.headers)  # her read of each licence is in our cache now
     mine = await licences_of(client, zhang.headers)
     licence_id = hers["marriage_certificate"]["id"]
-    for method, path in (
-        ("GET", f"{LICENCES}/{licence_id}"),
-        ("POST", f"{LICENCES}/{licence_id}/presentations"),
-        ("GET", f"{LICENCES}/{licence_id}/verifications"),
-    ):
-        r = await client.request(method, path, headers=zhang.headers, json={} if method == "POST" else None)
-        assert_problem(r, 404, "licence_not_found")
+    later = time.time() + app.ctx.settings.licences.status_ttl + 1
+    for moment in (None, later):  # answered from her fresh cached read, then from the database
+        if moment is not None:
+            monkeypatch.setattr(NOW, lambda moment=moment: moment)
+        for method, path in (
+            ("GET", f"{LICENCES}/{licence_id}"),
+            ("POST", f"{LICENCES}/{licence_id}/presentations"),
+            ("GET", f"{LICENCES}/{licence_id}/verifications"),
+        ):
+            r = await client.request(
+                method, path, headers=zhang.headers, json={} if method == "POST" else None
+            )
+            assert_problem(r, 404, "licence_not_found")
     r = await client.get(f"{LICENCES}/{mine['id_card']['id']}", headers=zhang.headers)
     assert r.status_code == 200 and r.json()["holder"] == "张*"
 
