@@ -396,6 +396,17 @@ async def real_name_of(account_id: int) -> RealNameRecord | None:
     return await RealNameRecord.get_or_none(account_id=account_id)
 
 
+async def real_named_after(after_account_id: int, limit: int) -> list[int]:
+    """Active accounts with a real-name record (level 2 or more), by account id after the given one."""
+    rows: list[Any] = (
+        await RealNameRecord.filter(account_id__gt=after_account_id, account__status="active")
+        .order_by("account_id")
+        .limit(limit)
+        .values_list("account_id", flat=True)
+    )
+    return [int(account_id) for account_id in rows]
+
+
 async def real_name_by_id_index(index: str) -> RealNameRecord | None:
     return await RealNameRecord.get_or_none(id_number_index=index).select_related("account")
 

@@ -324,6 +324,11 @@ async def verified_person(ident: Identity, account_id: int) -> tuple[str, str] |
     return name, id_number
 
 
+async def real_named_after(after_account_id: int, limit: int) -> list[int]:
+    """Up to `limit` active real-name-verified accounts after the given id, by id (for a sweep over them)."""
+    return await db.real_named_after(after_account_id, limit)
+
+
 async def wechat_openid_of(account_id: int) -> str | None:
     """The openid of the WeChat bound to this account, if any."""
     return (await db.wechat_openids_of([account_id])).get(account_id)

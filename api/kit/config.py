@@ -135,6 +135,7 @@ class LicencesSection(_Provider):
     # days before its end a licence's holder is told it expires; seconds between two passes of that watch
     expiry_notice_days: int = Field(30, ge=1, le=365)
     expiry_watch_interval: float = Field(3600.0, gt=0)
+    sweep_batch: int = Field(500, ge=1, le=100_000)  # accounts whose licences each expiry pass learns
 
 
 _MENU_TYPES = Literal[

@@ -615,15 +615,51 @@ async def tell_expiring(lic: Licences, *, batch: int = 200) -> int:
     return told
 
 
+SWEEP_CURSOR_KEY = "lic:sweep:after"
+
+
+async def learn_licences(lic: Licences, *, batch: int) -> int:
+    """One step of the sweep that learns the licences of residents who never listed them (so the expiry
+    notice reaches them too): the next `batch` real-name-verified accounts after the last one swept are read
+    from the library and their new licences noted. The place is kept in Redis; after the last account the
+    sweep starts again from the first. The library down ends the step where it stood. Returns how many
+    accounts were read."""
+    redis = lic.kernel.redis
+    after = int(await redis.get(SWEEP_CURSOR_KEY) or 0)
+    accounts = await identity.real_named_after(after, batch)
+    read = 0
+    for account_id in accounts:
+        person = await identity.verified_person(lic.identity, account_id)
+        if person is not None:
+            try:
+                found = await lic.library.licences_of(*person)
+            except UPSTREAM:
+                log.warning("licence sweep: the library is down; going on from here next pass")
+                break
+            await _rows_for(account_id, [r for r in found if _trusted(lic, r, person[1])])
+            read += 1
+        after = account_id
+    else:
+        if len(accounts) < batch:
+            after = 0  # the end: the next step starts from the first account again
+    await redis.set(SWEEP_CURSOR_KEY, after)
+    return read
+
+
 async def expiry_forever(
     lic: Licences, interval: float, stop: asyncio.Event, *, first_after: float = 0.0
 ) -> None:
-    """`tell_expiring` every `interval` seconds (the first after `first_after`) until `stop` is set; a failing
-    pass is logged and the next one tries again (what it told is marked, so nothing is told twice)."""
+    """A step of `learn_licences`, then `tell_expiring`, every `interval` seconds (the first after
+    `first_after`) until `stop` is set; a failing step or pass is logged and the next one tries again (what it
+    told is marked, so nothing is told twice)."""
     log.info("licence expiry watch started", extra={"fields": {"interval": interval}})
     if await stopped_within(stop, first_after):
         return
     while not stop.is_set():
+        try:
+            await learn_licences(lic, batch=lic.kernel.settings.licences.sweep_batch)
+        except Exception:
+            log.exception("licence sweep step failed")
         try:
             told = await tell_expiring(lic)
             if told:

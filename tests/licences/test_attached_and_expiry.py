@@ -104,3 +104,24 @@ async def test_a_licence_revoked_before_the_pass_is_not_told_as_expiring(client,
     assert await licences.tell_expiring(app.ctx.services.licences) == 0
     assert not await Notification.filter(kind="licence_expiry").exists()
     assert mine["social_security_card"]["status"] == "valid"
+
+
+async def test_a_resident_who_never_looked_is_told_once_the_sweep_reached_him(
+    client, app, zhang, people, library
+):
+    lic = app.ctx.services.licences
+    await lic.kernel.redis.delete(licences.SWEEP_CURSOR_KEY)  # the sweep from the first account
+    li = await people.resident(LI)
+    assert await licences.tell_expiring(lic) == 0  # neither has opened the list: nothing known
+    library.down = True
+    assert await licences.learn_licences(lic, batch=1) == 0  # the library down: the sweep waits there
+    library.down = False
+    assert await licences.learn_licences(lic, batch=1) == 1  # 张三, made level 2 first
+    assert await licences.tell_expiring(lic) == 1
+    assert await licences.learn_licences(lic, batch=1) == 1  # 李娟
+    assert await licences.tell_expiring(lic) == 1
+    told = await Notification.filter(kind="licence_expiry").values_list("account_id", flat=True)
+    assert sorted(told) == sorted([zhang.id, li.id])
+    assert await licences.learn_licences(lic, batch=1) == 0  # past the last one: from the first again
+    assert await licences.learn_licences(lic, batch=10) == 2
+    assert await licences.tell_expiring(lic) == 0  # each told once
