@@ -3,7 +3,7 @@ material; the case holds a reference, checked when attached) and the 30-day expi
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
@@ -100,10 +100,12 @@ async def test_the_holder_is_told_30_days_before_a_licence_ends_once(client, app
 
 async def test_a_licence_revoked_before_the_pass_is_not_told_as_expiring(client, app, zhang, library):
     mine = await licences_of(client, zhang.headers)
+    card = mine["social_security_card"]  # known to us, valid, and ending within the 30 days: it would be told
+    assert card["status"] == "valid"
+    assert date.fromisoformat(card["valid_until"]) <= clock.now().date() + timedelta(days=30)
     library.set_status(library.find("360502198803152015", "social_security_card").id, "revoked")
     assert await licences.tell_expiring(app.ctx.services.licences) == 0
     assert not await Notification.filter(kind="licence_expiry").exists()
-    assert mine["social_security_card"]["status"] == "valid"
 
 
 async def test_a_resident_who_never_looked_is_told_once_the_sweep_reached_him(
