@@ -629,15 +629,17 @@ async def learn_licences(lic: Licences, *, batch: int) -> int:
     accounts = await identity.real_named_after(after, batch)
     read = 0
     for account_id in accounts:
-        person = await identity.verified_person(lic.identity, account_id)
-        if person is not None:
-            try:
+        try:
+            person = await identity.verified_person(lic.identity, account_id)
+            if person is not None:
                 found = await lic.library.licences_of(*person)
-            except UPSTREAM:
-                log.warning("licence sweep: the library is down; going on from here next pass")
-                break
-            await _rows_for(account_id, [r for r in found if _trusted(lic, r, person[1])])
-            read += 1
+                await _rows_for(account_id, [r for r in found if _trusted(lic, r, person[1])])
+                read += 1
+        except UPSTREAM:
+            log.warning("licence sweep: the library is down; going on from here next pass")
+            break
+        except Exception:  # one account's trouble must not hold the sweep at it for ever
+            log.exception("licence sweep: account %d skipped", account_id)
         after = account_id
     else:
         if len(accounts) < batch:

@@ -127,3 +127,23 @@ async def test_a_resident_who_never_looked_is_told_once_the_sweep_reached_him(
     assert await licences.learn_licences(lic, batch=1) == 0  # past the last one: from the first again
     assert await licences.learn_licences(lic, batch=10) == 2
     assert await licences.tell_expiring(lic) == 0  # each told once
+
+
+async def test_one_account_the_sweep_cannot_read_is_skipped_not_stuck_on(
+    client, app, zhang, people, library, monkeypatch
+):
+    lic = app.ctx.services.licences
+    await lic.kernel.redis.delete(licences.SWEEP_CURSOR_KEY)
+    li = await people.resident(LI)
+    real = licences.identity.verified_person
+
+    async def broken_for_zhang(ident, account_id):
+        if account_id == zhang.id:
+            raise ValueError("a record sealed with a key since removed")
+        return await real(ident, account_id)
+
+    monkeypatch.setattr(licences.identity, "verified_person", broken_for_zhang)
+    assert await licences.learn_licences(lic, batch=10) == 1  # 李娟's read; 张三's skipped
+    assert await licences.tell_expiring(lic) == 1
+    told = await Notification.filter(kind="licence_expiry").values_list("account_id", flat=True)
+    assert list(told) == [li.id]
