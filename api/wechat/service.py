@@ -30,7 +30,9 @@ from typing import Any, cast
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import orjson
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.identity import service as identity
 from api.kit import clock
@@ -259,7 +261,9 @@ async def replies_forever(official: Official, stop: asyncio.Event, interval: flo
             busy = report.answered + report.retried + report.given_up > 0
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 — Redis down for a moment: the loop goes on
+        except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis down for a moment: the loop goes on
+            log.warning("wechat: deferred replies pass failed, Redis unavailable: %s", type(exc).__name__)
+        except Exception:  # noqa: BLE001 — a bug on one message: logged whole, the loop goes on
             log.exception("wechat: deferred replies pass failed")
         if busy:
             continue
