@@ -9,22 +9,26 @@ limits' redis-py storage runs on our own client's connection pool: the same Redi
 mode), the same timeouts, no second pool. Redis down means the limiter fails closed: redis-py's
 ConnectionError or TimeoutError reaches the error handler, which answers 503.
 
-A hot route that needs several limits and a few keys in one round trip takes each hit as a command
-(`hit_command`: limits' own script by its SHA, on limits' own key) to send with its other commands
-(`AccountVersions.together`), and hands each reply to `settle`. The count is the one `hit` keeps.
+A hot route that needs several limits and a few keys in one round trip uses `hit_together`: each hit is sent
+as a command (`hit_command`: limits' own script by its SHA, on limits' own key) with the route's other commands
+through the round trip it is given (`AccountVersions.together`), and each reply is judged by `settle`. The
+count is the one `hit` keeps.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
 from urllib.parse import quote
 
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
+from limits.aio.storage.redis.redispy import RedispyBridge
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import ConnectionPool, Redis
+from redis.exceptions import NoScriptError, ResponseError
 
 from api.kit.errors import TooManyRequests
 
@@ -74,18 +78,38 @@ class RateLimiter:
         counted = await self._window.hit(self._item(limit, window), *self._who(name, subject))
         await self.settle(name, subject, limit, window, counted)
 
-    def hit_command(self, name: str, subject: str, limit: int, window: int) -> tuple[Any, ...] | None:
+    def hit_command(self, name: str, subject: str, limit: int, window: int) -> tuple[Any, ...]:
         """The command that counts one attempt as `hit` does (limits' moving-window script, called by its SHA,
         with limits' own key and arguments), for a caller sending it together with others; its reply goes to
-        `settle`. A Redis that does not hold the script yet answers NOSCRIPT: the caller then uses `hit`,
-        which loads it. None when this version of limits keeps its script elsewhere (use `hit`)."""
-        bridge = getattr(self._window.storage, "bridge", None)
-        sha = getattr(getattr(bridge, "lua_acquire_moving_window", None), "sha", None)
-        if bridge is None or not isinstance(sha, str):
-            return None
+        `settle`. A Redis that does not hold the script yet answers NOSCRIPT (`hit` loads it)."""
+        bridge = cast(RedisStorage, self._window.storage).bridge
+        script = cast(RedispyBridge, bridge).lua_acquire_moving_window  # implementation="redispy" above
         item = self._item(limit, window)
         key = bridge.prefixed_key(item.key_for(*self._who(name, subject)))
-        return ("EVALSHA", sha, 1, key, time.time(), item.amount, item.get_expiry(), 1)
+        return ("EVALSHA", script.sha, 1, key, time.time(), item.amount, item.get_expiry(), 1)
+
+    async def hit_together(
+        self,
+        together: Callable[..., Awaitable[list[Any]]],
+        hits: Sequence[tuple[str, str, int, int]],
+        *commands: tuple[Any, ...],
+    ) -> list[Any]:
+        """Count each of `hits` (`hit`'s arguments; 429 when one is over its limit) and run `commands`, in the
+        one round trip `together` makes (AccountVersions.together); the commands' replies, in order. Every hit
+        is counted, even after one is refused. When Redis does not hold limits' script yet, one call each
+        (the first `hit` loads it)."""
+        try:
+            replies = await together(*(self.hit_command(*hit) for hit in hits), *commands)
+        except ResponseError as exc:
+            if not (isinstance(exc, NoScriptError) or "NOSCRIPT" in str(exc)):
+                raise
+        else:
+            for hit, reply in zip(hits, replies, strict=False):
+                await self.settle(*hit, reply)
+            return replies[len(hits) :]
+        for hit in hits:
+            await self.hit(*hit)
+        return [await self.redis.execute_command(*command) for command in commands]
 
     async def settle(self, name: str, subject: str, limit: int, window: int, reply: Any) -> None:
         """The answer of a `hit_command`'s reply: nothing when the attempt was counted, else 429 as `hit`."""

@@ -25,7 +25,6 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
-from redis.exceptions import NoScriptError, ResponseError
 
 from api.identity import service as identity
 from api.kit import clock
@@ -226,7 +225,6 @@ async def _read_one(
     licence_id: int,
     *,
     allow_stale: bool,
-    row: db.Licence | None = None,
     owner: int | None = None,
     sealed: bytes | None | Literal[False] = False,
 ) -> Read | None:
@@ -240,10 +238,9 @@ async def _read_one(
     cached = await _load(lic, key) if sealed is False else _unseal(lic, key, sealed)
     if cached is not None and _fresh(lic, cached, now):
         return Read(_record_of(cached["record"]), int(cached["account_id"]), float(cached["read_at"]), False)
+    row = await (db.licence_by_id(licence_id) if owner is None else db.own_licence(owner, licence_id))
     if row is None:
-        row = await (db.licence_by_id(licence_id) if owner is None else db.own_licence(owner, licence_id))
-        if row is None:
-            return None
+        return None
     try:
         record = await lic.library.licence(row.library_id)
     except UPSTREAM:
@@ -415,7 +412,9 @@ async def verify(lic: Licences, verifier: Verifier, token: str, ip: str) -> Veri
     except tokens.BadToken:
         shown = None
     # counted whether the token is genuine or not; with the cached licence, in one round trip
-    sealed = await _counted(lic, hits, _one_key(shown.licence_id) if shown is not None else None)
+    fetch = [("GET", _one_key(shown.licence_id))] if shown is not None else []
+    replies = await lic.kernel.limiter.hit_together(lic.kernel.versions.together, hits, *fetch)
+    sealed = replies[0] if replies else None
 
     async def record(licence_id: int | None, valid: bool, reason: str | None, mask: int = 0) -> None:
         await db.record_verification(
@@ -467,30 +466,6 @@ async def verify(lic: Licences, verifier: Verifier, token: str, ip: str) -> Veri
     answer = _shown(licence, chosen, verifier.role in FULL_VIEW, status)
     await record(shown.licence_id, reason is None, reason, shown.fields)
     return VerificationOut(valid=reason is None, reason=reason, checked_at=checked_at, licence=answer)
-
-
-async def _counted(
-    lic: Licences, hits: tuple[tuple[str, str, int, int], ...], key: str | None
-) -> bytes | None:
-    """Count each of `hits` (429 when one is over its limit) and fetch the cache's entry at `key`, in one
-    round trip on the worker's shared connection (api.kit.ratelimit, `hit_command`); in one call each when
-    Redis does not hold limits' script yet, which that first `hit` loads."""
-    limiter = lic.kernel.limiter
-    commands = [limiter.hit_command(*hit) for hit in hits]
-    fetch = [("GET", key)] if key is not None else []
-    if all(command is not None for command in commands):
-        try:
-            replies = await lic.kernel.versions.together(*[c for c in commands if c is not None], *fetch)
-        except ResponseError as exc:
-            if not (isinstance(exc, NoScriptError) or "NOSCRIPT" in str(exc)):
-                raise
-        else:
-            for hit, reply in zip(hits, replies, strict=False):
-                await limiter.settle(*hit, reply)
-            return replies[-1] if key is not None else None
-    for hit in hits:
-        await limiter.hit(*hit)
-    return await lic.kernel.redis.get(key) if key is not None else None
 
 
 async def _known(licence_id: int) -> int | None:
@@ -562,11 +537,10 @@ async def check_attached(
     """An e-licence the applicant attaches for a material (免提交): his own, of the type the material takes,
     its issuer's signature good and trusted, valid now as the library says (read fresh: 502/504 when it
     cannot be asked). 422 on `field` for a licence not his or of another type; 409 licence_not_valid."""
-    row = await db.own_licence(account_id, licence_id)
-    if row is None:
+    read = await _read_one(lic, licence_id, allow_stale=False, owner=account_id)
+    if read is None or read.account_id != account_id:
         raise invalid(field, "没有这本电子证照")
-    read = await _read_one(lic, licence_id, allow_stale=False, row=row)
-    if read is None or read.record is None:
+    if read.record is None:
         raise invalid(field, "电子证照库中已没有这本证照")
     record = read.record
     if record.type != licence_type:
